@@ -1,0 +1,95 @@
+"""Command line interface: ``graphprune <command> ...``.
+
+This package is the only place that prints. Each command lives in its own module exposing
+``register(subparsers)``; the module's parser sets ``func`` to a callable ``(args) -> int``.
+Errors derived from :class:`graphprune.errors.GraphPruneError` become one line on stderr and
+their documented exit code; anything else is reported as an internal error (exit 70), with the
+traceback only under ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE, GraphPruneError
+
+#: command modules, in the order they appear in ``--help``
+COMMANDS = ("inspect", "prune", "plan", "apply", "fold", "validate", "profile", "sensitivity")
+
+EPILOG = """examples:
+  graphprune inspect model.onnx
+  graphprune prune model.onnx -o slim.onnx --ratio 0.3
+  graphprune fold model.onnx -o folded.onnx
+  graphprune validate model.onnx slim.onnx --samples 8
+  graphprune profile model.onnx --compare slim.onnx --bench
+
+exit codes:
+""" + "\n".join(f"  {code:<3} {text}" for code, text in EXIT_CODES.items())
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so usage errors share the one-line format."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise _UsageExit(f"{self.prog}: {message}")
+
+
+class _UsageExit(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="graphprune", description="Structured pruning, BatchNorm folding and validation for ONNX models.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    from .. import __version__
+    parser.add_argument("--version", action="version", version=f"graphprune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".{name}_cmd", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.endswith(f"{name}_cmd"):
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except _UsageExit as exc:
+        print(f"graphprune: usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except GraphPruneError as exc:
+        if debug:
+            raise
+        print(f"graphprune: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("graphprune: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
+        if debug:
+            raise
+        print(f"graphprune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""A read-only index over an ``onnx.ModelProto``: producers, consumers, constants, shapes.
+
+Analysis, scoring and planning read the model only through this index; they never mutate it.
+Tensors and nodes are keyed by name (node names are made unique by normalization).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+log = logging.getLogger(__name__)
+
+Shape = tuple  # tuple of int | None (None: unknown or symbolic dimension)
+
+#: initializers larger than this are stripped of data before shape inference (speed)
+_INFERENCE_KEEP_ELEMENTS = 4096
+
+
+@dataclass(frozen=True)
+class Use:
+    """One input slot of one node: ``node.input[index]``."""
+
+    node: str
+    index: int
+
+
+def _dims(type_proto: onnx.TypeProto) -> Shape | None:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    out = []
+    for d in type_proto.tensor_type.shape.dim:
+        out.append(d.dim_value if d.HasField("dim_value") else None)
+    return tuple(out)
+
+
+def _numel(dims) -> int:
+    n = 1
+    for d in dims:
+        n *= d
+    return n
+
+
+def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
+    """Shape inference on a data-less copy of the model: tensor name -> (shape, elem_type)."""
+    light = onnx.ModelProto()
+    _copy_without_weights(model, light)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
+        log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
+        inferred = light
+    result: dict[str, tuple[Shape | None, int]] = {}
+    graph = inferred.graph
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        shape = _dims(vi.type)
+        elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+        prev = result.get(vi.name)
+        if prev is None or (prev[0] is None and shape is not None):
+            result[vi.name] = (shape, elem)
+    for init in model.graph.initializer:
+        result[init.name] = (tuple(init.dims), init.data_type)
+    return result
+
+
+def _copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
+    """Copy everything but the bytes of big initializers (keeps dims and type)."""
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph = light.graph
+    src = model.graph
+    graph.name = src.name
+    graph.node.extend(src.node)
+    graph.input.extend(src.input)
+    graph.output.extend(src.output)
+    graph.value_info.extend(src.value_info)
+    for init in src.initializer:
+        if _numel(init.dims) > _INFERENCE_KEEP_ELEMENTS and init.data_type != onnx.TensorProto.INT64:
+            t = graph.initializer.add()
+            t.name = init.name
+            t.data_type = init.data_type
+            t.dims.extend(init.dims)
+        else:
+            graph.initializer.add().CopyFrom(init)
+
+
+class GraphIndex:
+    """Name-based index of the main graph of a model."""
+
+    def __init__(self, model: onnx.ModelProto, shapes: dict | None = None):
+        self.model = model
+        self.graph = model.graph
+        self.nodes: dict[str, onnx.NodeProto] = {}
+        self.node_order: list[str] = []
+        self.producer: dict[str, str] = {}
+        self.consumers: dict[str, list[Use]] = {}
+        for node in self.graph.node:
+            self.nodes[node.name] = node
+            self.node_order.append(node.name)
+            for i, name in enumerate(node.input):
+                if name:
+                    self.consumers.setdefault(name, []).append(Use(node.name, i))
+            for name in node.output:
+                if name:
+                    self.producer[name] = node.name
+        self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in self.graph.initializer}
+        self.graph_inputs = [i.name for i in self.graph.input if i.name not in self.initializers]
+        self.graph_outputs = [o.name for o in self.graph.output]
+        #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
+        self.initializer_inputs = {i.name for i in self.graph.input if i.name in self.initializers}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._shapes = shapes if shapes is not None else infer_shapes(model)
+
+    # ------------------------------------------------------------------ opsets
+    @cached_property
+    def opsets(self) -> dict[str, int]:
+        out = {}
+        for op in self.model.opset_import:
+            out[op.domain or ""] = op.version
+        if "ai.onnx" in out and "" not in out:
+            out[""] = out["ai.onnx"]
+        return out
+
+    def opset(self, domain: str = "") -> int:
+        return self.opsets.get(domain or "", 0)
+
+    # ------------------------------------------------------------------ tensors
+    def is_constant(self, name: str) -> bool:
+        return name in self.initializers
+
+    def array(self, name: str) -> np.ndarray:
+        """Value of an initializer (cached, read-only)."""
+        arr = self._arrays.get(name)
+        if arr is None:
+            arr = numpy_helper.to_array(self.initializers[name])
+            arr.setflags(write=False)
+            self._arrays[name] = arr
+        return arr
+
+    def shape(self, name: str) -> Shape | None:
+        entry = self._shapes.get(name)
+        return entry[0] if entry else None
+
+    def elem_type(self, name: str) -> int:
+        entry = self._shapes.get(name)
+        return entry[1] if entry else 0
+
+    def rank(self, name: str) -> int | None:
+        s = self.shape(name)
+        return None if s is None else len(s)
+
+    def node_of(self, tensor: str) -> onnx.NodeProto | None:
+        name = self.producer.get(tensor)
+        return self.nodes[name] if name is not None else None
+
+    def uses(self, tensor: str) -> list[Use]:
+        return self.consumers.get(tensor, [])
+
+
+def get_attr(node: onnx.NodeProto, name: str, default=None):
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return default
+
+
+def write_tensor(tensor: onnx.TensorProto, array: np.ndarray) -> None:
+    """Overwrite ``tensor`` in place with ``array`` (keeps its name; no proto copies)."""
+    array = np.asarray(array)
+    tensor.ClearField("dims")
+    for field in ("float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data",
+                  "external_data"):
+        tensor.ClearField(field)
+    tensor.data_location = onnx.TensorProto.DEFAULT
+    tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+    tensor.dims.extend(array.shape)
+    tensor.raw_data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def add_initializer(graph: onnx.GraphProto, name: str, array: np.ndarray) -> onnx.TensorProto:
+    """Append a new initializer built in place (avoids copying big protos)."""
+    tensor = graph.initializer.add()
+    tensor.name = name
+    write_tensor(tensor, array)
+    return tensor
+
+
+def remove_initializers(graph: onnx.GraphProto, names: set[str]) -> int:
+    """Delete initializers by name, in place; returns how many were removed."""
+    if not names:
+        return 0
+    keep_idx = [i for i, t in enumerate(graph.initializer) if t.name not in names]
+    removed = len(graph.initializer) - len(keep_idx)
+    if removed:
+        # delete from the end so indices stay valid; protobuf deletes without copying survivors
+        for i in range(len(graph.initializer) - 1, -1, -1):
+            if graph.initializer[i].name in names:
+                del graph.initializer[i]
+    return removed
