@@ -1,0 +1,120 @@
+"""``graphprune validate REFERENCE CANDIDATE``: compare two models' outputs on the same inputs.
+
+Exit 0 when every output is within tolerance, 1 when not (the table shows the worst output
+first). :func:`add_validation_arguments` and :func:`validation_kwargs` are shared with the
+commands that validate their own output (prune, fold); :func:`add_report_argument` with every
+command that writes a report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import UsageError, ValidationFailed
+from ..progress import bars_visible
+from ..report import check_report_path, write_report
+from ..validate import parse_input_shapes, validate
+from ..validate.data import CHANNEL_ORDERS, LAYOUTS
+
+
+def _floats(text: str) -> list[float]:
+    """argparse type: ``0.485,0.456,0.406`` (argparse turns the error into a usage error)."""
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _size(text: str) -> tuple[int, int]:
+    """argparse type: ``224`` or ``224x160``."""
+    try:
+        dims = [int(v) for v in text.lower().replace(",", "x").split("x")]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected H or HxW, got {text!r}") from exc
+    if len(dims) not in (1, 2) or min(dims) <= 0:
+        raise argparse.ArgumentTypeError(f"expected one or two positive integers (H or HxW), got {text!r}")
+    return (dims[0], dims[-1])
+
+
+def add_input_shape_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-shape", action="append", metavar="NAME:DIMS", default=None,
+                        help="fix an input's shape, e.g. input:1x3x224x224 (repeat per input; "
+                             "needed for dynamic dims other than batch, which defaults to 1)")
+
+
+def add_report_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report", metavar="FILE", help="also write a report: FILE.json (data) or "
+                        "FILE.html (one self-contained page)")
+
+
+def add_validation_arguments(parser: argparse.ArgumentParser, *, samples_help: str | None = None) -> None:
+    """Data, tolerance and sample options of validation (also used by prune and fold)."""
+    group = parser.add_argument_group("validation inputs and tolerances")
+    group.add_argument("--data", metavar="PATH", help="inputs: .npz (arrays named after the inputs), .npy "
+                       "(one-input models) or a folder of images; default: seeded random inputs")
+    group.add_argument("--samples", type=int, default=None, metavar="N",
+                       help=samples_help or "number of samples (default: 4 random ones, or all of --data)")
+    group.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    add_input_shape_argument(group)
+    group.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
+    group.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
+    images = parser.add_argument_group("image folders (--data DIR)")
+    images.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
+                        "model channel order (e.g. 0.485,0.456,0.406)")
+    images.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
+    images.add_argument("--size", type=_size, metavar="H[xW]", help="resize to H x W (default: the input's size)")
+    images.add_argument("--layout", choices=LAYOUTS, default="NCHW", type=str.upper, help="default NCHW")
+    images.add_argument("--channel-order", choices=CHANNEL_ORDERS, default="RGB", type=str.upper,
+                        help="default RGB")
+
+
+def validation_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`graphprune.validate.validate` from parsed options."""
+    image_options = {"mean": args.mean, "std": args.std, "size": args.size, "layout": args.layout,
+                     "channel_order": args.channel_order}
+    if args.data is None and any(image_options[k] is not None for k in ("mean", "std", "size")):
+        raise UsageError("--mean/--std/--size apply to an image folder given with --data")
+    return {"data": args.data, "samples": args.samples, "input_shapes": parse_input_shapes(args.input_shape),
+            "rtol": args.rtol, "atol": args.atol, "seed": args.seed, "progress": bars_visible(),
+            "image_options": image_options}
+
+
+def failure_message(report) -> str:
+    """One line naming the worst output and how far it is from the tolerance."""
+    worst = report.output(report.worst) if report.worst else None
+    if worst is None:
+        return "validation failed: " + ("; ".join(report.notes) or "no outputs to compare")
+    if worst.problem and worst.violation == float("inf"):
+        return f"validation failed: output {worst.name!r}: {worst.problem}"
+    return (f"validation failed: output {worst.name!r} max_abs {worst.max_abs:.3g} is {worst.violation:.3g}x the "
+            f"tolerance (rtol={report.rtol:g}, atol={report.atol:g})"
+            + (f"; {worst.problem}" if worst.problem else ""))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.report:
+        check_report_path(args.report)
+    report = validate(args.reference, args.candidate, **validation_kwargs(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print("\n".join(report.summary_lines()))
+    if args.report:
+        write_report(args.report, {"title": f"validate {args.reference} vs {args.candidate}",
+                                   "validation": report})
+    if not report.passed:
+        raise ValidationFailed(failure_message(report))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "validate", help="compare a candidate model's outputs with a reference model's",
+        description="Run both models in onnxruntime (CPU, graph optimizations off) on the same inputs and "
+                    "compare every output. Exit 0 within tolerance, 1 otherwise.")
+    parser.add_argument("reference", help="the original model (.onnx)")
+    parser.add_argument("candidate", help="the model to check (.onnx)")
+    add_validation_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
+    add_report_argument(parser)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,106 @@
+"""Per-node parameters, MACs and activation bytes; activation peak by liveness.
+
+* **params** of a node: elements of the weight initializers it reads that no earlier node read
+  (each initializer counts once, at its first consumer), and of its own value for ``Constant``.
+  Weights are floating-point or <= 8-bit integer tensors; int32/int64 constants are shapes,
+  axes and indices, not parameters.
+* **activation bytes** of a node: bytes of the tensors it writes.
+* **peak activation bytes**: the most bytes alive at once when nodes run in graph order, a
+  tensor living from its producer (graph inputs: from the start) to its last consumer (graph
+  outputs: to the end); initializers are not activations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from .macs import node_macs
+from .shapes import TensorInfo, element_size
+
+_WEIGHT_TYPES = frozenset({
+    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT4, onnx.TensorProto.UINT4,
+    onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E5M2,
+})
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    """Cost of one node. ``macs`` is None when the op has no MAC formula (see :mod:`.macs`)."""
+
+    name: str
+    op_type: str
+    params: int
+    macs: int | None
+    activation_bytes: int
+    output_shape: tuple[int, ...] | None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "op_type": self.op_type, "params": self.params, "macs": self.macs,
+                "activation_bytes": self.activation_bytes,
+                "output_shape": None if self.output_shape is None else list(self.output_shape)}
+
+
+def _constant_params(node: onnx.NodeProto) -> int:
+    for attr in node.attribute:
+        if attr.name == "value" and attr.t.data_type in _WEIGHT_TYPES:
+            return int(np.prod(attr.t.dims, dtype=np.int64))
+        if attr.name == "value_floats":
+            return len(attr.floats)
+        if attr.name == "value_float":
+            return 1
+    return 0
+
+
+def node_profiles(model: onnx.ModelProto, infos: dict[str, TensorInfo]) -> list[NodeProfile]:
+    """One record per node of the main graph, in graph order."""
+    weights = {t.name: int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer
+               if t.data_type in _WEIGHT_TYPES}
+    seen: set[str] = set()
+    records = []
+    for node in model.graph.node:
+        params = _constant_params(node) if node.op_type == "Constant" else 0
+        for name in node.input:
+            if name in weights and name not in seen:
+                seen.add(name)
+                params += weights[name]
+        out_bytes = sum(infos[o].nbytes for o in node.output if o in infos)
+        first = infos.get(node.output[0]) if node.output else None
+        records.append(NodeProfile(node.name or f"{node.op_type}#{len(records)}", node.op_type, params,
+                                   node_macs(node, infos), out_bytes, None if first is None else first.shape))
+    return records
+
+
+def peak_activation_bytes(model: onnx.ModelProto, infos: dict[str, TensorInfo]) -> int:
+    """Largest live activation footprint over a graph-order execution (see module docstring)."""
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    last_use: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            if name and name not in inits:
+                last_use[name] = i
+    keep_to_end = {o.name for o in graph.output}
+
+    def size(name: str) -> int:
+        info = infos.get(name)
+        return info.nbytes if info is not None else 0
+
+    live = {i.name: size(i.name) for i in graph.input if i.name not in inits}
+    current = sum(live.values())
+    peak = current
+    for i, node in enumerate(graph.node):
+        for name in node.output:
+            if name and name not in live:
+                live[name] = size(name)
+                current += live[name]
+        peak = max(peak, current)
+        for name in set(node.input) | set(node.output):
+            if name in live and name not in keep_to_end and last_use.get(name, -1) <= i:
+                current -= live.pop(name)
+    return peak
+
+
+__all__ = ["NodeProfile", "node_profiles", "peak_activation_bytes", "element_size"]

@@ -1,0 +1,107 @@
+"""Concrete shapes and element types of every tensor, for fixed input shapes.
+
+ONNX shape inference runs on a weight-less copy whose inputs are fixed to the requested shapes.
+When it leaves a tensor some node needs without a concrete shape (shape arithmetic it cannot
+propagate, custom ops), the model is run once in onnxruntime with every intermediate tensor
+exposed as an output and the shapes are read off the results.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ..graph import _copy_without_weights, infer_shapes
+from ..validate.feeds import make_feeds, resolve_shapes
+from ..validate.runner import make_session, run_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple[int, ...]
+    elem_type: int
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * element_size(self.elem_type)
+
+
+def element_size(elem_type: int) -> int:
+    """Bytes per element (sub-byte types round up to 1; unknown types count 4)."""
+    try:
+        return max(1, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+    except (KeyError, TypeError, ValueError):
+        return 4
+
+
+def _set_dims(vi: onnx.ValueInfoProto, shape) -> None:
+    tt = vi.type.tensor_type
+    tt.shape.ClearField("dim")
+    for d in shape:
+        tt.shape.dim.add().dim_value = int(d)
+
+
+def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
+    light = onnx.ModelProto()
+    _copy_without_weights(model, light)
+    light.graph.ClearField("value_info")  # stale declared shapes (symbolic batch) would win over inferred ones
+    for vi in light.graph.input:
+        if vi.name in inputs:
+            _set_dims(vi, inputs[vi.name])
+    for vi in light.graph.output:
+        vi.type.tensor_type.ClearField("shape")
+    known = {}
+    for name, (shape, elem) in infer_shapes(light).items():
+        if shape is not None and all(isinstance(d, int) for d in shape):
+            known[name] = TensorInfo(tuple(shape), elem)
+    return known
+
+
+def _needed(model: onnx.ModelProto) -> set[str]:
+    names = set()
+    for node in model.graph.node:
+        names.update(n for n in node.input if n)
+        names.update(n for n in node.output if n)
+    return names
+
+
+def _runtime_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]], names: set[str]) -> dict[str, TensorInfo]:
+    """Run the model once with ``names`` exposed as outputs (seeded random inputs)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    declared = {o.name for o in probe.graph.output}
+    for name in sorted(names - declared):
+        probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    feed = make_feeds(model, 1, seed=0, input_shapes=inputs)[0]
+    values = run_session(make_session(probe, exact=True, label="shape probe"), feed, label="shape probe")
+    out = {}
+    for name, value in values.items():
+        arr = np.asarray(value)
+        out[name] = TensorInfo(tuple(arr.shape), onnx.helper.np_dtype_to_tensor_dtype(arr.dtype))
+    return out
+
+
+def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> tuple[dict[str, TensorInfo], dict]:
+    """Shape and element type of every tensor the nodes read or write, and the resolved input shapes."""
+    inputs = resolve_shapes(model, input_shapes)
+    infos = _static_shapes(model, inputs)
+    for t in model.graph.initializer:
+        infos[t.name] = TensorInfo(tuple(t.dims), t.data_type)
+    missing = {n for n in _needed(model) if n not in infos}
+    if missing:
+        log.info("shape inference left %d tensor(s) without a concrete shape (e.g. %s); reading them from one "
+                 "onnxruntime run", len(missing), sorted(missing)[0])
+        infos.update(_runtime_shapes(model, inputs, missing))
+    return infos, inputs

@@ -1,0 +1,143 @@
+"""``validate``: run a reference and a candidate model on the same inputs and compare every output.
+
+Both sessions run on the CPU provider with every ORT graph optimization disabled, so the
+comparison is between what the two graphs say, not between what ORT's fusions make of them.
+Outputs are matched by name; when no name matches but the counts do, by position (a note says so).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UsageError
+from ..progress import progress as progress_iter
+from .data import iter_inputs
+from .feeds import make_feeds
+from .metrics import OutputAccumulator, OutputMetrics
+from .table import metrics_table
+from .runner import ModelLike, as_model, make_session, model_label, output_names, run_session
+
+log = logging.getLogger(__name__)
+
+#: random samples used when neither data nor a sample count is given
+DEFAULT_RANDOM_SAMPLES = 4
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Outcome of :func:`validate`: per-output metrics, the worst output and the verdict."""
+
+    passed: bool
+    outputs: tuple[OutputMetrics, ...]
+    samples: int
+    rtol: float
+    atol: float
+    data: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def worst(self) -> str | None:
+        """Name of the output furthest outside (or closest to) its tolerance."""
+        if not self.outputs:
+            return None
+        return max(self.outputs, key=_severity).name
+
+    def output(self, name: str) -> OutputMetrics:
+        for m in self.outputs:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        return {
+            "passed": self.passed, "worst": self.worst, "samples": self.samples, "rtol": self.rtol,
+            "atol": self.atol, "data": self.data, "notes": list(self.notes),
+            "outputs": [m.to_dict() for m in self.outputs],
+        }
+
+    def summary_lines(self) -> list[str]:
+        """A compact table, worst output first and marked, then the verdict."""
+        verdict = "PASSED" if self.passed else "FAILED"
+        head = (f"validation {verdict}: {len(self.outputs)} output(s), {self.samples} sample(s) of {self.data}, "
+                f"rtol={self.rtol:g} atol={self.atol:g}")
+        ordered = sorted(self.outputs, key=_severity, reverse=True)
+        return [head, *metrics_table(ordered, self.worst), *(f"note: {n}" for n in self.notes)]
+
+
+def _severity(m: OutputMetrics) -> tuple:
+    """Sort key: failures first, then by how far past the tolerance; problems (shape...) first."""
+    violation = m.violation if np.isfinite(m.violation) else float("inf")
+    return (not m.passed, m.problem is not None, violation, m.max_abs if np.isfinite(m.max_abs) else 0.0)
+
+
+def _match_outputs(ref_names: list[str], cand_names: list[str]) -> tuple[list[tuple[str, str]], list[str], bool]:
+    """Pairs (reference name, candidate name) to compare, notes, and whether every reference output is paired."""
+    common = [n for n in ref_names if n in cand_names]
+    if not common and len(ref_names) == len(cand_names):
+        note = ("no output names in common; outputs compared by position: "
+                + ", ".join(f"{r}~{c}" for r, c in zip(ref_names, cand_names)))
+        return list(zip(ref_names, cand_names)), [note], True
+    notes = []
+    missing = [n for n in ref_names if n not in cand_names]
+    extra = [n for n in cand_names if n not in ref_names]
+    if missing:
+        notes.append(f"candidate lacks output(s) {missing}")
+    if extra:
+        notes.append(f"candidate has extra output(s) {extra} (not compared)")
+    return [(n, n) for n in common], notes, not missing
+
+
+def _feeds(reference, data, samples, seed, input_shapes, image_options):
+    """The input stream and a description of it, for the report."""
+    if data is None:
+        count = DEFAULT_RANDOM_SAMPLES if samples is None else samples
+        return make_feeds(reference, count, seed, input_shapes), f"seeded random inputs (seed {seed})"
+    label = str(data) if not isinstance(data, (Mapping, list, tuple)) else "given arrays"
+    return iter_inputs(data, reference, limit=samples, **(image_options or {})), label
+
+
+def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: int | None = DEFAULT_RANDOM_SAMPLES,
+             input_shapes: Mapping | None = None, rtol: float = 1e-4, atol: float = 1e-5, seed: int = 0,
+             progress: bool = True, image_options: Mapping | None = None) -> ValidationReport:
+    """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
+
+    ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
+    number of random feeds without data (None: 4). ``image_options`` are passed to
+    :func:`graphprune.validate.load_inputs` for image folders (mean, std, size, layout,
+    channel_order). Never raises for a mismatch: read ``.passed``.
+    """
+    if rtol < 0 or atol < 0:
+        raise UsageError(f"tolerances must be non-negative (rtol={rtol}, atol={atol})")
+    if samples is not None and samples < 1:
+        raise UsageError(f"samples must be at least 1 (got {samples})")
+    ref_label, cand_label = model_label(reference, "reference"), model_label(candidate, "candidate")
+    if ref_label == cand_label:
+        ref_label, cand_label = f"reference {ref_label}", f"candidate {cand_label}"
+    ref_model, cand_model = as_model(reference), as_model(candidate)
+    ref_sess = make_session(ref_model, exact=True, label=ref_label)
+    cand_sess = make_session(cand_model, exact=True, label=cand_label)
+    pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
+    accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol) for r, _ in pairs}
+    feeds, data_label = _feeds(ref_model, data, samples, seed, input_shapes, image_options)
+    count = 0
+    for i, feed in enumerate(progress_bar(feeds, samples, progress)):
+        ref_out = run_session(ref_sess, feed, label=ref_label, sample=i)
+        cand_out = run_session(cand_sess, feed, label=cand_label, sample=i)
+        for r, c in pairs:
+            accs[r].update(ref_out[r], cand_out[c])
+        count += 1
+    if count == 0:
+        raise UsageError(f"{data_label}: no samples to validate with")
+    outputs = tuple(acc.result() for acc in accs.values())
+    passed = complete and bool(outputs) and all(m.passed for m in outputs)
+    report = ValidationReport(passed, outputs, count, rtol, atol, data_label, tuple(notes))
+    log.info("validation %s (worst output %s)", "passed" if passed else "failed", report.worst)
+    return report
+
+
+def progress_bar(feeds, samples, enabled: bool):
+    total = len(feeds) if isinstance(feeds, list) else samples
+    return progress_iter(feeds, total=total, desc="validating", enabled=enabled, unit="sample")

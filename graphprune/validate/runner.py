@@ -1,0 +1,131 @@
+"""onnxruntime sessions on the CPU provider, with ORT's errors turned into one-line GraphPruneErrors.
+
+``exact=True`` (validation) disables every ORT graph optimization so the session computes what
+the graph says, node by node; ``exact=False`` (latency) enables all of them, as a deployment would.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from ..errors import DataError, InvalidModelError
+from ..io import PROTOBUF_LIMIT, load_model
+
+log = logging.getLogger(__name__)
+
+ModelLike = onnx.ModelProto | str | os.PathLike
+
+
+def as_model(model: ModelLike) -> onnx.ModelProto:
+    """A ModelProto from a ModelProto or a path (loaded safely through :func:`graphprune.io.load_model`)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    return load_model(model)
+
+
+def model_label(model: ModelLike, default: str) -> str:
+    """A short name for messages: the file name for paths, ``default`` for in-memory models."""
+    return default if isinstance(model, onnx.ModelProto) else Path(model).name
+
+
+def session_options(*, exact: bool, threads: int | None = None) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if exact
+                                     else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return opts
+
+
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_SOURCE_LOCATION = re.compile(r"^\S+\.(?:cc|h|cpp):\d+ .*?\) ")
+_IR_LIMIT = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
+
+
+def _first_line(exc: Exception) -> str:
+    """ORT's message without its error-code prefix and C++ source location."""
+    text = str(exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return _SOURCE_LOCATION.sub("", _ORT_PREFIX.sub("", text))
+
+
+def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
+    """The model's bytes, with ``ir_version`` lowered if given (the proto itself is left as is)."""
+    if ir_version is None:
+        return model.SerializeToString()
+    original = model.ir_version
+    model.ir_version = ir_version
+    try:
+        return model.SerializeToString()
+    finally:
+        model.ir_version = original
+
+
+def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
+    if model.ByteSize() < PROTOBUF_LIMIT - 2**20:
+        return ort.InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        if ir_version is not None:
+            copy.ir_version = ir_version
+        onnx.save_model(copy, str(path), save_as_external_data=True, location="model.onnx.data")
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def make_session(model: onnx.ModelProto, *, exact: bool = True, threads: int | None = None,
+                 label: str = "model") -> ort.InferenceSession:
+    """An ORT CPU session for ``model``; models above the protobuf limit go through a temporary file.
+
+    A model stamped with a newer IR version than this onnxruntime reads (onnx's helpers stamp
+    the newest) is retried once with the IR version ORT supports, with a log line.
+    """
+    opts = session_options(exact=exact, threads=threads)
+    try:
+        try:
+            return _create(model, opts, None)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception zoo
+            limit = _IR_LIMIT.search(str(exc))
+            if not limit:
+                raise
+            log.info("%s: IR version %s is newer than onnxruntime's %s; running it as IR %s",
+                     label, limit.group(1), limit.group(2), limit.group(2))
+            return _create(model, opts, int(limit.group(2)))
+    except Exception as exc:  # noqa: BLE001 - all mean the same here
+        raise InvalidModelError(f"{label}: onnxruntime cannot load it: {_first_line(exc)}") from exc
+
+
+def output_names(sess: ort.InferenceSession) -> list[str]:
+    return [o.name for o in sess.get_outputs()]
+
+
+def input_names(sess: ort.InferenceSession) -> list[str]:
+    return [i.name for i in sess.get_inputs()]
+
+
+def run_session(sess: ort.InferenceSession, feed: dict[str, np.ndarray], *, label: str = "model",
+                sample: int | None = None) -> dict[str, np.ndarray]:
+    """Run one feed; returns output name -> array. Missing inputs and ORT failures raise one line."""
+    needed = input_names(sess)
+    missing = [n for n in needed if n not in feed]
+    if missing:
+        raise DataError(f"{label}: no data for input(s) {missing}; the data provides {sorted(feed)}")
+    names = output_names(sess)
+    try:
+        values = sess.run(names, {n: feed[n] for n in needed})
+    except Exception as exc:  # noqa: BLE001 - see make_session
+        where = f" on sample {sample}" if sample is not None else ""
+        shapes = ", ".join(f"{n}:{'x'.join(map(str, np.shape(feed[n])))}" for n in needed)
+        raise InvalidModelError(f"{label}: onnxruntime failed{where} (inputs {shapes}): {_first_line(exc)}") from exc
+    return dict(zip(names, values))
