@@ -1,0 +1,121 @@
+"""``fold``: the library entry point that folds BatchNormalization and per-channel affines.
+
+    from graphprune.passes.fold import fold
+    result = fold(model)                 # mutates ``model`` and returns it as result.model
+    result = fold(model, inplace=False)  # works on a copy; ``model`` is left untouched
+    print("\\n".join(result.summary_lines()))
+
+Stages: normalization (unique node names, constants lifted to initializers, so that weights
+made by Constant/ConstantOfShape/Cast nodes become foldable), then rounds of
+:class:`FoldBatchNormPass` and :class:`FoldAffinePass` until a round changes nothing (folding a
+Mul into a BN can make that BN foldable into the Conv after it), then :class:`CleanupPass`.
+Every stage is exact; running ``fold`` on its own output changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import onnx
+
+from .cleanup import CleanupPass
+from .fold_affine import FoldAffinePass, FoldedNode
+from .fold_batchnorm import FoldBatchNormPass
+from .normalize import normalize
+
+log = logging.getLogger(__name__)
+
+#: rounds of (BN pass, affine pass) at most; real models settle in two
+MAX_ROUNDS = 8
+
+
+def count_batchnorm(model: onnx.ModelProto) -> int:
+    return sum(n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx") for n in model.graph.node)
+
+
+@dataclass
+class FoldResult:
+    """What :func:`fold` did: the model, every node folded, every BN kept with its reason."""
+
+    model: onnx.ModelProto
+    folded: list[FoldedNode] = field(default_factory=list)
+    #: (BatchNormalization node name, reason it was not folded)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    modified: bool = False
+    batchnorm_before: int = 0
+    batchnorm_after: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def folded_batchnorm(self) -> int:
+        return sum(f.op_type == "BatchNormalization" for f in self.folded)
+
+    @property
+    def folded_affine(self) -> int:
+        return len(self.folded) - self.folded_batchnorm
+
+    def summary_lines(self) -> list[str]:
+        into_consumers = sum(f.op_type == "BatchNormalization" and f.direction == "consumers" for f in self.folded)
+        lines = [f"folded {self.folded_batchnorm} of {self.batchnorm_before} BatchNormalization nodes "
+                 f"({self.folded_batchnorm - into_consumers} into the node before, {into_consumers} into the "
+                 f"nodes after); {self.batchnorm_after} left"]
+        if self.folded_affine:
+            lines.append(f"folded {self.folded_affine} per-channel Mul/Add/Sub/Div nodes")
+        if self.skipped:
+            lines.append(f"not folded ({len(self.skipped)}):")
+            lines += [f"  {node}: {reason}" for node, reason in self.skipped]
+        if not self.modified:
+            lines.append("nothing to fold: the model is unchanged")
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "modified": self.modified,
+            "batchnorm": {"before": self.batchnorm_before, "folded": self.folded_batchnorm,
+                          "after": self.batchnorm_after},
+            "affine_folded": self.folded_affine,
+            "folded": [f.to_dict() for f in self.folded],
+            "skipped": [{"node": n, "reason": r} for n, r in self.skipped],
+            "notes": list(self.notes),
+        }
+
+
+def _fold_rounds(model: onnx.ModelProto, batchnorm: bool, affine: bool, result: FoldResult) -> None:
+    passes = ([FoldBatchNormPass()] if batchnorm else []) + ([FoldAffinePass()] if affine else [])
+    for _ in range(MAX_ROUNDS):
+        changed = False
+        for p in passes:
+            outcome = p(model)
+            result.folded.extend(outcome.folded)
+            if isinstance(p, FoldBatchNormPass):
+                result.skipped = list(outcome.skipped)
+            changed |= outcome.modified
+        result.modified |= changed
+        if not changed:
+            return
+    log.warning("folding still changed the graph after %d rounds; stopping", MAX_ROUNDS)
+
+
+def fold(model: onnx.ModelProto, *, inplace: bool = True, batchnorm: bool = True, affine: bool = True,
+         cleanup: bool = True) -> FoldResult:
+    """Fold BatchNormalization and per-channel Mul/Add/Sub/Div into neighbouring linear nodes.
+
+    Mutates ``model`` (and returns it as ``result.model``) unless ``inplace=False``, in which
+    case a copy is folded. ``batchnorm``/``affine``/``cleanup`` switch the stages off.
+    """
+    if not inplace:
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        model = copy
+    result = FoldResult(model, batchnorm_before=count_batchnorm(model))
+    prepared = normalize(model)
+    result.modified |= prepared.modified
+    result.notes += prepared.notes
+    _fold_rounds(model, batchnorm, affine, result)
+    if cleanup:
+        cleaned = CleanupPass()(model)
+        result.modified |= cleaned.modified
+        result.notes += cleaned.notes
+    result.batchnorm_after = count_batchnorm(model)
+    log.info("folded %d BatchNormalization and %d affine nodes", result.folded_batchnorm, result.folded_affine)
+    return result

@@ -1,0 +1,224 @@
+"""Fold inference-mode BatchNormalization into the linear node before or after it.
+
+A BatchNormalization in inference form is the per-channel affine
+``y = s · x + t`` with ``s = γ / √(σ² + ε)`` and ``t = β − μ s`` (see
+:mod:`graphprune.passes.fold_affine` for the algebra and the producers that absorb it).
+
+**After a linear node** (Conv any ``group``, ConvTranspose any ``group``, Gemm, MatMul with a
+constant 2-D weight; also through Mul/Add/Sub/Div by constants and through Reshape/Flatten/
+Squeeze/Unsqueeze/Transpose that keep the channel axis): the producer absorbs ``s`` and ``t``.
+Refused when a tensor between them has another reader or is a graph output, because the
+producer's output would change for that reader too.
+
+**Before a Conv** ``z[o] = Σ_{c,k} W[o,c,k] y[c, ·+k] + b[o]``:
+``W'[o,c] = W[o,c] s[g(o)·Cin/g + c]`` and ``b'[o] = b[o] + Σ_{c,k} W[o,c,k] t[g(o)·Cin/g + c]``
+(``g(o)`` the group of output channel ``o``). The bias term assumes every kernel tap reads a
+real ``y`` value. With zero padding, border taps read the padding value 0 — in the original
+graph that is a 0 *after* the BN, whereas after folding it would stand for ``x = 0`` whose
+BN image is ``t``; the border outputs would gain ``Σ W t`` over the padded taps. Padding with
+``−t/s`` per channel would be exact but ONNX Pad takes one scalar. **Rule:** fold before a Conv
+only when the Conv reads no padding (``pads`` all 0, ``auto_pad`` VALID, or SAME with a 1×…×1
+kernel) or when ``t = 0`` for every channel (then ``s·0 = 0`` and scaling commutes with zero
+padding).
+
+**Before a Gemm** (``transA = 0``), directly on a 2-D BN or through a Flatten/Reshape that
+flattens ``[N, C, d…]`` to ``[N, C·∏d]``: feature ``k`` of the Gemm input belongs to channel
+``⌊k / ∏d⌋``, so ``s`` and ``t`` are repeated ``∏d`` times; then
+``B'[k, :] = s_k B[k, :]`` and ``C' = β C + α tᵀ B``, ``β' = 1``.
+
+Every reader of the BN output must absorb it, and the output must not be a graph output;
+otherwise the BN stays and is reported with the reason. Training-form nodes (extra outputs
+declared, ``training_mode=1``) always stay.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ..graph import get_attr
+from .base import Pass
+from .fold_affine import (
+    ChannelAffine, FoldContext, FoldedNode, FoldPassResult, NotFoldable, absorb_bias, absorb_gemm_c, apply_chain,
+    batchnorm_affine, batchnorm_training_reason, find_chain, prepare,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Site:
+    """A consumer that takes the BN in: ``node`` with the BN's channels repeated ``repeat`` times."""
+
+    node: onnx.NodeProto
+    repeat: int = 1
+
+
+def conv_reads_padding(node: onnx.NodeProto, kernel: tuple[int, ...]) -> bool:
+    """Whether any output of this Conv reads a padded (virtual zero) input position."""
+    auto_pad = get_attr(node, "auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad == "VALID":
+        return False
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        return any(k != 1 for k in kernel)
+    return any(p != 0 for p in get_attr(node, "pads", []))
+
+
+def _conv_site(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine) -> Site:
+    w = ctx.float_param(node, 1, "weight")
+    group = get_attr(node, "group", 1)
+    if w.shape[1] * group != affine.scale.size:
+        raise NotFoldable(f"Conv {node.name} reads {w.shape[1] * group} channels, the BN has {affine.scale.size}")
+    if affine.has_shift and conv_reads_padding(node, tuple(w.shape[2:])):
+        raise NotFoldable(f"Conv {node.name} zero-pads its input and the BN shift is nonzero "
+                          "(padding after a BN is not padding before it)")
+    return Site(node)
+
+
+def _gemm_site(ctx: FoldContext, node: onnx.NodeProto, count: int, repeat: int) -> Site:
+    if get_attr(node, "transA", 0):
+        raise NotFoldable(f"Gemm {node.name} has transA=1 (the BN channels are not its reduction axis)")
+    b = ctx.float_param(node, 1, "weight B")
+    if ctx.opset() < 7:
+        raise NotFoldable(f"Gemm {node.name}: opset < 7 Gemm broadcasting is not supported")
+    k = b.shape[1] if get_attr(node, "transB", 0) else b.shape[0]
+    if k != count * repeat:
+        raise NotFoldable(f"Gemm {node.name} reduces over {k} features, not {count}×{repeat}")
+    if len(node.input) > 2 and node.input[2] and not ctx.is_constant(node.input[2]):
+        raise NotFoldable(f"Gemm {node.name}: input C {node.input[2]!r} is not a constant")
+    return Site(node, repeat)
+
+
+def _flatten_repeat(ctx: FoldContext, view: onnx.NodeProto, count: int) -> int:
+    """``∏d`` when ``view`` flattens ``[N, C, d…]`` into ``[N, C·∏d]`` (else a refusal)."""
+    in_shape, out_shape = ctx.shape(view.input[0]), ctx.shape(view.output[0])
+    where = f"{view.op_type} {view.name}"
+    if view.op_type == "Flatten" and get_attr(view, "axis", 1) != 1:
+        raise NotFoldable(f"{where} flattens from axis {get_attr(view, 'axis', 1)}, not 1")
+    if in_shape is None or out_shape is None or len(in_shape) < 2 or len(out_shape) != 2:
+        raise NotFoldable(f"{where}: shapes unknown or not a flatten to 2-D")
+    repeat = 1
+    for d in in_shape[2:]:
+        if d is None:
+            raise NotFoldable(f"{where}: spatial size unknown ({list(in_shape)})")
+        repeat *= d
+    if out_shape[1] != count * repeat and not (view.op_type == "Flatten" and out_shape[1] is None):
+        raise NotFoldable(f"{where} does not flatten [N, {count}, …] into [N, {count * repeat}]")
+    return repeat
+
+
+def _flatten_sites(ctx: FoldContext, view: onnx.NodeProto, count: int) -> list[Site]:
+    if view.output[0] in ctx.outputs or view.output[0] in ctx.pinned:
+        raise NotFoldable(f"{view.output[0]!r} is a graph output or read by a subgraph")
+    repeat = _flatten_repeat(ctx, view, count)
+    sites = []
+    for use in ctx.uses(view.output[0]):
+        reader = ctx.nodes[use.node]
+        if reader.op_type != "Gemm" or use.index != 0:
+            raise NotFoldable(f"{view.op_type} {view.name} feeds {reader.op_type} {reader.name}, not a Gemm input A")
+        sites.append(_gemm_site(ctx, reader, count, repeat))
+    return sites
+
+
+def consumer_sites(ctx: FoldContext, bn: onnx.NodeProto, affine: ChannelAffine) -> list[Site]:
+    """Every reader of the BN output as an absorbing site, or a refusal."""
+    y = bn.output[0]
+    if y in ctx.outputs or y in ctx.pinned:
+        raise NotFoldable(f"{y!r} is a graph output or read by a subgraph")
+    readers = ctx.uses(y)
+    if not readers:
+        raise NotFoldable(f"{y!r} is not read by any node")
+    rank = ctx.rank(bn.input[0])
+    sites: list[Site] = []
+    for use in readers:
+        node = ctx.nodes[use.node]
+        if use.index != 0 or node.domain not in ("", "ai.onnx"):
+            raise NotFoldable(f"output is input {use.index} of {node.op_type} {node.name}")
+        if node.op_type == "Conv":
+            sites.append(_conv_site(ctx, node, affine))
+        elif node.op_type == "Gemm" and rank == 2:
+            sites.append(_gemm_site(ctx, node, affine.scale.size, 1))
+        elif node.op_type in ("Flatten", "Reshape"):
+            sites.extend(_flatten_sites(ctx, node, affine.scale.size))
+        else:
+            raise NotFoldable(f"output feeds {node.op_type} {node.name}, which cannot absorb it "
+                              "(only Conv, Gemm, and Gemm after Flatten)")
+    return sites
+
+
+def _absorb_into_conv(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine) -> None:
+    w = ctx.array(node.input[1])
+    wd = w.astype(np.float64)
+    group = get_attr(node, "group", 1)
+    cout, cin_per_group = w.shape[:2]
+    # channel of the Conv input read by weight element [o, c]
+    read = (np.arange(cout)[:, None] // (cout // group)) * cin_per_group + np.arange(cin_per_group)[None, :]
+    tail = (1,) * (w.ndim - 2)
+    shift = affine.shift[read].reshape(read.shape + tail)
+    added = (wd * shift).sum(axis=tuple(range(1, w.ndim)))
+    ctx.write_param(node, 1, wd * affine.scale[read].reshape(read.shape + tail), w.dtype, "weight")
+    absorb_bias(ctx, node, 2, ChannelAffine(np.ones(cout), added), w.dtype)
+
+
+def _absorb_into_gemm(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine, repeat: int) -> None:
+    b = ctx.array(node.input[1])
+    bd = b.astype(np.float64)
+    scale, shift = np.repeat(affine.scale, repeat), np.repeat(affine.shift, repeat)
+    trans_b = get_attr(node, "transB", 0)
+    added = float(get_attr(node, "alpha", 1.0)) * (shift @ (bd.T if trans_b else bd))
+    ctx.write_param(node, 1, bd * (scale[None, :] if trans_b else scale[:, None]), b.dtype, "B")
+    absorb_gemm_c(ctx, node, ChannelAffine(np.ones(added.size), added), b.dtype)
+
+
+def fold_into_consumers(ctx: FoldContext, bn: onnx.NodeProto) -> FoldedNode:
+    affine = batchnorm_affine(ctx, bn)
+    sites = consumer_sites(ctx, bn, affine)
+    for site in sites:
+        if site.node.op_type == "Conv":
+            _absorb_into_conv(ctx, site.node, affine)
+        else:
+            _absorb_into_gemm(ctx, site.node, affine, site.repeat)
+    ctx.bypass(bn, 0)
+    return FoldedNode(bn.name, bn.op_type, tuple(s.node.name for s in sites), "consumers")
+
+
+def fold_one(ctx: FoldContext, bn: onnx.NodeProto) -> list[FoldedNode]:
+    """Fold ``bn`` into its producer, else into its consumers; NotFoldable says why neither."""
+    reason = batchnorm_training_reason(ctx, bn)
+    if reason:
+        raise NotFoldable(reason)
+    try:
+        return apply_chain(ctx, find_chain(ctx, bn, 0, allow_batchnorm=True))
+    except NotFoldable as before:
+        try:
+            return [fold_into_consumers(ctx, bn)]
+        except NotFoldable as after:
+            raise NotFoldable(f"not into its producer: {before}; not into its consumers: {after}") from None
+
+
+class FoldBatchNormPass(Pass):
+    """Fold every inference-mode BatchNormalization that can be folded exactly; list the rest."""
+
+    name = "fold-batchnorm"
+
+    def run(self, model: onnx.ModelProto) -> FoldPassResult:
+        ctx, modified = prepare(model)
+        folded: list[FoldedNode] = []
+        skipped: list[tuple[str, str]] = []
+        for name in list(ctx.order):
+            node = ctx.live(name)
+            if node is None or node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
+                continue
+            try:
+                folded.extend(fold_one(ctx, node))
+            except NotFoldable as exc:
+                skipped.append((name, str(exc)))
+                log.info("BatchNormalization %s stays: %s", name, exc)
+        ctx.commit()
+        count = sum(f.op_type == "BatchNormalization" for f in folded)
+        notes = [f"folded {count} BatchNormalization nodes"] if count else []
+        notes += [f"kept BatchNormalization {n}: {r}" for n, r in skipped]
+        return FoldPassResult(model, modified or bool(folded), notes, folded=folded, skipped=skipped)
