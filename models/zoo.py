@@ -9,7 +9,6 @@ named after; ``size="small"`` narrows widths and inputs so a run takes milliseco
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,7 +25,6 @@ ZOO: dict[str, Callable[..., onnx.ModelProto]] = {}
 def register(name: str, **fixed):
     """Register ``arch(b, size, **kw)`` as ``ZOO[name](*, opset, seed, batch, keep_bn, size, **kw)``."""
     def wrap(arch):
-        @functools.wraps(arch)
         def builder(*, opset: int = 17, seed: int = 0, batch=1, keep_bn: bool = True,
                     size: str = "small", **kw) -> onnx.ModelProto:
             if size not in SIZES:
@@ -34,7 +32,7 @@ def register(name: str, **fixed):
             b = GraphBuilder(name, opset=opset, seed=seed, batch=batch, keep_bn=keep_bn)
             arch(b, size, **{**fixed, **kw})
             return b.finish(doc=f"graphprune reference model {name} ({size}), seed {seed}")
-        builder.__name__ = name
+        builder.__name__, builder.__qualname__, builder.__doc__ = name, name, arch.__doc__
         ZOO[name] = builder
         return arch
     return wrap
@@ -157,11 +155,14 @@ def resnext(b: GraphBuilder, size: str) -> None:
 
 
 # ---------------------------------------------------------------------- MobileNet / EfficientNet
+# (expand ratio, out channels, repeats, first stride) of the seven inverted-residual stages
 MOBILENETV2 = {
     "small": dict(stem=8, last=128, hw=64, classes=10,
-                  cfg=[(1, 8, 1, 1), (6, 8, 2, 2), (6, 16, 3, 2), (6, 24, 4, 2), (6, 32, 3, 1), (6, 48, 3, 2), (6, 64, 1, 1)]),
+                  cfg=[(1, 8, 1, 1), (6, 8, 2, 2), (6, 16, 3, 2), (6, 24, 4, 2),
+                       (6, 32, 3, 1), (6, 48, 3, 2), (6, 64, 1, 1)]),
     "full": dict(stem=32, last=1280, hw=224, classes=1000,
-                 cfg=[(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]),
+                 cfg=[(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                      (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]),
 }
 
 
