@@ -15,7 +15,7 @@ from onnx import numpy_helper
 
 log = logging.getLogger(__name__)
 
-Shape = tuple  # tuple of int | None (None: unknown or symbolic dimension)
+Shape = tuple  # tuple of int | str | None: static size, named symbolic size, unknown
 
 #: initializers larger than this are stripped of data before shape inference (speed)
 _INFERENCE_KEEP_ELEMENTS = 4096
@@ -34,7 +34,12 @@ def _dims(type_proto: onnx.TypeProto) -> Shape | None:
         return None
     out = []
     for d in type_proto.tensor_type.shape.dim:
-        out.append(d.dim_value if d.HasField("dim_value") else None)
+        if d.HasField("dim_value"):
+            out.append(d.dim_value)
+        elif d.HasField("dim_param") and not d.dim_param.startswith("unk__"):
+            out.append(d.dim_param)  # a named symbolic dimension (same name = same size)
+        else:
+            out.append(None)
     return tuple(out)
 
 
@@ -92,8 +97,10 @@ def _copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> Non
 class GraphIndex:
     """Name-based index of the main graph of a model."""
 
-    def __init__(self, model: onnx.ModelProto, shapes: dict | None = None):
+    def __init__(self, model: onnx.ModelProto, shapes: dict | None = None, strict_initializer_inputs: bool = False):
         self.model = model
+        #: treat initializers that are also graph inputs as overridable (barriers) instead of weights
+        self.strict_initializer_inputs = strict_initializer_inputs
         self.graph = model.graph
         self.nodes: dict[str, onnx.NodeProto] = {}
         self.node_order: list[str] = []
@@ -108,13 +115,45 @@ class GraphIndex:
             for name in node.output:
                 if name:
                     self.producer[name] = node.name
+        self.node_pos = {name: i for i, name in enumerate(self.node_order)}
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in self.graph.initializer}
+        self._add_implicit_uses()
         self.graph_inputs = [i.name for i in self.graph.input if i.name not in self.initializers]
         self.graph_outputs = [o.name for o in self.graph.output]
         #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
         self.initializer_inputs = {i.name for i in self.graph.input if i.name in self.initializers}
         self._arrays: dict[str, np.ndarray] = {}
         self._shapes = shapes if shapes is not None else infer_shapes(model)
+
+    def _add_implicit_uses(self) -> None:
+        """Tensors read from inside a subgraph (If/Loop/Scan bodies) count as uses (index -1)."""
+        for node in self.graph.node:
+            subgraphs = []
+            for attr in node.attribute:
+                if attr.HasField("g"):
+                    subgraphs.append(attr.g)
+                subgraphs.extend(attr.graphs)
+            if not subgraphs:
+                continue
+            read: set[str] = set()
+            defined: set[str] = set()
+            stack = list(subgraphs)
+            while stack:
+                g = stack.pop()
+                defined.update(i.name for i in g.input)
+                defined.update(t.name for t in g.initializer)
+                for n in g.node:
+                    read.update(i for i in n.input if i)
+                    defined.update(o for o in n.output if o)
+                    for attr in n.attribute:
+                        if attr.HasField("g"):
+                            stack.append(attr.g)
+                        stack.extend(attr.graphs)
+                read.update(o.name for o in g.output)
+            for name in sorted(read - defined):
+                if name in self.producer or name in self.initializers or any(
+                        i.name == name for i in self.graph.input):
+                    self.consumers.setdefault(name, []).append(Use(node.name, -1))
 
     # ------------------------------------------------------------------ opsets
     @cached_property
@@ -202,3 +241,24 @@ def remove_initializers(graph: onnx.GraphProto, names: set[str]) -> int:
             if graph.initializer[i].name in names:
                 del graph.initializer[i]
     return removed
+
+
+def subgraph_reads(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name read by nodes inside the subgraphs of ``graph``'s nodes (any depth)."""
+    names: set[str] = set()
+    stack = []
+    for n in graph.node:
+        for attr in n.attribute:
+            if attr.HasField("g"):
+                stack.append(attr.g)
+            stack.extend(attr.graphs)
+    while stack:
+        g = stack.pop()
+        for n in g.node:
+            names.update(n.input)
+            for a in n.attribute:
+                if a.HasField("g"):
+                    stack.append(a.g)
+                stack.extend(a.graphs)
+        names.update(o.name for o in g.output)
+    return names

@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..graph import add_initializer, remove_initializers
+from ..graph import add_initializer, remove_initializers, subgraph_reads
 from .base import Pass, PassResult
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,7 @@ class LiftConstantsPass(Pass):
 
         if not lifted:
             return PassResult(model, False, [])
-        used = {i for n in keep for i in n.input} | graph_outputs
-        for n in keep:
-            for attr in n.attribute:
-                if attr.HasField("g") or attr.graphs:
-                    used |= _outer_names(attr)
+        used = {i for n in keep for i in n.input} | graph_outputs | subgraph_reads(graph)
         remove_initializers(graph, {name for name in inits if name not in used})
         for name, arr in values.items():
             if name in used and name not in inits:
@@ -162,22 +158,6 @@ class LiftConstantsPass(Pass):
         del graph.value_info[:]
         graph.value_info.extend(kept_vi)
         return PassResult(model, True, [f"lifted {lifted} constant nodes to initializers"])
-
-
-def _outer_names(attr: onnx.AttributeProto) -> set[str]:
-    names: set[str] = set()
-    graphs = [attr.g] if attr.HasField("g") else []
-    graphs += list(attr.graphs)
-    stack = graphs
-    while stack:
-        g = stack.pop()
-        for n in g.node:
-            names.update(n.input)
-            for a in n.attribute:
-                if a.HasField("g"):
-                    stack.append(a.g)
-                stack.extend(a.graphs)
-    return names
 
 
 def _fast_fold(node: onnx.NodeProto, feeds: dict) -> list | None:

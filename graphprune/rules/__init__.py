@@ -1,1 +1,10 @@
-"""rules"""
+"""Rules: one function per op type (and opset range), registered in one registry.
+
+Importing this package registers every rule module.
+"""
+from . import conv, elementwise, layout, linear, reduction, reshape  # noqa: F401 - registration
+from .base import (CHANNEL, CONSUMER, PRODUCER, Choice, FixUp, Link, RuleContext, RuleResult, Space, lookup,
+                   register, registered_ops)
+
+__all__ = ["CHANNEL", "CONSUMER", "PRODUCER", "Choice", "FixUp", "Link", "RuleContext", "RuleResult", "Space",
+           "lookup", "register", "registered_ops"]

@@ -1,0 +1,185 @@
+"""Values of small integer tensors (shapes, sizes, indices) together with their provenance.
+
+Rules for ops that take a shape (Reshape, Resize sizes, Expand, ConstantOfShape, Tile...) need
+to know, for each element of that shape, where it comes from:
+
+* ``("const", initializer, flat_index, node, input_index)``: a literal in an initializer, read
+  by ``node.input[input_index]`` — surgery can rewrite it (copy-on-write per use);
+* ``("dim", tensor, axis)``: a copy of ``Shape(tensor)[axis]`` — it follows the tensor at run time;
+* ``None``: computed at run time in some other way — nothing can be said about it.
+
+The evaluator is iterative over the producing subgraph and memoised.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..graph import GraphIndex, get_attr
+
+MAX_ELEMENTS = 64
+
+
+@dataclass(frozen=True)
+class Entry:
+    value: int | None
+    source: tuple | None
+
+    @property
+    def is_const(self) -> bool:
+        return self.source is not None and self.source[0] == "const"
+
+    @property
+    def is_dim(self) -> bool:
+        return self.source is not None and self.source[0] == "dim"
+
+
+class ShapeValues:
+    def __init__(self, index: GraphIndex):
+        self.index = index
+        self._memo: dict[str, list[Entry] | None] = {}
+
+    def input_value(self, node, index: int) -> list[Entry] | None:
+        """Entries of ``node.input[index]`` (constants get sources naming this use)."""
+        name = node.input[index] if index < len(node.input) else ""
+        if not name:
+            return None
+        if self.index.is_constant(name):
+            return self._const(name, (node.name, index))
+        return self.value(name)
+
+    def value(self, tensor: str) -> list[Entry] | None:
+        if self.index.is_constant(tensor):
+            return self._const(tensor, None)
+        if tensor in self._memo:
+            return self._memo[tensor]
+        # iterative post-order over producers
+        stack = [tensor]
+        while stack:
+            name = stack[-1]
+            if name in self._memo:
+                stack.pop()
+                continue
+            node = self.index.node_of(name)
+            pending = [] if node is None else [i for i in node.input if i and i not in self._memo
+                                               and not self.index.is_constant(i)]
+            if pending and len(stack) < 10_000:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self._memo[name] = self._compute(name)
+        return self._memo[tensor]
+
+    # ------------------------------------------------------------------
+    def _const(self, name: str, use: tuple | None) -> list[Entry] | None:
+        arr = self.index.array(name)
+        if arr.dtype.kind not in "iu" or arr.ndim > 1 or arr.size > MAX_ELEMENTS:
+            return None
+        node, idx = use if use else (None, None)
+        return [Entry(int(v), ("const", name, i, node, idx) if use else None)
+                for i, v in enumerate(arr.reshape(-1))]
+
+    def _compute(self, name: str) -> list[Entry] | None:
+        node = self.index.node_of(name)
+        if node is None or node.domain not in ("", "ai.onnx"):
+            return None
+        ins = [self._memo.get(i) if not self.index.is_constant(i) else self._const(i, (node.name, k)) if i else None
+               for k, i in enumerate(node.input)]
+        op = node.op_type
+        try:
+            handler = getattr(self, f"_op_{op}", None)
+            if handler is None or name != node.output[0]:
+                return None
+            return handler(node, ins)
+        except (ValueError, IndexError, TypeError):
+            return None
+
+    def _op_Shape(self, node, ins):
+        shape = self.index.shape(node.input[0])
+        if shape is None:
+            return None
+        rank = len(shape)
+        start = get_attr(node, "start", 0)
+        end = get_attr(node, "end", rank)
+        start = max(0, min(rank, start + rank if start < 0 else start))
+        end = max(0, min(rank, end + rank if end < 0 else end))
+        return [Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", node.input[0], a))
+                for a in range(start, end)]
+
+    def _op_Identity(self, node, ins):
+        return ins[0]
+
+    def _op_Cast(self, node, ins):
+        return ins[0]
+
+    def _op_Unsqueeze(self, node, ins):
+        return ins[0]
+
+    def _op_Squeeze(self, node, ins):
+        return ins[0]
+
+    def _op_Concat(self, node, ins):
+        if any(v is None for v in ins):
+            return None
+        out = []
+        for v in ins:
+            out.extend(v)
+        return out
+
+    def _op_Gather(self, node, ins):
+        data, idx = ins[0], ins[1]
+        if data is None or idx is None or any(e.value is None for e in idx):
+            return None
+        n = len(data)
+        return [data[e.value + n if e.value < 0 else e.value] for e in idx]
+
+    def _op_Slice(self, node, ins):
+        data = ins[0]
+        if data is None:
+            return None
+        if len(node.input) > 1:
+            params = [ins[i] if i < len(ins) else None for i in range(1, 5)]
+            if params[0] is None or params[1] is None:
+                return None
+            starts = [e.value for e in params[0]]
+            ends = [e.value for e in params[1]]
+            steps = [e.value for e in params[3]] if params[3] else [1]
+        else:
+            starts, ends = get_attr(node, "starts"), get_attr(node, "ends")
+            steps = [1]
+        if len(starts) != 1 or None in starts or None in ends or None in steps:
+            return None
+        return data[slice(starts[0], ends[0], steps[0])] or None
+
+    def _arith(self, node, ins, fn):
+        a, b = ins[0], ins[1]
+        if a is None or b is None:
+            return None
+        if len(a) == 1 and len(b) > 1:
+            a = a * len(b)
+        if len(b) == 1 and len(a) > 1:
+            b = b * len(a)
+        if len(a) != len(b):
+            return None
+        out = []
+        for x, y in zip(a, b):
+            val = None if x.value is None or y.value is None else int(fn(x.value, y.value))
+            out.append(Entry(val, None))
+        return out
+
+    def _op_Mul(self, node, ins):
+        return self._arith(node, ins, lambda x, y: x * y)
+
+    def _op_Add(self, node, ins):
+        return self._arith(node, ins, lambda x, y: x + y)
+
+    def _op_Sub(self, node, ins):
+        return self._arith(node, ins, lambda x, y: x - y)
+
+    def _op_Div(self, node, ins):
+        return self._arith(node, ins, lambda x, y: int(np.trunc(x / y)))
+
+
+def values_of(entries: list[Entry] | None) -> list[int | None] | None:
+    return None if entries is None else [e.value for e in entries]

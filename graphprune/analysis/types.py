@@ -1,0 +1,117 @@
+"""Value types produced by the analysis: barriers, parameter slices, groups."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..rules.base import FixUp, Space
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """Why a space (and so its whole group) must be kept."""
+
+    space: Space
+    reason: str
+    node: str | None = None
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class ParamSlice:
+    """An initializer axis inside a group: the slices that go when positions go."""
+
+    space: Space
+    roles: frozenset
+    tags: frozenset
+    neutral: float = 0.0
+
+    @property
+    def initializer(self) -> str:
+        return self.space.tensor
+
+    @property
+    def axis(self) -> int:
+        return self.space.axis
+
+
+@dataclass
+class Group:
+    """A dependency group: spaces whose positions are removed together, cut into slots."""
+
+    id: int
+    spaces: tuple[Space, ...]
+    sizes: dict
+    barriers: tuple[Barrier, ...]
+    params: tuple[ParamSlice, ...]
+    nodes: tuple[str, ...]
+    n_slots: int = 0
+    #: slot id of every position of every space (only when the group is not blocked)
+    slot_of: dict = field(default_factory=dict)
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.barriers)
+
+    @property
+    def prunable(self) -> bool:
+        return not self.barriers and self.n_slots >= 2
+
+    def kept_positions(self, space: Space, removed: np.ndarray) -> np.ndarray:
+        """Sorted positions of ``space`` whose slot is not in ``removed``."""
+        slots = self.slot_of[space]
+        if removed.size == 0:
+            return np.arange(slots.size, dtype=np.int64)
+        return np.nonzero(~np.isin(slots, removed))[0].astype(np.int64)
+
+    def slot_members(self) -> list[dict]:
+        """For each slot, {space: positions} (for display and tests)."""
+        out: list[dict] = [dict() for _ in range(self.n_slots)]
+        for space, slots in self.slot_of.items():
+            for pos, s in enumerate(slots):
+                out[int(s)].setdefault(space, []).append(pos)
+        return out
+
+    def spaces_of_slots(self) -> dict:
+        """For each space, the set of slot ids it touches."""
+        return {space: np.unique(slots) for space, slots in self.slot_of.items()}
+
+    @property
+    def representative(self) -> Space:
+        """A readable name for the group: its first parameter space, else its first space."""
+        return self.params[0].space if self.params else self.spaces[0]
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "slots": self.n_slots,
+            "prunable": self.prunable,
+            "barriers": sorted({b.reason for b in self.barriers}),
+            "spaces": [{"tensor": s.tensor, "axis": s.axis, "size": self.sizes.get(s)} for s in self.spaces],
+            "parameters": [{"initializer": p.initializer, "axis": p.axis, "roles": sorted(p.roles),
+                            "tags": sorted(t for t in p.tags if t)} for p in self.params],
+            "nodes": list(self.nodes),
+        }
+
+
+@dataclass
+class Analysis:
+    """Everything analysis found: groups, fix-ups, and the index it read."""
+
+    index: object
+    groups: list[Group]
+    fixups: list[FixUp]
+    #: nodes whose op has no rule (name -> reason), for reporting
+    unknown_nodes: dict
+    space_group: dict = field(default_factory=dict)
+
+    @property
+    def prunable_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.prunable]
+
+    @property
+    def blocked_groups(self) -> list[Group]:
+        return [g for g in self.groups if g.blocked]

@@ -1,0 +1,61 @@
+"""Magnitude criteria (L1/L2) and the seeded random baseline.
+
+A slot's magnitude aggregates every parameter slice it owns, measured from the slice's
+*neutral* value (0 for weights, 1 for a divisor): producer filters, consumer columns, per-channel
+scales and shifts. BatchNorm running statistics are not learned magnitudes and are left out.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis.types import Group
+from .base import STATISTIC_TAGS, Importance, per_position, scatter_to_slots
+
+
+class MagnitudeImportance(Importance):
+    def __init__(self, p: int = 2, aggregate: str = "sum"):
+        if p not in (1, 2):
+            raise ValueError("p must be 1 or 2")
+        if aggregate not in ("sum", "mean", "max"):
+            raise ValueError("aggregate must be sum, mean or max")
+        self.p = p
+        self.aggregate = aggregate
+        self.name = f"l{p}"
+
+    def _slice_values(self, arr: np.ndarray, axis: int, neutral: float) -> np.ndarray:
+        x = np.abs(arr.astype(np.float64) - neutral)
+        if self.p == 2:
+            x = x * x
+        if self.aggregate == "max":
+            return per_position(x, axis, lambda a, ax: a.max(axis=ax))
+        return per_position(x, axis, lambda a, ax: a.sum(axis=ax))
+
+    def score(self, group: Group, index) -> np.ndarray:
+        total = np.zeros(group.n_slots, dtype=np.float64)
+        count = np.zeros(group.n_slots, dtype=np.float64)
+        for param in group.params:
+            if param.tags and param.tags <= STATISTIC_TAGS:
+                continue
+            arr = index.array(param.initializer)
+            if arr.dtype.kind not in "fc" or arr.ndim == 0:
+                continue
+            values = self._slice_values(arr, param.axis, param.neutral)
+            scatter_to_slots(group, param.space, values, total, "max" if self.aggregate == "max" else "sum")
+            per_elem = arr.size // max(arr.shape[param.axis], 1)
+            scatter_to_slots(group, param.space, np.full(values.shape, float(per_elem)), count)
+        if self.aggregate == "mean":
+            total = total / np.maximum(count, 1.0)
+        return np.sqrt(total) if self.p == 2 else total
+
+
+class RandomImportance(Importance):
+    """Uniform random scores, seeded per group so results do not depend on group order."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def score(self, group: Group, index) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, group.id])
+        return rng.random(group.n_slots)

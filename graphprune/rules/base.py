@@ -1,0 +1,221 @@
+"""The rule vocabulary: spaces, links, choices, fix-ups, and the registry.
+
+A **space** is one axis of one tensor. A **rule** looks at one node and says which spaces of
+its inputs and outputs hold the same channels (a :class:`Link` with a position map), which
+spaces it explains without coupling them to anything (``explained``), why it cannot explain
+others (``reasons``), which alternatives exist when an axis is split or merged (a
+:class:`Choice`), and which attributes or constants must follow the kept channels
+(:class:`FixUp`). Rules never touch the model; they only describe it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from ..graph import GraphIndex, get_attr
+
+log = logging.getLogger(__name__)
+
+#: roles a parameter slice can play (the role of an initializer side of a link)
+PRODUCER = "producer"   # writes the channel (Conv weight axis 0, bias, Gemm weight output axis)
+CONSUMER = "consumer"   # reads the channel in a contraction (Conv weight axis 1, Gemm/MatMul input axis)
+CHANNEL = "channel"     # per-channel elementwise parameter (BN scale/shift/stats, PRelu slope, Mul/Add constants)
+ROLES = (PRODUCER, CONSUMER, CHANNEL)
+
+
+@dataclass(frozen=True, order=True)
+class Space:
+    """One axis of one tensor; channels live here."""
+
+    tensor: str
+    axis: int
+
+    def __str__(self) -> str:
+        return f"{self.tensor}[axis {self.axis}]"
+
+
+@dataclass(frozen=True)
+class Link:
+    """Positions of ``a`` and ``b`` that must be removed together.
+
+    ``pairs`` is an int64 array of shape (k, 2): position in ``a``, position in ``b``.
+    ``None`` means identity (the spaces have equal size and position i is position i).
+    ``role``/``tag``/``neutral`` describe whichever side is an initializer: its role, a
+    semantic tag (``bn_scale``, ``bias``...), and the value that makes one of its slices inert.
+    """
+
+    a: Space
+    b: Space
+    pairs: np.ndarray | None = None
+    role: str = CHANNEL
+    tag: str = ""
+    neutral: float = 0.0
+
+    @property
+    def identity(self) -> bool:
+        return self.pairs is None
+
+
+@dataclass(frozen=True)
+class FixUp:
+    """An attribute or constant of ``node`` that must follow the kept positions.
+
+    ``apply(editor, kept)`` is called by surgery; ``kept(space)`` returns the sorted kept
+    positions of a space (all positions when the space is not pruned). ``spaces`` lists the
+    spaces it reads, so surgery only runs it when one of them changes.
+    """
+
+    node: str
+    spaces: tuple[Space, ...]
+    apply: Callable
+    what: str = ""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Mutually exclusive link sets (e.g. which factor of a split axis carries the channels).
+
+    ``options`` are tried in order of preference; ``common`` are spaces every option touches.
+    The analysis picks the option whose own spaces are already reached, or the first.
+    """
+
+    node: str
+    options: tuple[tuple[Link, ...], ...]
+    common: frozenset
+    what: str = ""
+
+    def own_spaces(self, i: int) -> set[Space]:
+        out = set()
+        for link in self.options[i]:
+            out.add(link.a)
+            out.add(link.b)
+        return out - set(self.common)
+
+
+@dataclass
+class RuleResult:
+    links: list[Link] = field(default_factory=list)
+    explained: set[Space] = field(default_factory=set)
+    reasons: dict[Space, str] = field(default_factory=dict)
+    fixups: list[FixUp] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+
+    def link(self, a: Space, b: Space, pairs=None, role=CHANNEL, tag="", neutral=0.0) -> None:
+        self.links.append(Link(a, b, pairs, role, tag, neutral))
+
+    def barrier(self, space: Space, reason: str) -> None:
+        self.reasons[space] = reason
+
+
+class RuleContext:
+    """What a rule may read about its node: attributes, shapes, constants, shape values."""
+
+    def __init__(self, index: GraphIndex, node: onnx.NodeProto, shape_values):
+        self.index = index
+        self.node = node
+        self._shape_values = shape_values
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def opset(self) -> int:
+        return self.index.opset(self.node.domain)
+
+    def attr(self, name: str, default=None):
+        return get_attr(self.node, name, default)
+
+    def input(self, i: int) -> str:
+        return self.node.input[i] if i < len(self.node.input) else ""
+
+    def output(self, i: int) -> str:
+        return self.node.output[i] if i < len(self.node.output) else ""
+
+    def shape(self, tensor: str):
+        return self.index.shape(tensor) if tensor else None
+
+    def rank(self, tensor: str) -> int | None:
+        s = self.shape(tensor)
+        return None if s is None else len(s)
+
+    def is_constant(self, tensor: str) -> bool:
+        return bool(tensor) and self.index.is_constant(tensor)
+
+    def const(self, tensor: str) -> np.ndarray | None:
+        return self.index.array(tensor) if self.is_constant(tensor) else None
+
+    def shape_value(self, tensor: str):
+        """Entries of a 1-D int tensor with their provenance (see analysis.shapevalue)."""
+        return self._shape_values.value(tensor) if tensor else None
+
+    def input_entries(self, i: int):
+        """Entries of input ``i`` with provenance; constants read directly by this node name this use."""
+        return self._shape_values.input_value(self.node, i)
+
+    def used(self, tensor: str) -> bool:
+        return bool(tensor) and (bool(self.index.uses(tensor)) or tensor in self.index.graph_outputs)
+
+
+RuleFn = Callable[[RuleContext], RuleResult]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fn: RuleFn
+    since: int
+    until: int | None
+
+
+_REGISTRY: dict[tuple[str, str], list[_Entry]] = {}
+
+
+def register(*op_types: str, domain: str = "", since: int = 1, until: int | None = None):
+    """Register a rule for op types in ``domain`` for opsets ``since``..``until`` (inclusive)."""
+
+    def deco(fn: RuleFn) -> RuleFn:
+        for op in op_types:
+            _REGISTRY.setdefault((domain, op), []).append(_Entry(fn, since, until))
+        return fn
+
+    return deco
+
+
+def lookup(domain: str, op_type: str, opset: int) -> RuleFn | None:
+    domain = "" if domain == "ai.onnx" else domain
+    for entry in _REGISTRY.get((domain, op_type), []):
+        if opset >= entry.since and (entry.until is None or opset <= entry.until):
+            return entry.fn
+    return None
+
+
+def registered_ops() -> list[tuple[str, str]]:
+    return sorted(_REGISTRY)
+
+
+# --------------------------------------------------------------------------- helpers for rules
+def identity_all(res: RuleResult, src: str, dst: str, rank: int, skip: tuple = ()) -> None:
+    """Link every axis of ``src`` to the same axis of ``dst`` (elementwise-style)."""
+    for ax in range(rank):
+        if ax not in skip:
+            res.link(Space(src, ax), Space(dst, ax))
+
+
+def block_pairs(count: int, width: int) -> np.ndarray:
+    """Position c of a space ↔ positions c*width .. c*width+width-1 of another."""
+    a = np.repeat(np.arange(count, dtype=np.int64), width)
+    b = np.arange(count * width, dtype=np.int64)
+    return np.stack([a, b], axis=1)
+
+
+def offset_pairs(count: int, offset: int) -> np.ndarray:
+    a = np.arange(count, dtype=np.int64)
+    return np.stack([a, a + offset], axis=1)
+
+
+def normalize_axis(axis: int, rank: int) -> int:
+    return axis + rank if axis < 0 else axis

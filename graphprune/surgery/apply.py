@@ -1,0 +1,95 @@
+"""Apply a pruning decision: slice initializers, fix attributes/constants, update shapes.
+
+Input: the analysis of a model and, per group, the slot ids to remove. Output: the same
+ModelProto, edited in place. Nothing here knows about op types; rules supplied the position
+maps (in the analysis) and the fix-ups.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import onnx
+
+from ..analysis.types import Analysis
+from ..errors import PruningError
+from ..graph import write_tensor
+from ..rules.base import Space
+from .editor import ModelEditor
+
+log = logging.getLogger(__name__)
+
+
+def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[Space, np.ndarray]:
+    """Kept positions of every space that loses at least one position."""
+    out: dict[Space, np.ndarray] = {}
+    by_id = {g.id: g for g in analysis.groups}
+    for gid, slots in removed.items():
+        slots = np.asarray(slots, dtype=np.int64)
+        if slots.size == 0:
+            continue
+        group = by_id[gid]
+        if not group.prunable:
+            raise PruningError(f"group {gid} ({group.representative}) is blocked and cannot be pruned")
+        for space in group.spaces:
+            kept = group.kept_positions(space, slots)
+            if kept.size == 0:
+                raise PruningError(f"plan removes every position of {space}")
+            if kept.size != group.sizes[space]:
+                out[space] = kept
+    return out
+
+
+def _slice_initializers(editor: ModelEditor, analysis: Analysis, changed: dict[Space, np.ndarray]) -> None:
+    by_init: dict[str, list[Space]] = {}
+    for space in changed:
+        if space.tensor in editor.inits:
+            by_init.setdefault(space.tensor, []).append(space)
+    for name, spaces in by_init.items():
+        arr = analysis.index.array(name)
+        for space in sorted(spaces):
+            arr = np.take(arr, changed[space], axis=space.axis)
+        write_tensor(editor.inits[name], arr)
+
+
+def _update_declared_shapes(model: onnx.ModelProto, changed: dict[Space, np.ndarray]) -> None:
+    by_tensor: dict[str, dict[int, int]] = {}
+    for space, kept in changed.items():
+        by_tensor.setdefault(space.tensor, {})[space.axis] = int(kept.size)
+    for vi in list(model.graph.value_info) + list(model.graph.input):
+        axes = by_tensor.get(vi.name)
+        if not axes or not vi.type.HasField("tensor_type"):
+            continue
+        dims = vi.type.tensor_type.shape.dim
+        for axis, size in axes.items():
+            if axis < len(dims):
+                dims[axis].Clear()
+                dims[axis].dim_value = size
+
+
+def apply_removal(model: onnx.ModelProto, analysis: Analysis, removed: dict[int, np.ndarray]) -> dict:
+    """Prune ``model`` (the model ``analysis`` was computed on) in place.
+
+    Returns ``{space: kept positions}`` for every changed space.
+    """
+    if analysis.index.model is not model:
+        raise PruningError("apply_removal needs the exact model object the analysis was computed on")
+    changed = kept_positions(analysis, removed)
+    if not changed:
+        return changed
+    editor = ModelEditor(model)
+    _slice_initializers(editor, analysis, changed)
+
+    def kept(space: Space) -> np.ndarray:
+        if space in changed:
+            return changed[space]
+        size = analysis.index.shape(space.tensor)[space.axis]
+        return np.arange(size, dtype=np.int64)
+
+    for fix in analysis.fixups:
+        if any(s in changed for s in fix.spaces):
+            fix.apply(editor, kept)
+    editor.finalize()
+    _update_declared_shapes(model, changed)
+    log.info("pruned %d spaces, touched %d nodes", len(changed), len(editor.touched_nodes))
+    return changed
