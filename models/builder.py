@@ -194,14 +194,16 @@ class GraphBuilder:
         return self.act(self.batchnorm(x, channels) if self.keep_bn else x, act)
 
     def conv_norm(self, x: str, cin: int, cout: int, k: int = 3, stride: int = 1, *, groups: int = 1,
-                  dilation: int = 1, pad: int | None = None, act: str | None = None, gain: float = 2.0) -> str:
+                  dilation: int = 1, pad: int | None = None, act: str | None = None, gain: float = 2.0,
+                  bias: bool = False) -> str:
         """Conv -> BatchNormalization (``keep_bn``) or Conv with bias, then ``act``.
 
+        ``bias=True`` keeps a conv bias in front of the BN too (as torchvision's VGG-BN does).
         A small ``gain`` on the last conv of a residual branch keeps the sum of many blocks
         O(1) (BN in inference form does not renormalize).
         """
         y = self.conv(x, cin, cout, k, stride, groups=groups, dilation=dilation, pad=pad,
-                      bias=not self.keep_bn, gain=gain)
+                      bias=bias or not self.keep_bn, gain=gain)
         return self.act(self.batchnorm(y, cout) if self.keep_bn else y, act)
 
     def instance_norm(self, x: str, channels: int) -> str:

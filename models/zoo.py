@@ -360,7 +360,8 @@ VGG_POOLED = 7
 
 
 def _vgg(b: GraphBuilder, size: str, flatten: str = "flatten") -> None:
-    """VGG (16-BN full, 11-like small): conv stacks, C x 7 x 7 flattened into Gemm, Dropout."""
+    """VGG (16-BN full, 11-like small): conv stacks (biased conv before BN, as torchvision
+    writes it), C x 7 x 7 flattened into Gemm, Dropout."""
     spec = VGG[size]
     x, cin = b.input("input", [3, spec["hw"], spec["hw"]]), 3
     with b.scope("features"):
@@ -368,7 +369,7 @@ def _vgg(b: GraphBuilder, size: str, flatten: str = "flatten") -> None:
             if item == "M":
                 x = b.maxpool(x, 2, 2)
             else:
-                x, cin = b.conv_norm(x, cin, item, 3, act="relu"), item
+                x, cin = b.conv_norm(x, cin, item, 3, act="relu", bias=True), item
     features, hidden = cin * VGG_POOLED * VGG_POOLED, spec["hidden"]
     with b.scope("classifier"):
         x = b.flatten(x) if flatten == "flatten" else b.reshape(x, [0, -1])
@@ -556,7 +557,7 @@ def _opzoo_activations(b: GraphBuilder, x: str, c: int) -> str:
 
 
 def _opzoo_channel_constants(b: GraphBuilder, x: str, c: int) -> str:
-    """Add, Sub (constant first), Mul, Div, Max, Min, Pow with per-channel [C, 1, 1] constants."""
+    """Add, Sub (constant first), Mul, Div, Max, Min, Sum, Pow with per-channel [C, 1, 1] constants."""
     with b.scope("channel_consts"):
         x = b.conv_norm(x, c, c, 3)
         x = b.add(x, b.channel_const(c, -0.5, 0.5))
@@ -565,6 +566,7 @@ def _opzoo_channel_constants(b: GraphBuilder, x: str, c: int) -> str:
         x = b.binary("Div", x, b.channel_const(c, 0.5, 2.0))
         x = b.binary("Max", x, b.channel_const(c, -1.0, -0.2))
         x = b.binary("Min", x, b.channel_const(c, 0.2, 1.0))
+        x = b.node("Sum", [x, b.channel_const(c, -0.5, 0.5), b.channel_const(c, -0.5, 0.5)])
         return b.binary("Pow", x, b.const(b.rng.integers(1, 3, (c, 1, 1))))
 
 
