@@ -300,9 +300,12 @@ def gather_rule(ctx: RuleContext) -> RuleResult:
             res.link(Space(x, ax), Space(y, ax))
         elif ax > axis:
             res.link(Space(x, ax), Space(y, ax - 1 + irank))
-    for ax in range(irank):
-        res.link(Space(ind, ax), Space(y, axis + ax))
     idx = ctx.const(ind)
+    for ax in range(irank):
+        if idx is None:
+            res.link(Space(ind, ax), Space(y, axis + ax))  # run-time indices: positions follow them
+        else:
+            res.explained.add(Space(ind, ax))  # constant indices are rewritten by the fix-up
     dim = shape[axis]
     if idx is None or irank != 1 or not is_static(dim):
         res.barrier(Space(x, axis), f"Gather {ctx.name} selects positions of axis {axis} "
@@ -311,7 +314,6 @@ def gather_rule(ctx: RuleContext) -> RuleResult:
     idx = np.where(idx < 0, idx + dim, idx).astype(np.int64)
     pairs = np.stack([np.arange(len(idx), dtype=np.int64), idx], axis=1)
     res.link(Space(y, axis), Space(x, axis), pairs)
-    res.explained.add(Space(ind, 0))
     res.fixups.append(_gather_fixup(ctx, Space(x, axis), Space(y, axis), idx))
     return res
 
