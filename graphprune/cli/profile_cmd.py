@@ -24,8 +24,8 @@ def _bench_options(args: argparse.Namespace) -> dict:
     given = [opt for opt in ("threads", "runs", "warmup") if getattr(args, opt) is not None]
     if given and not args.bench:
         raise UsageError(f"--{'/--'.join(given)} only apply with --bench")
-    return {"threads": args.threads or DEFAULT_THREADS, "runs": args.runs or DEFAULT_RUNS,
-            "warmup": DEFAULT_WARMUP if args.warmup is None else args.warmup}
+    defaults = {"threads": DEFAULT_THREADS, "runs": DEFAULT_RUNS, "warmup": DEFAULT_WARMUP}
+    return {opt: default if getattr(args, opt) is None else getattr(args, opt) for opt, default in defaults.items()}
 
 
 def _run(args: argparse.Namespace) -> int:

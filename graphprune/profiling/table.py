@@ -81,7 +81,7 @@ def profile_lines(p, per_node: bool = False) -> list[str]:
         for op, n in p.compare.uncounted.items():
             uncounted[op] = max(n, uncounted.get(op, 0))
     if uncounted:
-        lines.append("MACs not counted (no formula): " + ", ".join(f"{op} ({n} nodes)" for op, n in uncounted.items()))
+        lines.append("MACs not counted (no formula or unknown shape): " + ", ".join(f"{op} ({n} nodes)" for op, n in uncounted.items()))
     if per_node:
         lines += _nodes(p)
         if p.compare is not None:

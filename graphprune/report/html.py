@@ -102,7 +102,8 @@ def _op_mac_chart(p: dict, q: dict | None) -> str:
             for op in dict.fromkeys([*ops_p, *ops_q]) if ops_p.get(op, {}).get("macs") or ops_q.get(op, {}).get("macs")]
     series = ("before", "after") if q else ("after",)
     names = (p.get("name", "model"), q.get("name", "compared")) if q else (p.get("name", "model"),)
-    return "<h3>MACs per op type</h3>" + legend(series, names) + paired_bars(rows, series, fmt=si, title="MACs per op type")
+    return "<h3>MACs per op type</h3>" + legend(series, names) + paired_bars(rows, series, chart="op-macs", fmt=si,
+                                                                    title="MACs per op type")
 
 
 def _nodes_table(p: dict) -> str:
@@ -124,7 +125,7 @@ def render_profile(p: dict) -> str:
                  f"<b>{num(p.get('speedup'), 3)}x</b></p>")
     body += _op_mac_chart(p, q)
     if p.get("uncounted"):
-        body += ('<p class="muted">MACs not counted (no formula): '
+        body += ('<p class="muted">MACs not counted (no formula or unknown shape): '
                  + escape(", ".join(f"{k} ({v})" for k, v in p["uncounted"].items())) + "</p>")
     body += _nodes_table(p) + (_nodes_table(q) if q else "")
     latency = {p.get("name", "model"): p.get("latency")}
@@ -148,7 +149,7 @@ def render_latency(data, heading: bool = True) -> str:
     entries = _latency_entries(data)
     rows = [(name, f"{d['median_ms']:.3f}", _ms(d.get("p10_ms")), _ms(d.get("p90_ms")), _ms(d.get("stdev_ms")),
              d.get("runs", "-"), d.get("threads", "-")) for name, d in entries]
-    chart = paired_bars([(name, [d["median_ms"]]) for name, d in entries], ("median",),
+    chart = paired_bars([(name, [d["median_ms"]]) for name, d in entries], ("median",), chart="latency",
                         fmt=lambda v: f"{v:.3f} ms", title="median latency")
     body = "<h3>Latency (onnxruntime, CPU)</h3>" + chart + _table(
         ("model", "median ms", "p10 ms", "p90 ms", "sd ms", "runs", "threads"), rows)
@@ -165,7 +166,7 @@ def render_channels(rows: list) -> str:
     kept = f"{100 * after / before:.1f}%" if before else "-"
     head = f"<p>{len(rows)} layers, {before} &rarr; {after} channels ({kept} kept)</p>"
     chart = paired_bars([(str(r["node"]), [r.get("before"), r.get("after")]) for r in rows], ("before", "after"),
-                        fmt=lambda v: f"{v:g}", title="channels per layer")
+                        chart="channels", title="channels per layer")
     return _section("Channels per layer", head + legend(("before", "after"), ("before", "after")) + chart)
 
 

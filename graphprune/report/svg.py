@@ -21,20 +21,28 @@ def _short(text: str) -> str:
     return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "\u2026"
 
 
+def _exact(value: float) -> str:
+    """The value as written in ``data-value``: integers in full, floats round-trippable."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def bar_width(value: float, max_value: float) -> float:
     """Width of a bar in the plot (rounded to 0.01 px; the contract the tests check)."""
     return round(PLOT_WIDTH * value / max_value, 2) if max_value > 0 else 0.0
 
 
-def paired_bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[str],
+def paired_bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequence[str], *, chart: str,
                 fmt=lambda v: f"{v:g}", title: str = "") -> str:
-    """Horizontal bars, one group of ``len(series)`` bars per row label (None values draw no bar)."""
+    """Horizontal bars, one group of ``len(series)`` bars per row label (None values draw no bar).
+
+    The ``<svg>`` gets ``id="chart-<chart>"``.
+    """
     values = [v for _, vals in rows for v in vals if v is not None]
     top = max(values, default=0.0)
     row_height = BAR_HEIGHT * len(series) + ROW_GAP
     height = row_height * len(rows) + ROW_GAP
     width = LABEL_WIDTH + PLOT_WIDTH + VALUE_WIDTH
-    parts = [f'<svg class="chart" role="img" width="{width:g}" height="{height}" '
+    parts = [f'<svg class="chart" id="chart-{escape(chart)}" role="img" width="{width:g}" height="{height}" '
              f'viewBox="0 0 {width:g} {height}" aria-label="{escape(title)}">']
     for i, (label, vals) in enumerate(rows):
         y0 = ROW_GAP + i * row_height
@@ -46,7 +54,7 @@ def paired_bars(rows: Sequence[tuple[str, Sequence[float | None]]], series: Sequ
             y = y0 + j * BAR_HEIGHT
             w = bar_width(value, top)
             parts.append(f'<rect class="bar {escape(name)}" x="{LABEL_WIDTH}" y="{y}" width="{w:g}" '
-                         f'height="{BAR_HEIGHT - 1}" data-label="{escape(label)}" data-value="{value:g}">'
+                         f'height="{BAR_HEIGHT - 1}" data-label="{escape(label)}" data-value="{_exact(value)}">'
                          f'<title>{escape(label)} {escape(name)}: {escape(fmt(value))}</title></rect>')
             parts.append(f'<text class="value" x="{LABEL_WIDTH + w + 4:g}" y="{y + BAR_HEIGHT / 2:g}" '
                          f'dominant-baseline="middle">{escape(fmt(value))}</text>')

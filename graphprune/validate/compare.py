@@ -99,7 +99,7 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
     return iter_inputs(data, reference, limit=samples, **(image_options or {})), label
 
 
-def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: int | None = DEFAULT_RANDOM_SAMPLES,
+def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: int | None = None,
              input_shapes: Mapping | None = None, rtol: float = 1e-4, atol: float = 1e-5, seed: int = 0,
              progress: bool = True, image_options: Mapping | None = None) -> ValidationReport:
     """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
