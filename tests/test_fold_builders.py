@@ -11,10 +11,12 @@ from graphprune.passes.fold import FoldResult, fold
 from tests.helpers import assert_outputs_close, random_feeds, run
 
 #: Folding moves the BN scale inside the Conv/Gemm sum (Σ (s·W)·x + b' instead of
-#: s·(Σ W·x + b) + t), so float32 rounds at different points: the two graphs differ by a few ulps
-#: of the largest partial sums, not of each output, and outputs near zero (cancellation) miss
-#: rtol=1e-5 alone. The absolute tolerance is this fraction of the output's largest magnitude.
-SUMMATION_ATOL = 1e-6
+#: s·(Σ W·x + b) + t), so float32 rounds at different points and outputs near zero
+#: (cancellation) miss rtol=1e-5 alone. Measured on the zoo: the original float32 graph is
+#: already up to ~1.3e-6 × max|output| away from a float64 evaluation of itself, the folded one
+#: as close, so the two differ by up to ~3e-6 × max|output| on deep models. The absolute
+#: tolerance is this fraction of the output's largest magnitude (rtol stays 1e-5).
+SUMMATION_ATOL = 1e-5
 
 #: float16 has a 10-bit mantissa (ulp 2⁻¹⁰ ≈ 9.8e-4 relative): the folded graph rounds the
 #: products W·s once where the original rounds the Conv output and the BN separately, so they

@@ -56,9 +56,12 @@ class FoldResult:
 
     def summary_lines(self) -> list[str]:
         into_consumers = sum(f.op_type == "BatchNormalization" and f.direction == "consumers" for f in self.folded)
-        lines = [f"folded {self.folded_batchnorm} of {self.batchnorm_before} BatchNormalization nodes "
-                 f"({self.folded_batchnorm - into_consumers} into the node before, {into_consumers} into the "
-                 f"nodes after); {self.batchnorm_after} left"]
+        if self.batchnorm_before:
+            lines = [f"folded {self.folded_batchnorm} of {self.batchnorm_before} BatchNormalization nodes "
+                     f"({self.folded_batchnorm - into_consumers} into the node before, {into_consumers} into the "
+                     f"nodes after); {self.batchnorm_after} left"]
+        else:
+            lines = ["no BatchNormalization nodes"]
         if self.folded_affine:
             lines.append(f"folded {self.folded_affine} per-channel Mul/Add/Sub/Div nodes")
         if self.skipped:
@@ -81,7 +84,7 @@ class FoldResult:
 
 
 def _fold_rounds(model: onnx.ModelProto, batchnorm: bool, affine: bool, result: FoldResult) -> None:
-    passes = ([FoldBatchNormPass()] if batchnorm else []) + ([FoldAffinePass()] if affine else [])
+    passes = ([FoldBatchNormPass()] if batchnorm else []) + ([FoldAffinePass(batchnorm)] if affine else [])
     for _ in range(MAX_ROUNDS):
         changed = False
         for p in passes:
@@ -101,7 +104,9 @@ def fold(model: onnx.ModelProto, *, inplace: bool = True, batchnorm: bool = True
     """Fold BatchNormalization and per-channel Mul/Add/Sub/Div into neighbouring linear nodes.
 
     Mutates ``model`` (and returns it as ``result.model``) unless ``inplace=False``, in which
-    case a copy is folded. ``batchnorm``/``affine``/``cleanup`` switch the stages off.
+    case a copy is folded. ``batchnorm``/``affine``/``cleanup`` switch the stages off;
+    ``batchnorm=False`` also keeps every BatchNormalization's parameters unchanged (the affine
+    stage neither folds through a BN nor into one), for importance that reads BN statistics.
     """
     if not inplace:
         copy = onnx.ModelProto()

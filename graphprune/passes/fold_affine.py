@@ -595,11 +595,13 @@ def _is_absorber(ctx: FoldContext, node: onnx.NodeProto, tensor: str) -> bool:
             and node.output[0] == tensor and not ctx.is_constant(node.input[0]))
 
 
-def walk_back(ctx: FoldContext, target: onnx.NodeProto, index: int) -> tuple[Chain | None, Chain | None, str]:
+def walk_back(ctx: FoldContext, target: onnx.NodeProto, index: int,
+              batchnorm: bool = True) -> tuple[Chain | None, Chain | None, str]:
     """Walk from ``target`` up through single-reader affine/view nodes.
 
     Returns ``(chain to a Conv/ConvTranspose/Gemm/MatMul or None, chain to the nearest
-    inference BatchNormalization on the way or None, reason the walk stopped)``.
+    inference BatchNormalization on the way or None, reason the walk stopped)``. With
+    ``batchnorm=False`` a BatchNormalization ends the walk (it is neither folded nor changed).
     """
     steps = [Step(target, index, target.op_type not in VIEW_OPS)]
     nearest_bn = None
@@ -613,6 +615,8 @@ def walk_back(ctx: FoldContext, target: onnx.NodeProto, index: int) -> tuple[Cha
             return None, nearest_bn, f"{tensor!r} has no producer"
         if _is_absorber(ctx, upstream, tensor):
             return Chain(upstream, steps), nearest_bn, ""
+        if upstream.op_type == "BatchNormalization" and not batchnorm:
+            return None, None, f"input comes from BatchNormalization {upstream.name}, which is kept"
         through = data_index(ctx, upstream)
         if through is None or upstream.output[0] != tensor:
             return None, nearest_bn, (f"input comes from {upstream.op_type} {upstream.name}, which cannot absorb "
@@ -639,15 +643,17 @@ def plan(ctx: FoldContext, chain: Chain) -> Chain:
     return chain
 
 
-def find_chain(ctx: FoldContext, target: onnx.NodeProto, index: int, allow_batchnorm: bool) -> Chain:
-    """The planned chain that folds ``target`` upstream, or NotFoldable with the reason."""
-    full, nearest_bn, reason = walk_back(ctx, target, index)
+def find_chain(ctx: FoldContext, target: onnx.NodeProto, index: int, batchnorm: bool = True) -> Chain:
+    """The planned chain that folds ``target`` upstream, or NotFoldable with the reason.
+
+    ``batchnorm=False``: BatchNormalization nodes are left exactly as they are."""
+    full, nearest_bn, reason = walk_back(ctx, target, index, batchnorm)
     if full is not None:
         try:
             return plan(ctx, full)
         except NotFoldable as exc:
             reason = str(exc)
-    if allow_batchnorm and nearest_bn is not None:
+    if nearest_bn is not None:
         return plan(ctx, nearest_bn)
     raise NotFoldable(reason)
 
@@ -707,6 +713,10 @@ class FoldAffinePass(Pass):
 
     name = "fold-affine"
 
+    def __init__(self, batchnorm: bool = True):
+        #: False: leave BatchNormalization nodes untouched (neither folded through nor into)
+        self.batchnorm = batchnorm
+
     def run(self, model: onnx.ModelProto) -> FoldPassResult:
         ctx, modified = prepare(model)
         folded: list[FoldedNode] = []
@@ -715,7 +725,7 @@ class FoldAffinePass(Pass):
             if node is None or constant_operand(ctx, node) is None:
                 continue
             try:
-                chain = find_chain(ctx, node, constant_operand(ctx, node), allow_batchnorm=True)
+                chain = find_chain(ctx, node, constant_operand(ctx, node), self.batchnorm)
             except NotFoldable as exc:
                 log.debug("%s %s stays: %s", node.op_type, name, exc)
                 continue

@@ -191,7 +191,7 @@ def fold_one(ctx: FoldContext, bn: onnx.NodeProto) -> list[FoldedNode]:
     if reason:
         raise NotFoldable(reason)
     try:
-        return apply_chain(ctx, find_chain(ctx, bn, 0, allow_batchnorm=True))
+        return apply_chain(ctx, find_chain(ctx, bn, 0))
     except NotFoldable as before:
         try:
             return [fold_into_consumers(ctx, bn)]

@@ -1,0 +1,109 @@
+"""``graphprune fold MODEL -o OUT``: fold BatchNormalization and per-channel affines, exactly.
+
+The folded model is validated against the input (onnxruntime, graph optimizations off, seeded
+random inputs unless ``--data``) before it is written; a mismatch exits 1 and writes nothing
+unless ``--force``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+import onnx
+
+from ..errors import InvalidModelError, ValidationFailed
+from ..io import PROTOBUF_LIMIT, check_output_path, load_model, save_model
+from ..passes.fold import FoldResult, fold
+from .validate_cmd import add_report_argument, add_validation_arguments, failure_message, validation_kwargs
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = """examples:
+  graphprune fold model.onnx -o folded.onnx
+  graphprune fold model.onnx -o folded.onnx --report fold.html
+  graphprune fold model.onnx -o folded.onnx --data inputs.npz --samples 16
+  graphprune fold model.onnx -o folded.onnx --no-validate --json
+
+what folds: BatchNormalization after Conv (any group), ConvTranspose (any group), Gemm and
+MatMul with constant weights (also through Reshape/Flatten/Squeeze/Unsqueeze/Transpose that keep
+the channel axis); BatchNormalization before a Conv that reads no padding (or whose shift is 0)
+and before a Gemm (also after Flatten); per-channel Mul/Add/Sub/Div by constants after those.
+Every BatchNormalization that stays is listed with the reason."""
+
+
+def _check_input(model: onnx.ModelProto, path: str) -> None:
+    """One-line error for a file that parses but is not a valid graph (folding assumes one)."""
+    if model.ByteSize() > PROTOBUF_LIMIT:
+        log.info("%s: larger than 2 GB, skipping the ONNX checker", path)
+        return
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidModelError(f"{path}: not a valid ONNX model: {first}") from exc
+
+
+def _print(result: FoldResult, report, as_json: bool, output: str | None) -> None:
+    if as_json:
+        data = {"fold": result.to_dict(), "validation": report.to_dict() if report else None, "output": output}
+        print(json.dumps(data, indent=2))
+        return
+    print("\n".join(result.summary_lines()))
+    if report is not None:
+        print("\n".join(report.summary_lines()))
+    if output:
+        print(f"wrote {output}")
+
+
+def _write_report(path: str, model_path: str, result: FoldResult, report) -> None:
+    from ..report import write_report
+
+    write_report(path, {"title": f"fold {model_path}", "summary": result.summary_lines(),
+                        "validation": report, "fold": result.to_dict()})
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.report:
+        from ..report import check_report_path
+
+        check_report_path(args.report)
+    check_output_path(args.output, (args.model,), force=args.force)
+    model = load_model(args.model)
+    _check_input(model, args.model)
+    result = fold(model, inplace=args.no_validate)
+    report = None
+    if not args.no_validate:
+        from ..validate import validate
+
+        report = validate(model, result.model, **validation_kwargs(args))
+    failed = report is not None and not report.passed
+    written = None if failed and not args.force else str(save_model(result.model, args.output,
+                                                                    inputs=(args.model,), force=args.force))
+    _print(result, report, args.json, written)
+    if args.report:
+        _write_report(args.report, args.model, result, report)
+    if failed:
+        tail = "; written anyway (--force)" if written else "; nothing written (--force writes it anyway)"
+        raise ValidationFailed(failure_message(report) + tail)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "fold", help="fold BatchNormalization and per-channel Mul/Add into neighbouring layers, exactly",
+        description="Fold every BatchNormalization (and per-channel Mul/Add/Sub/Div by constants) that can be "
+                    "folded exactly into the Conv/ConvTranspose/Gemm/MatMul next to it, check that the outputs "
+                    "are unchanged, and write the result. Exit 0 on success, 1 when the folded model does not "
+                    "match the original (nothing is written then, unless --force).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="the model to fold (.onnx)")
+    parser.add_argument("-o", "--output", required=True, help="where to write the folded model (.onnx)")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite the input model if -o names it, and write the output even when validation fails")
+    parser.add_argument("--no-validate", action="store_true",
+                        help="skip the check against the original (saves the memory of a second copy)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of text")
+    add_report_argument(parser)
+    add_validation_arguments(parser)
+    parser.set_defaults(func=_run)
