@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx
 import pytest
 
 from graphprune.cli import main
@@ -96,3 +97,23 @@ def test_bad_options_are_one_line_errors(models, capsys, argv, code, message):
 def test_missing_model_exits_3(models, capsys, tmp_path):
     code, _, err = _run(capsys, "validate", models["ref"], str(tmp_path / "nope.onnx"))
     assert code == 3 and "nope.onnx: no such file" in err
+
+
+def test_folded_zoo_model_exits_0_and_a_corrupted_fold_exits_1(tmp_path, capsys):
+    """The acceptance pair: the folded model matches its original; a wrong weight does not."""
+    zoo = pytest.importorskip("models.zoo", reason="the reference zoo models/zoo.py is needed")
+    fold = pytest.importorskip("graphprune.passes.fold", reason="graphprune.passes.fold (BN folding) is needed")
+    original = zoo.build("resnet18")
+    folded = fold.fold(original, inplace=False).model
+    assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
+    a, b = save(original, tmp_path / "a.onnx"), save(folded, tmp_path / "folded.onnx")
+    code, out, _ = _run(capsys, "validate", a, b, "--samples", "2")
+    assert code == 0 and out.startswith("validation PASSED")
+    conv_weight = next(t for t in folded.graph.initializer if len(t.dims) == 4)
+    array = onnx.numpy_helper.to_array(conv_weight).copy()
+    array.flat[0] += 1.0                                     # one weight of the first conv, off by one
+    conv_weight.CopyFrom(onnx.numpy_helper.from_array(array, conv_weight.name))
+    wrong = save(folded, tmp_path / "wrong.onnx")
+    code, out, err = _run(capsys, "validate", a, wrong, "--samples", "2")
+    assert code == 1 and out.startswith("validation FAILED")
+    assert err.startswith("graphprune: error: validation failed: output 'logits'")
