@@ -81,7 +81,10 @@ class Group:
 
     @property
     def representative(self) -> Space:
-        """A readable name for the group: its first parameter space, else its first space."""
+        """A readable name for the group: its first producer weight, else its first parameter space."""
+        for p in self.params:
+            if "producer" in p.roles and "weight" in p.tags:
+                return p.space
         return self.params[0].space if self.params else self.spaces[0]
 
     def to_dict(self) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis.types import Group
-from .base import STATISTIC_TAGS, Importance, per_position, scatter_to_slots
+from .base import STATISTIC_TAGS, Importance, scatter_to_slots
 
 
 class MagnitudeImportance(Importance):
@@ -23,12 +23,17 @@ class MagnitudeImportance(Importance):
         self.name = f"l{p}"
 
     def _slice_values(self, arr: np.ndarray, axis: int, neutral: float) -> np.ndarray:
-        x = np.abs(arr.astype(np.float64) - neutral)
-        if self.p == 2:
-            x = x * x
+        """Per index along ``axis``: sum (or max) of |x - neutral|^p over the slice (float64 result)."""
+        rows = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)
+        rows = rows.astype(np.float32 if rows.dtype.itemsize <= 4 else np.float64, copy=False)
+        if neutral:
+            rows = rows - np.float32(neutral)
         if self.aggregate == "max":
-            return per_position(x, axis, lambda a, ax: a.max(axis=ax))
-        return per_position(x, axis, lambda a, ax: a.sum(axis=ax))
+            x = np.abs(rows).max(axis=1)
+            return (x.astype(np.float64) ** self.p)
+        if self.p == 2:
+            return np.einsum("ij,ij->i", rows, rows, dtype=np.float64)
+        return np.abs(rows).sum(axis=1, dtype=np.float64)
 
     def score(self, group: Group, index) -> np.ndarray:
         total = np.zeros(group.n_slots, dtype=np.float64)
