@@ -12,7 +12,7 @@ import pytest
 from graphprune.errors import OutputError, UsageError
 from graphprune.profiling import profile
 from graphprune.report import render, write_report
-from graphprune.report.svg import PLOT_WIDTH, bar_width
+from graphprune.report.svg import BAR_HEIGHT, PLOT_WIDTH, bar_width
 from graphprune.validate import validate
 from tests.test_validate_support import small_cnn, two_outputs
 
@@ -118,10 +118,18 @@ def test_headings_follow_the_section_order(page):
                                     {"latency": {"a": {"median_ms": 2.0}, "b": {"median_ms": 1.0}}},
                                     {"summary": ["line one", "line two"]}])
 def test_any_subset_of_sections_renders(subset, tmp_path):
+    """Each of prune/fold/validate/profile writes only the sections it has."""
     path = write_report(tmp_path / "r.html", subset)
     text = path.read_text()
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert text.count("<section>") == len(subset)
+
+
+def test_sections_of_another_shape_fall_back_to_the_generic_view():
+    text = render({"groups": {"total": 14, "pruned": 12}, "channels": "n/a", "validation": {"passed": True}}, "html")
+    assert "<h2>Groups</h2><table>" in text and "<td class=\"t\">total</td><td>14</td>" in text
+    assert "<h2>Channels</h2>" in text and "<svg" not in text
+    assert "<h2>Validation</h2><table>" in text
 
 
 def test_latency_bars_are_scaled_to_the_slowest(tmp_path):
@@ -167,6 +175,6 @@ def test_chromium_renders_the_bars(sections, tmp_path):
     pixels = np.asarray(image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     after = np.all(np.abs(pixels - (0x2F, 0x6F, 0xDF)) <= 3, axis=1).sum()
     before = np.all(np.abs(pixels - (0xA7, 0xB0, 0xBC)) <= 3, axis=1).sum()
-    # bars are 8 px tall: the after bars span 120 + 360 + 60 px of a 480 px plot, the before bars 240 + 480 + 60
-    assert after >= 0.8 * 8 * (120 + 360 + 60)
-    assert before >= 0.8 * 8 * (240 + 480 + 60)
+    # bars are BAR_HEIGHT - 1 px tall; the after bars span 120 + 360 + 60 px of the 480 px plot, before 240 + 480 + 60
+    assert after >= 0.8 * (BAR_HEIGHT - 1) * (120 + 360 + 60)
+    assert before >= 0.8 * (BAR_HEIGHT - 1) * (240 + 480 + 60)

@@ -7,6 +7,7 @@ dedicated view (see :data:`SECTION_ORDER`); any other section is shown as a tabl
 from __future__ import annotations
 
 import json
+import logging
 from html import escape
 
 from .svg import legend, paired_bars
@@ -14,6 +15,7 @@ from .text import binary_bytes, num, percent, si
 
 #: known sections, in page order; unknown ones follow in the order given
 SECTION_ORDER = ("summary", "validation", "profile", "latency", "channels", "groups")
+log = logging.getLogger(__name__)
 BARRIER_KEYS = ("barriers", "barrier_reasons", "barrier reasons", "reasons")
 
 CSS = """
@@ -24,7 +26,7 @@ th{background:#f3f5f8}td:first-child,th:first-child,td.t{text-align:left}
 pre{background:#f6f8fa;padding:.8em;overflow:auto}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}
 tr.worst td{background:#fff3e0}tr.kept td{background:#fbeff0}
-.chart text{font-size:11px;fill:#1d2430}.chart .value{fill:#56606e}
+.chart text{font-size:11px;fill:#1d2430}.chart .value{fill:#56606e;font-size:10px}
 .bar.before{fill:#a7b0bc}.bar.after{fill:#2f6fdf}.bar.median{fill:#2f6fdf}
 .legend .key{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:middle}
 .key.before{background:#a7b0bc}.key.after{background:#2f6fdf}
@@ -209,17 +211,40 @@ RENDERERS = {"summary": render_summary, "validation": render_validation, "profil
              "latency": render_latency, "channels": render_channels, "groups": render_groups}
 
 
+def _list_of_dicts(data, key: str) -> bool:
+    return isinstance(data, list) and all(isinstance(d, dict) and key in d for d in data)
+
+
+#: what a known section must look like to get its dedicated view (else it is shown generically)
+ACCEPTS = {
+    "summary": lambda d: isinstance(d, (list, str)),
+    "validation": lambda d: isinstance(d, dict) and isinstance(d.get("outputs"), list),
+    "profile": lambda d: isinstance(d, dict) and isinstance(d.get("by_op_type"), list),
+    "latency": lambda d: isinstance(d, (dict, list)),
+    "channels": lambda d: _list_of_dicts(d, "node"),
+    "groups": lambda d: _list_of_dicts(d, "group"),
+}
+
+
+def render_section(key: str, data) -> str:
+    """The dedicated view of a known section, or the generic one when the data does not fit it."""
+    render = RENDERERS.get(key)
+    if render is not None and ACCEPTS[key](data):
+        try:
+            return render(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("report section %r does not have the expected structure (%s); shown as data", key, exc)
+    return render_generic(key, data)
+
+
 def render_html(sections: dict) -> str:
     """The page for JSON-able ``sections`` (``title`` is the heading; other keys are sections)."""
     title = str(sections.get("title", "graphprune report"))
     keys = [k for k in SECTION_ORDER if k in sections] + [k for k in sections if k not in SECTION_ORDER and k != "title"]
     body = []
     for key in keys:
-        data = sections[key]
-        if data is None:
-            continue
-        render = RENDERERS.get(key)
-        body.append(render(data) if render else render_generic(key, data))
+        if sections[key] is not None:
+            body.append(render_section(key, sections[key]))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{escape(title)}</h1>{''.join(body)}</body></html>\n")
