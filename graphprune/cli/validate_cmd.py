@@ -14,7 +14,7 @@ from ..errors import UsageError, ValidationFailed
 from ..progress import bars_visible
 from ..report import check_report_path, write_report
 from ..validate import parse_input_shapes, validate
-from ..validate.data import CHANNEL_ORDERS, LAYOUTS
+from ..validate.images import CHANNEL_ORDERS, LAYOUTS
 
 
 def _floats(text: str) -> list[float]:
