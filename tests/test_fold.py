@@ -135,10 +135,11 @@ def test_light_models_fold(path):
     assert all("feeds Relu" in reason for _, reason in result.skipped)
 
 
-def test_every_zoo_model_folds():
+@pytest.mark.parametrize("opset", [9, 17])
+def test_every_zoo_model_folds(opset):
     zoo = pytest.importorskip("models.zoo", reason="models/zoo.py (the reference zoo) is not in this checkout")
     for name in sorted(zoo.ZOO):
-        model = zoo.build(name, opset=17, keep_bn=True, size="small")
+        model = zoo.build(name, opset=opset, keep_bn=True, size="small")
         result = fold(model, inplace=False)
         assert_fold_exact(model, result.model, seeds=(0,))
         kept = ZOO_KEPT.get(name, 0)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import onnx
 
+from ..graph import infer_shapes
 from .cleanup import CleanupPass
 from .fold_affine import FoldAffinePass, FoldedNode
 from .fold_batchnorm import FoldBatchNormPass
@@ -84,7 +85,9 @@ class FoldResult:
 
 
 def _fold_rounds(model: onnx.ModelProto, batchnorm: bool, affine: bool, result: FoldResult) -> None:
-    passes = ([FoldBatchNormPass()] if batchnorm else []) + ([FoldAffinePass(batchnorm)] if affine else [])
+    shapes = infer_shapes(model)  # once: folds keep the shapes of every surviving tensor
+    passes = (([FoldBatchNormPass(shapes)] if batchnorm else [])
+              + ([FoldAffinePass(batchnorm, shapes)] if affine else []))
     for _ in range(MAX_ROUNDS):
         changed = False
         for p in passes:

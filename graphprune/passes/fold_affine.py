@@ -130,9 +130,11 @@ class FoldContext:
     """A name-keyed, editable index of the main graph, kept current as folds rewrite it.
 
     Nodes are removed by marking; :meth:`commit` deletes them from the graph in one go.
+    ``shapes`` (from :func:`graphprune.graph.infer_shapes`) may be shared between passes: folds
+    keep every surviving tensor's shape, and new initializers are added to it.
     """
 
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: onnx.ModelProto, shapes: dict | None = None):
         graph = model.graph
         self.model, self.graph = model, graph
         self.nodes = {n.name: n for n in graph.node}
@@ -152,7 +154,7 @@ class FoldContext:
         self.real_inputs = declared - set(self.inits)
         self.outputs = {o.name for o in graph.output}
         self.pinned = subgraph_references(graph)
-        self.shapes = infer_shapes(model)
+        self.shapes = infer_shapes(model) if shapes is None else shapes
         self.opsets = {(o.domain or ""): o.version for o in model.opset_import}
         self.removed: set[str] = set()
         self._taken = set(self.producer) | set(self.consumers) | set(self.inits) | declared | self.outputs
@@ -172,9 +174,10 @@ class FoldContext:
         return self.consumers.get(tensor, [])
 
     def is_constant(self, name: str) -> bool:
-        """An initializer that is not a real graph input (initializers also declared as graph
-        inputs, the legacy exporter habit, are weights here, as in :class:`GraphIndex`)."""
-        return name in self.inits and name not in self.pinned
+        """An initializer (initializers also declared as graph inputs, the legacy exporter habit
+        that IR < 4 required, are weights here, as in :class:`GraphIndex`; they are never
+        overwritten, see :meth:`write_param`)."""
+        return name in self.inits
 
     def array(self, name: str) -> np.ndarray:
         return numpy_helper.to_array(self.inits[name])
@@ -701,10 +704,10 @@ def apply_chain(ctx: FoldContext, chain: Chain) -> list[FoldedNode]:
 
 
 # ----------------------------------------------------------------------------- the pass
-def prepare(model: onnx.ModelProto) -> tuple[FoldContext, bool]:
+def prepare(model: onnx.ModelProto, shapes: dict | None = None) -> tuple[FoldContext, bool]:
     """Unique node names (folds key nodes by name), then a fresh context."""
     named = NameNodesPass()(model).modified
-    return FoldContext(model), named
+    return FoldContext(model, shapes), named
 
 
 class FoldAffinePass(Pass):
@@ -713,12 +716,13 @@ class FoldAffinePass(Pass):
 
     name = "fold-affine"
 
-    def __init__(self, batchnorm: bool = True):
+    def __init__(self, batchnorm: bool = True, shapes: dict | None = None):
         #: False: leave BatchNormalization nodes untouched (neither folded through nor into)
         self.batchnorm = batchnorm
+        self.shapes = shapes
 
     def run(self, model: onnx.ModelProto) -> FoldPassResult:
-        ctx, modified = prepare(model)
+        ctx, modified = prepare(model, self.shapes)
         folded: list[FoldedNode] = []
         for name in list(ctx.order):
             node = ctx.live(name)

@@ -145,7 +145,7 @@ def consumer_sites(ctx: FoldContext, bn: onnx.NodeProto, affine: ChannelAffine) 
             sites.extend(_flatten_sites(ctx, node, affine.scale.size))
         else:
             raise NotFoldable(f"output feeds {node.op_type} {node.name}, which cannot absorb it "
-                              "(only Conv, Gemm, and Gemm after Flatten)")
+                              "(only Conv, Gemm reading a 2-D BN, and Gemm after Flatten)")
     return sites
 
 
@@ -204,8 +204,12 @@ class FoldBatchNormPass(Pass):
 
     name = "fold-batchnorm"
 
+    def __init__(self, shapes: dict | None = None):
+        #: shapes shared with other passes on the same model (see :class:`FoldContext`)
+        self.shapes = shapes
+
     def run(self, model: onnx.ModelProto) -> FoldPassResult:
-        ctx, modified = prepare(model)
+        ctx, modified = prepare(model, self.shapes)
         folded: list[FoldedNode] = []
         skipped: list[tuple[str, str]] = []
         for name in list(ctx.order):
