@@ -19,12 +19,6 @@ class Importance:
         raise NotImplementedError
 
 
-def per_position(arr: np.ndarray, axis: int, fn) -> np.ndarray:
-    """Reduce every axis but ``axis`` with ``fn`` (e.g. sum of squares) -> vector along ``axis``."""
-    other = tuple(a for a in range(arr.ndim) if a != axis)
-    return fn(arr, other) if other else arr
-
-
 def scatter_to_slots(group: Group, space, values: np.ndarray, out: np.ndarray, reduce: str = "sum") -> None:
     slots = group.slot_of[space]
     if reduce == "max":
