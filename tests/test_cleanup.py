@@ -5,7 +5,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from graphprune.passes.cleanup import CleanupPass, subgraph_references
+from graphprune.graph import subgraph_reads
+from graphprune.passes.cleanup import CleanupPass
 from tests.test_fold_builders import GraphBuilder, assert_fold_exact, op_counts
 
 
@@ -88,7 +89,7 @@ def _if_model() -> onnx.ModelProto:
 
 def test_names_read_by_subgraphs_are_kept():
     model = _if_model()
-    assert subgraph_references(model.graph) >= {"h", "w"}
+    assert subgraph_reads(model.graph) >= {"h", "w"}
     result = CleanupPass()(model)
     assert not result.modified
     assert op_counts(model) == {"Relu": 1, "Identity": 1, "If": 1}

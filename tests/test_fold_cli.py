@@ -50,7 +50,16 @@ def test_json_and_report(model_path, tmp_path, capsys):
     assert code == 0 and data["fold"]["batchnorm"] == {"before": 2, "folded": 1, "after": 1}
     assert data["validation"]["passed"] is True and data["output"] == str(tmp_path / "f.onnx")
     saved = json.loads(report.read_text())
-    assert saved["fold"]["skipped"] == data["fold"]["skipped"] and saved["validation"]["passed"] is True
+    assert saved["kept_batchnorm"] == data["fold"]["skipped"] and saved["folded"] == data["fold"]["folded"]
+    assert saved["fold"]["batchnorm"] == data["fold"]["batchnorm"] and saved["validation"]["passed"] is True
+
+
+def test_html_report_lists_kept_batchnorms(model_path, tmp_path, capsys):
+    report = tmp_path / "fold.html"
+    code, _, _ = _run(capsys, "fold", model_path, "-o", tmp_path / "f.onnx", "--report", report)
+    page = report.read_text()
+    assert code == 0 and page.startswith("<!DOCTYPE html>")
+    assert "Kept batchnorm" in page and "Concat" in page and "validation" in page.lower()
 
 
 def test_no_validate(model_path, tmp_path, capsys):

@@ -59,8 +59,10 @@ def _print(result: FoldResult, report, as_json: bool, output: str | None) -> Non
 def _write_report(path: str, model_path: str, result: FoldResult, report) -> None:
     from ..report import write_report
 
-    write_report(path, {"title": f"fold {model_path}", "summary": result.summary_lines(),
-                        "validation": report, "fold": result.to_dict()})
+    data = result.to_dict()
+    write_report(path, {"title": f"fold {model_path}", "summary": result.summary_lines(), "validation": report,
+                        "kept_batchnorm": data["skipped"], "folded": data["folded"],
+                        "fold": {k: data[k] for k in ("modified", "batchnorm", "affine_folded", "notes")}})
 
 
 def _run(args: argparse.Namespace) -> int:

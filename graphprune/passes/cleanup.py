@@ -23,25 +23,10 @@ from collections import defaultdict
 
 import onnx
 
-from ..graph import remove_initializers
+from ..graph import remove_initializers, subgraph_reads
 from .base import Pass, PassResult
 
 log = logging.getLogger(__name__)
-
-
-def subgraph_references(graph: onnx.GraphProto) -> set[str]:
-    """Every tensor name read by a node of any subgraph nested in ``graph`` (outer-scope reads)."""
-    names: set[str] = set()
-    stack = [attr for node in graph.node for attr in node.attribute]
-    while stack:
-        attr = stack.pop()
-        bodies = ([attr.g] if attr.HasField("g") else []) + list(attr.graphs)
-        for body in bodies:
-            for node in body.node:
-                names.update(i for i in node.input if i)
-                stack.extend(node.attribute)
-            names.update(o.name for o in body.output)
-    return names
 
 
 def _delete_nodes(graph: onnx.GraphProto, doomed: set[int]) -> None:
@@ -156,7 +141,7 @@ class CleanupPass(Pass):
 
     def run(self, model: onnx.ModelProto) -> PassResult:
         graph = model.graph
-        pinned = subgraph_references(graph)
+        pinned = subgraph_reads(graph)
         counts = {
             "Identity nodes": _remove_identities(graph, pinned) if self.identities else 0,
             "dead nodes": _remove_dead_nodes(graph, pinned),

@@ -52,9 +52,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..graph import Use, add_initializer, get_attr, infer_shapes, write_tensor
+from ..graph import Use, add_initializer, get_attr, infer_shapes, subgraph_reads, write_tensor
 from .base import Pass, PassResult
-from .cleanup import subgraph_references
 from .normalize import NameNodesPass
 
 log = logging.getLogger(__name__)
@@ -153,7 +152,7 @@ class FoldContext:
         self.declared_inputs = declared
         self.real_inputs = declared - set(self.inits)
         self.outputs = {o.name for o in graph.output}
-        self.pinned = subgraph_references(graph)
+        self.pinned = subgraph_reads(graph)
         self.shapes = infer_shapes(model) if shapes is None else shapes
         self.opsets = {(o.domain or ""): o.version for o in model.opset_import}
         self.removed: set[str] = set()
