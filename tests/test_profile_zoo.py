@@ -28,7 +28,7 @@ zoo = pytest.importorskip("models.zoo", reason="the reference zoo models/zoo.py 
 SHARED_DEFINITION = frozenset({"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "Add", "Sub", "Mul", "Div",
                                "Relu", "Concat", "Reshape", "Flatten", "Transpose", "Split", "Slice", "Gather"})
 #: the shared-definition ops must carry at least this share of each model's MACs for the check to mean much
-MIN_SHARE = 0.90
+MIN_SHARE = 0.85
 TOLERANCE = 0.01
 
 

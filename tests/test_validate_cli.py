@@ -76,6 +76,26 @@ def test_data_file_and_input_shape(tmp_path, capsys):
     assert code == 0 and "4x10" in out
 
 
+def test_image_folder_options_reach_the_loader(tmp_path, capsys):
+    image = pytest.importorskip("PIL.Image", reason="pillow (test extra) writes the test images")
+    from onnx import TensorProto, helper
+
+    from tests.test_validate_support import model
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        image.new("RGB", (6, 4), (255, 0, 0)).save(tmp_path / "imgs" / f"{i}.png")
+    dims = [1, 3, 4, 6]
+    m = save(model([helper.make_node("Identity", ["x"], ["y"])], [("x", TensorProto.FLOAT, dims)],
+                   [("y", TensorProto.FLOAT, dims)]), tmp_path / "m.onnx")
+    code, out, _ = _run(capsys, "validate", m, m, "--data", str(tmp_path / "imgs"), "--mean", "0.5,0.5,0.5",
+                        "--std", "0.5", "--channel-order", "bgr", "--json")
+    data = json.loads(out)
+    assert code == 0 and data["samples"] == 3 and data["data"] == str(tmp_path / "imgs")
+    code, _, err = _run(capsys, "validate", m, m, "--data", str(tmp_path / "imgs"), "--mean", "0.5,0.5")
+    assert code == 2 and "mean has 2 values; the input has 3 channel(s)" in err
+
+
 @pytest.mark.parametrize("argv,code,message", [
     (["--input-shape", "y:1x3"], 2, "input shape given for 'y', but the model's inputs are ['x']"),
     (["--input-shape", "x:1x3"], 2, "input 'x' axis 0 is fixed to 2 in the model; the given shape 1x3 says 1"),

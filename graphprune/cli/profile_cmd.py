@@ -48,7 +48,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "profile", help="parameters, MACs, activation memory and latency of a model",
         description="Count parameters, MACs (formulas in graphprune.profiling.macs) and activation memory per "
-                    "op type (and per node), and optionally measure onnxruntime latency.")
+                    "op type (and per node), and optionally measure onnxruntime latency. Exit codes: 0 done, "
+                    "2 usage error, 3 model unreadable, 4 report not writable.")
     parser.add_argument("model", help="the model (.onnx)")
     parser.add_argument("--compare", metavar="OTHER", help="a second model (e.g. the pruned one) to put side by side")
     parser.add_argument("--bench", action="store_true", help="measure onnxruntime CPU latency (interleaved with "

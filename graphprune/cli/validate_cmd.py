@@ -111,7 +111,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "validate", help="compare a candidate model's outputs with a reference model's",
         description="Run both models in onnxruntime (CPU, graph optimizations off) on the same inputs and "
-                    "compare every output. Exit 0 within tolerance, 1 otherwise.")
+                    "compare every output. Exit codes: 0 within tolerance, 1 outside it, 2 usage error, "
+                    "3 model or data unreadable, 4 report not writable.")
     parser.add_argument("reference", help="the original model (.onnx)")
     parser.add_argument("candidate", help="the model to check (.onnx)")
     add_validation_arguments(parser)
