@@ -126,6 +126,9 @@ def test_light_models_fold(path):
     model = onnx.load(str(path))
     normalize(model)
     _randomize(model)
+    for node in model.graph.node:  # random logits saturate Softmax: compare the logits too
+        if node.op_type == "Softmax":
+            model.graph.output.append(onnx.helper.make_empty_tensor_value_info(node.input[0]))
     before = count_batchnorm(model)
     result = fold(model, inplace=False)
     assert_fold_exact(model, result.model, seeds=(0,))

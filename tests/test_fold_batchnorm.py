@@ -221,6 +221,16 @@ def test_conv_output_with_another_reader_stays():
     assert "feeds 2 inputs" in result.skipped[0][1]
 
 
+def test_shape_readers_do_not_block_a_fold():
+    """Shape(conv output) sees only the shape, which folding keeps: it reads the BN output after."""
+    b = GraphBuilder()
+    h = b.conv(b.input([1, 3, 5, 5]), 3, 4)
+    y = b.bn(h, 4)
+    result = fold_checked(b.model(y, b.op("Shape", [h])))
+    assert op_counts(result.model) == {"Conv": 1, "Shape": 1}
+    assert only(result.model, "Shape").input[0] == y == only(result.model, "Conv").output[0]
+
+
 def test_conv_output_that_is_a_graph_output_stays():
     b = GraphBuilder()
     h = b.conv(b.input([1, 3, 5, 5]), 3, 4)

@@ -92,7 +92,7 @@ class GraphBuilder:
         return self.op("BatchNormalization", [x, *self.bn_params(c, zero_shift)], outputs=outputs, **attrs)
 
     def model(self, *outputs: str) -> onnx.ModelProto:
-        outs = [helper.make_tensor_value_info(o, self.elem_type, None) for o in outputs]
+        outs = [helper.make_empty_tensor_value_info(o) for o in outputs]
         graph = helper.make_graph(self.nodes, "g", self.inputs, outs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
         model.ir_version = 8

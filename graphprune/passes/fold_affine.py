@@ -62,6 +62,8 @@ FLOAT_TYPES = (np.float16, np.float32, np.float64)
 AFFINE_OPS = ("Mul", "Add", "Sub", "Div")
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity")
 ABSORBER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: readers that see only a tensor's shape, which no fold changes
+SHAPE_ONLY_OPS = ("Shape", "Size")
 
 
 class NotFoldable(Exception):
@@ -172,6 +174,10 @@ class FoldContext:
     def uses(self, tensor: str) -> list[Use]:
         return self.consumers.get(tensor, [])
 
+    def value_uses(self, tensor: str) -> list[Use]:
+        """Readers of ``tensor``'s values (Shape/Size read only its shape)."""
+        return [u for u in self.uses(tensor) if self.nodes[u.node].op_type not in SHAPE_ONLY_OPS]
+
     def is_constant(self, name: str) -> bool:
         """An initializer (initializers also declared as graph inputs, the legacy exporter habit
         that IR < 4 required, are weights here, as in :class:`GraphIndex`; they are never
@@ -211,7 +217,7 @@ class FoldContext:
             return f"{tensor!r} is also a graph output"
         if tensor in self.pinned:
             return f"{tensor!r} is read by a subgraph"
-        readers = self.uses(tensor)
+        readers = self.value_uses(tensor)
         if len(readers) != 1:
             others = ", ".join(sorted({u.node for u in readers}))
             return f"{tensor!r} feeds {len(readers)} inputs ({others})"
@@ -278,11 +284,14 @@ class FoldContext:
     def splice_out(self, node: onnx.NodeProto, data_index: int) -> None:
         """Remove ``y = node(x, …)`` by making the producer of ``x`` write ``y`` directly.
 
-        Valid because ``x`` has no other reader and is not a graph output (checked by the chain).
+        Valid because ``x`` has no other value reader and is not a graph output (checked by the
+        chain); Shape/Size readers of ``x`` read ``y`` instead (an affine node keeps the shape).
         """
         x, y = node.input[data_index], node.output[0]
         upstream = self.node_of(x)
         self.drop(node)
+        for use in list(self.uses(x)):
+            self.set_input(self.nodes[use.node], use.index, y)
         slot = list(upstream.output).index(x)
         upstream.output[slot] = y
         del self.producer[x]
