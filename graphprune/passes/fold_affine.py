@@ -37,10 +37,12 @@ linear node of the same kind:
 * ``BatchNormalization`` (inference form) absorbs what follows it when nothing upstream can:
   ``γ' = s γ``, ``β' = s β + t``.
 
-Everything is computed in float64 and cast back to the weight's dtype. Constants that are not
-initializers, real graph inputs, and tensors read by subgraphs are never treated as foldable;
-weights shared with other nodes (or declared as graph inputs) are copied under a new name, not
-overwritten. The chain's last tensor keeps its name, so graph outputs keep theirs.
+Everything is computed in float64 and cast back to the weight's dtype. Only initializers are
+parameters (normalization lifts Constant nodes first); real graph inputs never are. A weight
+read by another node, by a subgraph, or declared as a graph input (legacy exporters) is never
+overwritten: the folded value goes to a new initializer. Tensors inside a chain may have
+Shape/Size readers (folds keep shapes) but no other reader, and must not be graph outputs or
+read by subgraphs. The chain's last tensor keeps its name, so graph outputs keep theirs.
 """
 from __future__ import annotations
 
