@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 from ..graph import GraphIndex
 from ..rules import lookup
 from ..rules.base import Choice, Link, RuleContext, RuleResult, Space
-from .shapevalue import ShapeValues
+from .shapevalue import PURE_SHAPE_OPS, ShapeValues
 from .types import Analysis, Barrier, Group, ParamSlice
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,7 @@ class _NodeInfo:
     chosen: dict = field(default_factory=dict)  # choice index -> option index
 
 
-def _evaluate_rules(index: GraphIndex) -> dict[str, _NodeInfo]:
-    values = ShapeValues(index)
+def _evaluate_rules(index: GraphIndex, values: ShapeValues) -> dict[str, _NodeInfo]:
     infos: dict[str, _NodeInfo] = {}
     for name in index.node_order:
         node = index.nodes[name]
@@ -83,6 +82,8 @@ class _Flood:
         self.queue: deque[Space] = deque()
         self.pending: list[tuple[_NodeInfo, int, Choice]] = []
         self.choice_spaces: dict[Space, list[tuple[_NodeInfo, int]]] = {}
+        #: sizes shape inference left unknown, filled from identity links (see complete_sizes)
+        self.inferred_sizes: dict[Space, int | str] = {}
         for info in infos.values():
             if info.result is None:
                 continue
@@ -96,6 +97,8 @@ class _Flood:
                             self.choice_spaces.setdefault(s, []).append((info, ci))
 
     def size(self, space: Space):
+        if space in self.inferred_sizes:
+            return self.inferred_sizes[space]
         shape = self.index.shape(space.tensor)
         if shape is None or space.axis >= len(shape):
             return None
@@ -133,6 +136,21 @@ class _Flood:
                     self.visit(link.b if link.a == space else link.a)
             if not self._resolve_one_choice():
                 break
+
+    def complete_sizes(self) -> None:
+        """An identity link joins spaces of equal size: fill sizes that shape inference left unknown.
+
+        (ONNX shape inference gives ``Reshape(x, Concat(Shape(x)[0], -1))`` a ``None`` axis even
+        when the consumer's weight fixes its size.)
+        """
+        queue = deque(s for s in self.adj if self.size(s) is not None)
+        while queue:
+            space = queue.popleft()
+            for link in self.adj[space]:
+                other = link.b if link.a == space else link.a
+                if link.identity and self.size(other) is None:
+                    self.inferred_sizes[other] = self.size(space)
+                    queue.append(other)
 
     def _resolve_one_choice(self) -> bool:
         for k, (info, ci, choice) in enumerate(self.pending):
@@ -190,6 +208,59 @@ def _space_barriers(index: GraphIndex, infos: dict[str, _NodeInfo], flood: _Floo
     return out
 
 
+def _pure_use(node, index: int) -> bool:
+    """Does this input slot only copy integer values along (tracked by ShapeValues)?"""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in PURE_SHAPE_OPS:
+        return False
+    return node.op_type == "Concat" or index == 0
+
+
+def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered: set) -> dict:
+    """Barriers for channel spaces whose *size* is read as data (Shape/Size feeding arithmetic...).
+
+    A size may flow through copies (Gather, Concat, Unsqueeze...) into a shape input whose rule
+    links it to the channels it describes; any other use would silently change after pruning.
+    """
+    by_tensor: dict[str, list[Space]] = {}
+    for s in discovered:
+        by_tensor.setdefault(s.tensor, []).append(s)
+    out: dict[Space, list[Barrier]] = {}
+    for name in index.node_order:
+        node = index.nodes[name]
+        if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx"):
+            continue
+        spaces = by_tensor.get(node.input[0])
+        if not spaces:
+            continue
+        stack, seen = [node.output[0]], set()
+        while stack:
+            t = stack.pop()
+            if t in seen:
+                continue
+            seen.add(t)
+            if t in index.graph_outputs:
+                for sp in spaces:
+                    out.setdefault(sp, []).append(Barrier(sp, f"the size of {sp} is a graph output ({t})", name))
+            for use in index.uses(t):
+                consumer = index.nodes[use.node]
+                if use.index >= 0 and _pure_use(consumer, use.index):
+                    stack.extend(o for o in consumer.output if o)
+                    continue
+                entries = values.value(t)
+                for sp in spaces:
+                    dep = (sp.tensor, sp.axis)
+                    if entries is None:
+                        bad = True
+                    else:
+                        bad = any(dep in e.deps and not (e.is_dim and e.source[1:] == dep
+                                                         and sp in infos[consumer.name].mentioned)
+                                  for e in entries)
+                    if bad:
+                        out.setdefault(sp, []).append(Barrier(
+                            sp, f"{consumer.op_type} node {consumer.name} uses the size of {sp} as data", consumer.name))
+    return out
+
+
 def _slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dict, list[str]]:
     """Union-find over positions: returns (slot count, slot ids per space, consistency errors)."""
     offset = {}
@@ -231,9 +302,12 @@ def _slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, di
 
 def analyze(index: GraphIndex) -> Analysis:
     """Analyze a (normalized) model: groups, slots, barriers, fix-ups."""
-    infos = _evaluate_rules(index)
+    values = ShapeValues(index)
+    infos = _evaluate_rules(index, values)
     flood = _Flood(index, infos)
     flood.run()
+    flood.complete_sizes()
+    size_barriers = _size_use_barriers(index, infos, values, flood.discovered)
     graph = nx.Graph()
     graph.add_nodes_from(flood.discovered)
     for link in flood.links:
@@ -246,7 +320,7 @@ def analyze(index: GraphIndex) -> Analysis:
     for link in flood.links:
         links_by_space.setdefault(link.a, []).append(link)
     for comp in components:
-        group = _build_group(index, infos, flood, comp, links_by_space, len(groups))
+        group = _build_group(index, infos, flood, comp, links_by_space, len(groups), size_barriers)
         if group is None:
             continue
         for s in group.spaces:
@@ -260,7 +334,7 @@ def analyze(index: GraphIndex) -> Analysis:
     return Analysis(index, groups, fixups, unknown, space_group)
 
 
-def _build_group(index, infos, flood, comp, links_by_space, gid) -> Group | None:
+def _build_group(index, infos, flood, comp, links_by_space, gid, size_barriers) -> Group | None:
     params = {}
     for s in comp:
         if index.is_constant(s.tensor):
@@ -278,6 +352,7 @@ def _build_group(index, infos, flood, comp, links_by_space, gid) -> Group | None
     barriers = []
     for s in comp:
         barriers.extend(_space_barriers(index, infos, flood, s))
+        barriers.extend(size_barriers.get(s, ()))
     sizes = {s: flood.size(s) for s in comp}
     nodes = sorted({n for s in comp for n in _touching_nodes(index, s.tensor)}, key=index.node_pos.__getitem__)
     group = Group(gid, tuple(comp), sizes, (), tuple(params[s] for s in comp if s in params), tuple(nodes))

@@ -25,6 +25,8 @@ MAX_ELEMENTS = 64
 class Entry:
     value: int | None
     source: tuple | None
+    #: the (tensor, axis) sizes this value depends on (a copy or any arithmetic of them)
+    deps: frozenset = frozenset()
 
     @property
     def is_const(self) -> bool:
@@ -104,8 +106,19 @@ class ShapeValues:
         end = get_attr(node, "end", rank)
         start = max(0, min(rank, start + rank if start < 0 else start))
         end = max(0, min(rank, end + rank if end < 0 else end))
-        return [Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", node.input[0], a))
+        x = node.input[0]
+        return [Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", x, a), frozenset({(x, a)}))
                 for a in range(start, end)]
+
+    def _op_Size(self, node, ins):
+        shape = self.index.shape(node.input[0])
+        if shape is None:
+            return None
+        x = node.input[0]
+        total = 1
+        for d in shape:
+            total = total * d if isinstance(d, int) and total is not None else None
+        return [Entry(total, None, frozenset((x, a) for a in range(len(shape))))]
 
     def _op_Identity(self, node, ins):
         return ins[0]
@@ -165,7 +178,7 @@ class ShapeValues:
         out = []
         for x, y in zip(a, b):
             val = None if x.value is None or y.value is None else int(fn(x.value, y.value))
-            out.append(Entry(val, None))
+            out.append(Entry(val, None, x.deps | y.deps))
         return out
 
     def _op_Mul(self, node, ins):
@@ -179,6 +192,10 @@ class ShapeValues:
 
     def _op_Div(self, node, ins):
         return self._arith(node, ins, lambda x, y: int(np.trunc(x / y)))
+
+
+#: ops whose integer outputs ShapeValues follows element by element (copies, no arithmetic)
+PURE_SHAPE_OPS = frozenset({"Identity", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gather", "Slice"})
 
 
 def values_of(entries: list[Entry] | None) -> list[int | None] | None:

@@ -371,6 +371,8 @@ def resize_rule(ctx: RuleContext) -> RuleResult:
     _, sizes_i = _resize_inputs(ctx)
     sizes = ctx.input_entries(sizes_i) if sizes_i is not None and ctx.input(sizes_i) else None
     mode = ctx.attr("coordinate_transformation_mode", b"half_pixel")
+    # opset 18+: ``axes`` names the axes that sizes/scales entries refer to (others keep their size)
+    listed = [normalize_axis(int(a), rank) for a in (ctx.attr("axes") or range(rank))]
     for ax in range(rank):
         same = ys is not None and xs[ax] == ys[ax] and xs[ax] is not None
         if not same:
@@ -380,8 +382,9 @@ def resize_rule(ctx: RuleContext) -> RuleResult:
             res.barrier(Space(x, ax), f"Resize {ctx.name}: crop-and-resize regions name positions of axis {ax}")
             continue
         res.link(Space(x, ax), Space(y, ax))
-        if sizes_i is not None and ctx.input(sizes_i):
-            entry = sizes[ax] if sizes is not None and ax < len(sizes) else None
+        if sizes_i is not None and ctx.input(sizes_i) and ax in listed:
+            k = listed.index(ax)
+            entry = sizes[k] if sizes is not None and k < len(sizes) else None
             size_entry(res, ctx, entry, Space(y, ax), f"Resize {ctx.name} sizes")
     return res
 
