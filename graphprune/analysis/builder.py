@@ -252,8 +252,9 @@ def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered
                     if entries is None:
                         bad = True
                     else:
-                        bad = any(dep in e.deps and not (e.is_dim and e.source[1:] == dep
-                                                         and sp in infos[consumer.name].mentioned)
+                        result = infos[consumer.name].result
+                        follows = result is not None and sp in result.size_uses
+                        bad = any(dep in e.deps and not (e.is_dim and e.source[1:] == dep and follows)
                                   for e in entries)
                     if bad:
                         out.setdefault(sp, []).append(Barrier(

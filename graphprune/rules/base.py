@@ -103,6 +103,8 @@ class RuleResult:
     reasons: dict[Space, str] = field(default_factory=dict)
     fixups: list[FixUp] = field(default_factory=list)
     choices: list[Choice] = field(default_factory=list)
+    #: spaces whose run-time size this node reads from a shape input and makes follow (Shape(t)[k] copies)
+    size_uses: set[Space] = field(default_factory=set)
 
     def link(self, a: Space, b: Space, pairs=None, role=CHANNEL, tag="", neutral=0.0) -> None:
         self.links.append(Link(a, b, pairs, role, tag, neutral))

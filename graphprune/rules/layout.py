@@ -28,6 +28,7 @@ def size_entry(res: RuleResult, ctx: RuleContext, entry: Entry | None, space: Sp
     if entry.is_dim:
         _, tensor, axis = entry.source
         res.link(Space(tensor, axis), space)
+        res.size_uses.add(Space(tensor, axis))
         return True
     if entry.is_const:
         source = entry.source

@@ -192,6 +192,7 @@ def _add_options(res: RuleResult, ctx: RuleContext, x: str, y: str, options, ent
         if why:
             reasons.append((a, b, why))
             continue
+        res.size_uses.update(link.a for link in links)
         built.append((Link(Space(x, a), Space(y, b), pairs, CHANNEL), links, fixups))
     if not built:
         for a, b, why in reasons:
