@@ -60,16 +60,54 @@ def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
         log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
         inferred = light
     result: dict[str, tuple[Shape | None, int]] = {}
-    graph = inferred.graph
+    _collect_shapes(inferred.graph, result)
+    if any(shape is None or None in shape for shape, _ in result.values()) or len(result) < len(light.graph.node):
+        _refine_with_symbolic_inference(inferred, result)
+    for init in model.graph.initializer:
+        result[init.name] = (tuple(init.dims), init.data_type)
+    return result
+
+
+def _collect_shapes(graph: onnx.GraphProto, result: dict) -> None:
     for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
         shape = _dims(vi.type)
         elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
         prev = result.get(vi.name)
         if prev is None or (prev[0] is None and shape is not None):
             result[vi.name] = (shape, elem)
-    for init in model.graph.initializer:
-        result[init.name] = (tuple(init.dims), init.data_type)
-    return result
+
+
+def _merge_dims(a: Shape | None, b: Shape | None) -> Shape | None:
+    """Per dimension, prefer a static size, then a named symbol, then unknown."""
+    if a is None or b is None or len(a) != len(b):
+        return a if a is not None else b
+    out = []
+    for x, y in zip(a, b):
+        out.append(x if isinstance(x, int) else y if isinstance(y, int) else x if x is not None else y)
+    return tuple(out)
+
+
+def _refine_with_symbolic_inference(light: onnx.ModelProto, result: dict) -> None:
+    """onnxruntime's symbolic shape inference follows computed shapes (Shape→Slice→Concat→Resize
+    sizes, Reshape of computed shapes) that onnx's inference leaves unknown."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+        logging.getLogger("onnxruntime.tools.symbolic_shape_infer").setLevel(logging.ERROR)
+        refined = SymbolicShapeInference.infer_shapes(light, auto_merge=True, guess_output_rank=False)
+    except Exception as exc:  # noqa: BLE001 - best effort; unknown shapes stay unknown (barriers)
+        log.debug("symbolic shape inference failed: %s", exc)
+        return
+    if refined is None:
+        return
+    extra: dict = {}
+    _collect_shapes(refined.graph, extra)
+    for name, (shape, elem) in extra.items():
+        prev = result.get(name)
+        if prev is None:
+            result[name] = (shape, elem)
+        else:
+            result[name] = (_merge_dims(prev[0], shape), prev[1] or elem)
 
 
 def _copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
@@ -199,6 +237,23 @@ class GraphIndex:
 
     def uses(self, tensor: str) -> list[Use]:
         return self.consumers.get(tensor, [])
+
+
+def copy_fields(src, dst, skip: tuple[str, ...] = ()) -> None:
+    """Copy every set field of protobuf message ``src`` into ``dst`` except those named in ``skip``.
+
+    Used to build light copies of models (a graph without its initializers, a tensor without its
+    bytes) without ever copying the skipped, possibly huge, fields.
+    """
+    for fd, value in src.ListFields():
+        if fd.name in skip:
+            continue
+        if fd.is_repeated:
+            getattr(dst, fd.name).extend(value)
+        elif fd.message_type is not None:
+            getattr(dst, fd.name).CopyFrom(value)
+        else:
+            setattr(dst, fd.name, value)
 
 
 def get_attr(node: onnx.NodeProto, name: str, default=None):

@@ -10,7 +10,7 @@ from tests.oracle_utils import ORACLE_RTOL, dead_channel_check, pruning_oracle_c
 SHARED = ["ultraface-slim-320.onnx", "yolox-nano.onnx", "road-segmentation-adas-nhwc.onnx", "fastestdet.onnx",
           "mnist-cntk.onnx", "image-classifier32.onnx"]
 #: third-party models where every group reaches a graph output or input (nothing can be pruned)
-NOTHING_PRUNABLE = {"image-classifier32.onnx"}
+NOTHING_PRUNABLE: set[str] = set()
 LIGHT = [p.name for p in light_models()]
 
 

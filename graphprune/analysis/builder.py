@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
+import onnx
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -28,6 +29,8 @@ from .shapevalue import PURE_SHAPE_OPS, ShapeValues
 from .types import Analysis, Barrier, Group, ParamSlice
 
 log = logging.getLogger(__name__)
+
+_FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
 
 
 @dataclass
@@ -114,10 +117,12 @@ class _Flood:
             self.adj.setdefault(link.b, []).append(link)
 
     def seeds(self) -> list[Space]:
+        """Axes of floating-point initializers (weights) that some rule links."""
         out = []
         for space in self.adj:
             size = self.size(space)
-            if self.index.is_constant(space.tensor) and isinstance(size, int) and size >= 2:
+            if (self.index.is_constant(space.tensor) and isinstance(size, int) and size >= 2
+                    and self.index.initializers[space.tensor].data_type in _FLOAT_TYPES):
                 out.append(space)
         return sorted(out)
 
