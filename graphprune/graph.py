@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 Shape = tuple  # tuple of int | str | None: static size, named symbolic size, unknown
 
+#: GraphIndex keeps at most this many bytes of initializer values cached: beyond it, values are
+#: read again from the model when asked for, so analysis never holds a second copy of all weights
+ARRAY_CACHE_BYTES = 256 * 2**20
 #: initializers larger than this are stripped of data before shape inference (speed)
 _INFERENCE_KEEP_ELEMENTS = 4096
 
@@ -91,10 +94,7 @@ def _refine_with_symbolic_inference(light: onnx.ModelProto, result: dict) -> Non
     """onnxruntime's symbolic shape inference follows computed shapes (Shape→Slice→Concat→Resize
     sizes, Reshape of computed shapes) that onnx's inference leaves unknown."""
     try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-
-        logging.getLogger("onnxruntime.tools.symbolic_shape_infer").setLevel(logging.ERROR)
-        refined = SymbolicShapeInference.infer_shapes(light, auto_merge=True, guess_output_rank=False)
+        refined = _symbolic_inference(light)
     except Exception as exc:  # noqa: BLE001 - best effort; unknown shapes stay unknown (barriers)
         log.debug("symbolic shape inference failed: %s", exc)
         return
@@ -108,6 +108,28 @@ def _refine_with_symbolic_inference(light: onnx.ModelProto, result: dict) -> Non
             result[name] = (shape, elem)
         else:
             result[name] = (_merge_dims(prev[0], shape), prev[1] or elem)
+
+
+def _symbolic_inference(light: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnxruntime's symbolic shape inference, or None when it cannot infer every shape.
+
+    ``SymbolicShapeInference.infer_shapes`` saves ``sym_shape_infer_temp.onnx`` (and its data)
+    into the current directory whenever inference is incomplete; graphprune never writes files
+    it was not asked to, so the same steps are run here without that save.
+    """
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference, get_opset
+
+    logging.getLogger("onnxruntime.tools.symbolic_shape_infer").setLevel(logging.ERROR)
+    opset = get_opset(light)
+    if not opset or opset < 7:
+        return None
+    engine = SymbolicShapeInference(2**31 - 1, True, False, 0)
+    complete = False
+    engine._preprocess(light)
+    while engine.run_:
+        complete = engine._infer_impl()
+    engine._update_output_from_vi()
+    return engine.out_mp_ if complete else None
 
 
 def _copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
@@ -160,7 +182,9 @@ class GraphIndex:
         self.graph_outputs = [o.name for o in self.graph.output]
         #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
         self.initializer_inputs = {i.name for i in self.graph.input if i.name in self.initializers}
+        #: initializer values read so far, least recently used first, at most ARRAY_CACHE_BYTES in all
         self._arrays: dict[str, np.ndarray] = {}
+        self._cached_bytes = 0
         self._shapes = shapes if shapes is not None else infer_shapes(model)
 
     def _add_implicit_uses(self) -> None:
@@ -211,12 +235,19 @@ class GraphIndex:
         return name in self.initializers
 
     def array(self, name: str) -> np.ndarray:
-        """Value of an initializer (cached, read-only)."""
+        """Value of an initializer (read-only; cached up to ARRAY_CACHE_BYTES, least recently used out)."""
         arr = self._arrays.get(name)
         if arr is None:
             arr = numpy_helper.to_array(self.initializers[name])
             arr.setflags(write=False)
-            self._arrays[name] = arr
+            if arr.nbytes <= ARRAY_CACHE_BYTES:
+                self._arrays[name] = arr
+                self._cached_bytes += arr.nbytes
+                while self._cached_bytes > ARRAY_CACHE_BYTES:
+                    oldest = next(iter(self._arrays))
+                    self._cached_bytes -= self._arrays.pop(oldest).nbytes
+        else:
+            self._arrays[name] = self._arrays.pop(name)  # most recently used last
         return arr
 
     def shape(self, name: str) -> Shape | None:

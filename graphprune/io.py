@@ -191,7 +191,7 @@ def _read_external(plan: dict, path: Path) -> None:
                     tensor.raw_data = data
                     del data
                     del tensor.external_data[:]
-                    tensor.data_location = onnx.TensorProto.DEFAULT
+                    tensor.ClearField("data_location")
         except OSError as exc:
             raise ModelLoadError(f"{path}: cannot read external data file {target.name} "
                                  f"({exc.strerror or exc})") from exc

@@ -22,10 +22,16 @@ log = logging.getLogger(__name__)
 FOLDABLE_OPS = frozenset({
     "Constant", "ConstantOfShape", "Cast", "CastLike", "Identity", "Transpose", "Reshape", "Flatten",
     "Squeeze", "Unsqueeze", "Concat", "Gather", "Slice", "Shape", "Size", "Expand", "Tile", "Neg",
-    "Add", "Sub", "Mul", "Div", "Sqrt", "Reciprocal", "Range", "DequantizeLinear",
+    "Add", "Sub", "Mul", "Div", "Sqrt", "Reciprocal", "Range",
 })
+# DequantizeLinear is deliberately absent: folding it would silently turn a quantized model's int8
+# weights into float32 ones (4x larger); its groups are blocked with a reason instead.
 #: never materialise a folded constant larger than this (elements)
 MAX_FOLD_ELEMENTS = 1 << 28
+#: nor more than this in all (elements): a hostile graph of many huge fills stays a graph of nodes
+MAX_LIFTED_ELEMENTS = 1 << 29
+#: ops whose output can be far larger than their inputs: their output size is predicted before folding
+_GROWING_OPS = frozenset({"ConstantOfShape", "Expand", "Tile", "Range", "Gather"})
 
 
 class NameNodesPass(Pass):
@@ -92,6 +98,7 @@ class LiftConstantsPass(Pass):
         opset_imports = list(model.opset_import)
         keep: list[onnx.NodeProto] = []
         lifted = 0
+        budget = MAX_LIFTED_ELEMENTS
 
         def value(name: str) -> np.ndarray:
             if name not in values:
@@ -110,6 +117,13 @@ class LiftConstantsPass(Pass):
                         and all(is_const(i) for i in node.input)
                         and not any(o in graph_inputs for o in node.output))
             if not foldable:
+                keep.append(node)
+                continue
+            predicted = _predicted_elements(node, [value(i) if i else None for i in node.input])
+            unknown_growth = predicted is None and node.op_type in _GROWING_OPS
+            if unknown_growth or (predicted is not None and predicted > min(MAX_FOLD_ELEMENTS, budget)):
+                log.info("not folding %s (%s): its output would be too large (%s elements)", node.name,
+                     node.op_type, predicted)
                 keep.append(node)
                 continue
             try:
@@ -131,6 +145,7 @@ class LiftConstantsPass(Pass):
             for name, arr in zip(node.output, results):
                 if name:
                     values[name] = np.asarray(arr)
+                    budget -= values[name].size
             lifted += 1
 
         if not lifted:
@@ -158,6 +173,48 @@ class LiftConstantsPass(Pass):
         del graph.value_info[:]
         graph.value_info.extend(kept_vi)
         return PassResult(model, True, [f"lifted {lifted} constant nodes to initializers"])
+
+
+def _predicted_elements(node: onnx.NodeProto, inputs: list) -> int | None:
+    """Elements the node's output would have, computed from its constant inputs before folding.
+
+    Exact for the ops that can grow (ConstantOfShape, Expand, Tile, Range, Gather), an upper bound for
+    broadcasting arithmetic, and the largest input for the rest (whose outputs never exceed it).
+    """
+    arrays = [a for a in inputs if a is not None]
+    op = node.op_type
+    try:
+        if op == "ConstantOfShape":
+            return _product(arrays[0].reshape(-1))
+        if op == "Expand":
+            target = [int(d) for d in arrays[1].reshape(-1)]
+            rank = max(len(target), arrays[0].ndim)
+            a = [1] * (rank - arrays[0].ndim) + list(arrays[0].shape)
+            b = [1] * (rank - len(target)) + target
+            return _product([max(x, y) for x, y in zip(a, b)])
+        if op == "Tile":
+            return arrays[0].size * _product(arrays[1].reshape(-1))
+        if op == "Range":
+            start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in arrays[:3])
+            return max(0, int(np.ceil((limit - start) / delta))) if delta else None
+        if op == "Gather":
+            data, indices = arrays[0], arrays[1]
+            axis = int(next((a.i for a in node.attribute if a.name == "axis"), 0))
+            return data.size // max(data.shape[axis], 1) * indices.size
+        if op in ("Add", "Sub", "Mul", "Div") and len(arrays) == 2:
+            return _product(np.broadcast_shapes(arrays[0].shape, arrays[1].shape))
+    except (ValueError, TypeError, IndexError, OverflowError):
+        return None
+    if op in _GROWING_OPS:
+        return None
+    return max((a.size for a in arrays), default=0) * (len(arrays) if op == "Concat" else 1)
+
+
+def _product(values) -> int:
+    n = 1
+    for v in values:
+        n *= max(int(v), 0)
+    return n
 
 
 def _fast_fold(node: onnx.NodeProto, feeds: dict) -> list | None:
