@@ -1,4 +1,4 @@
-"""The Python API: ``inspect``, ``prune``, ``fold``, ``validate``, ``profile``.
+"""The Python API: ``inspect``, ``plan``, ``apply``, ``prune``, ``fold``, ``validate``, ``profile``.
 
 Each function mirrors the CLI command of the same name and returns a result object with
 ``summary_lines()`` (what the CLI prints) and ``to_dict()`` (what ``--json``/``--report``
@@ -16,10 +16,21 @@ import onnx
 
 from .analysis.builder import analyze
 from .analysis.types import Analysis
-from .core import as_model, count_params, decide, prepare
+from .calibration.collect import DEFAULT_CALIB_SAMPLES
+from .compensation import compensate as _compensate
+from .compensation import compensation_data, data_from_dict, data_to_dict
+from .core import as_model, count_params, prepare
 from .errors import PruningError, ValidationFailed
 from .graph import GraphIndex
+from .importance import DATA_DRIVEN
 from .oracle import zero_removed
+from .planning.config import load_overrides
+from .planning.cost import Cost
+from .planning.options import PlanOptions
+from .planning.pipeline import (check_calibration, cost_model, latency_probe, make_scorer, model_cost,
+                                needs_calibration, run_calibration)
+from .planning.plan_file import PruningPlan, group_entries, masks, model_fingerprint, removed_from_kept
+from .planning.planner import Decision, Planner
 from .surgery.apply import apply_removal
 
 log = logging.getLogger(__name__)
@@ -97,10 +108,158 @@ def inspect(model, *, strict_initializer_inputs: bool = False) -> InspectResult:
     return InspectResult(_label(model), analysis, len(m.graph.node), count_params(m))
 
 
-# --------------------------------------------------------------------------- prune
+# --------------------------------------------------------------------------- plan
+@dataclass
+class PlanResult:
+    """What :func:`plan` decided: ``plan`` is the :class:`PruningPlan` value (JSON with ``plan.save``)."""
+
+    plan: PruningPlan
+    original: onnx.ModelProto
+    model: onnx.ModelProto          # the prepared (normalized, folded) model the plan refers to
+    analysis: Analysis
+    decision: Decision
+    options: PlanOptions
+    fold: object = None
+    calibration: object = None
+    reference: Cost | None = None
+
+    @property
+    def removed(self) -> dict:
+        return self.decision.removed
+
+    @property
+    def skipped(self) -> dict:
+        return self.decision.skipped
+
+    def masks(self, source: bool = True) -> dict:
+        """initializer -> {axis: kept indices}; ``source`` names the model as given (BatchNorm included)."""
+        return export_masks(self.original, self.analysis, self.removed, folded=self.plan.fold_batchnorm and source,
+                            strict_initializer_inputs=self.plan.strict_initializer_inputs)
+
+    def summary_lines(self) -> list[str]:
+        lines = self.fold.summary_lines()[:1] if self.fold is not None else []
+        lines += _decision_lines(self.analysis, self.decision, self.options)
+        pred = self.plan.predicted
+        for key, label in (("params", "parameters"), ("macs", "MACs")):
+            entry = pred.get(key) or {}
+            if entry.get("after") is not None and entry.get("before"):
+                lines.append(f"predicted {label}: {entry['before']:,} -> {entry['after']:,} "
+                             f"({_pct(entry['after'], entry['before'])})")
+        if self.calibration is not None:
+            lines.append(f"calibration: {self.calibration.samples} samples, {len(self.calibration.spaces)} "
+                         "activations measured")
+        comp = self.plan.compensation
+        if comp:
+            channels = sum(len(s["positions"]) for s in comp.get("spaces", ()))
+            lines.append(f"compensation: calibration means of {channels} removed channels in "
+                         f"{len(comp.get('spaces', ()))} activations (applied with the plan)")
+        lines += [f"note: {n}" for n in self.decision.notes]
+        return lines
+
+    def to_dict(self) -> dict:
+        return self.plan.to_dict()
+
+
+def _decision_lines(analysis: Analysis, decision: Decision, options: PlanOptions) -> list[str]:
+    pruned = sum(1 for v in decision.removed.values() if len(v))
+    removed = sum(len(v) for v in decision.removed.values())
+    total = sum(g.n_slots for g in analysis.prunable_groups)
+    lines = [f"groups: {len(analysis.groups)} total, {pruned} pruned, {len(analysis.blocked_groups)} blocked"
+             + (f", {len(decision.skipped)} excluded" if decision.skipped else "")]
+    lines.append(f"slots removed: {removed:,} of {total:,} prunable ({_how(options, decision)}, importance "
+                 f"{options.importance})")
+    return lines
+
+
+def _how(options: PlanOptions, decision: Decision) -> str:
+    mode = "global ranking" if options.global_rank else "ratio"
+    target = options.target
+    if target is None:
+        return f"{mode} {options.ratio:g}" if options.global_rank else f"ratio {options.ratio:g}"
+    kind, value = target
+    label = {"macs": "MACs", "params": "parameters", "latency": "latency"}[kind]
+    per = "of all slots" if options.global_rank else "per group"
+    return f"target {label} {value:g}: {mode} t={decision.t:.4f} {per}"
+
+
+def _prepare_for_pruning(original: onnx.ModelProto, keep_bn: bool, strict: bool):
+    m = prepare(as_model(original))
+    fold_result = None
+    if not keep_bn:
+        from .passes.fold import fold as _fold
+        fold_result = _fold(m)
+        m = fold_result.model
+    return m, analyze(GraphIndex(m, strict_initializer_inputs=strict)), fold_result
+
+
+def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = "sum", global_rank: bool = False,
+         normalize: str = "mean", round_to: int = 1, min_channels: int = 1, max_ratio: float = 1.0, exclude=(),
+         overrides=(), config=None, target_macs: float | None = None, target_params: float | None = None,
+         target_latency: float | None = None, calib=None, calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
+         compensate: bool | None = None, keep_bn: bool = False, input_shapes=None, seed: int = 0,
+         strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
+         latency_threads: int = 1) -> PlanResult:
+    """Decide which slots to remove (see :class:`~graphprune.planning.options.PlanOptions` for the options).
+
+    ``calib`` (a path, arrays or feeds) is needed by the data-driven criteria and by
+    ``compensate`` (on by default for data-driven criteria). ``config`` is a file of per-node
+    overrides (``overrides`` takes :class:`~graphprune.planning.config.Override` objects).
+    """
+    if config is not None:
+        overrides = tuple(overrides) + load_overrides(config)
+    options = PlanOptions(ratio=ratio, importance=importance, aggregate=aggregate, global_rank=global_rank,
+                          normalize=normalize, round_to=round_to, min_channels=min_channels, max_ratio=max_ratio,
+                          exclude=tuple(exclude), overrides=tuple(overrides), target_macs=target_macs,
+                          target_params=target_params, target_latency=target_latency, seed=seed)
+    compensate = options.importance in DATA_DRIVEN if compensate is None else bool(compensate)
+    check_calibration(options, calib, compensate)
+    original = as_model(model)
+    m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs)
+    stats = None
+    if calib is not None and needs_calibration(options, compensate):
+        stats = run_calibration(m, analysis, calib, reference_model=original, samples=calib_samples,
+                                image_options=image_options, progress=progress)
+    unfolded = prepare(as_model(original)) if options.importance == "bn-scale" and not keep_bn else None
+    scorer = make_scorer(options, analysis, stats=stats, unfolded=unfolded,
+                         strict_initializer_inputs=strict_initializer_inputs)
+    costs = cost_model(m, analysis, input_shapes)
+    reference = model_cost(original, input_shapes) if costs is not None else None
+    latency = None
+    if options.target_latency is not None:
+        latency = latency_probe(m, input_shapes, threads=latency_threads, progress=progress,
+                                strict_initializer_inputs=strict_initializer_inputs)
+    decision = Planner(analysis, scorer, options, cost_model=costs, reference=reference).decide(latency=latency)
+    comp = data_to_dict(compensation_data(analysis, decision.removed, stats)) if compensate and stats else None
+    predicted = {"t": decision.t}
+    if reference is not None and decision.predicted is not None:
+        predicted.update(params={"before": reference.params, "after": decision.predicted.params},
+                         macs={"before": reference.macs, "after": decision.predicted.macs})
+    extra = {"calibration": {"source": stats.source, "samples": stats.samples}} if stats is not None else {}
+    the_plan = PruningPlan(model_fingerprint(original), _label(model), not keep_bn,
+                           group_entries(analysis, decision.removed, decision.skipped),
+                           {**options.to_dict(), "how": _how(options, decision), "compensate": compensate, **extra,
+                            **({"search": decision.search} if decision.search else {})},
+                           predicted, comp, tuple(decision.notes), strict_initializer_inputs)
+    return PlanResult(the_plan, original, m, analysis, decision, options, fold_result, stats, reference)
+
+
+def export_masks(original: onnx.ModelProto, analysis: Analysis, removed: dict, *, folded: bool,
+                 strict_initializer_inputs: bool = False) -> dict:
+    """Kept indices per initializer axis; with ``folded``, of the model as given (BatchNorm included)."""
+    if not folded:
+        return masks(analysis, removed)
+    from .surgery.apply import kept_positions
+
+    source = prepare(as_model(original))
+    source_analysis = analyze(GraphIndex(source, strict_initializer_inputs=strict_initializer_inputs))
+    carried, _ = removed_from_kept(source_analysis, kept_positions(analysis, removed), strict=False)
+    return masks(source_analysis, carried)
+
+
+# --------------------------------------------------------------------------- apply / prune
 @dataclass
 class PruneResult:
-    """What :func:`prune` did; ``model`` is the pruned ModelProto."""
+    """What :func:`prune` or :func:`apply` did; ``model`` is the pruned ModelProto."""
 
     model: onnx.ModelProto
     analysis: Analysis
@@ -116,6 +275,10 @@ class PruneResult:
     oracle: object = None
     drift: object = None
     layers: list = field(default_factory=list)
+    plan: PruningPlan | None = None
+    compensation: object = None
+    notes: list = field(default_factory=list)
+    how: str = ""
 
     @property
     def groups_pruned(self) -> int:
@@ -131,12 +294,14 @@ class PruneResult:
         lines.append(f"groups: {len(a.groups)} total, {self.groups_pruned} pruned, {len(a.blocked_groups)} blocked"
                      + (f", {len(self.skipped)} excluded" if self.skipped else ""))
         lines.append(f"slots removed: {removed_slots:,} of {total_slots:,} prunable "
-                     f"(ratio {self.ratio:g}, importance {self.importance})")
+                     f"({self.how or f'ratio {self.ratio:g}'}, importance {self.importance})")
         lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,} "
                      f"({_pct(self.params_after, self.params_before)})")
         if self.macs_before is not None and self.macs_after is not None:
             lines.append(f"MACs:       {self.macs_before:,} -> {self.macs_after:,} "
                          f"({_pct(self.macs_after, self.macs_before)})")
+        if self.compensation is not None:
+            lines.append(self.compensation.summary_line())
         if self.oracle is not None:
             worst = max((o.max_abs for o in self.oracle.outputs), default=0.0)
             lines.append(f"exactness: pruned model equals its oracle (max abs diff {worst:.3g}, "
@@ -144,20 +309,24 @@ class PruneResult:
                          "exactness: FAILED (pruned model differs from its oracle)")
         if self.drift is not None:
             lines.append("drift vs original: " + _drift_text(self.drift))
+        lines += [f"note: {n}" for n in self.notes]
         return lines
 
     def to_dict(self) -> dict:
         return {
-            "ratio": self.ratio, "importance": self.importance,
+            "ratio": self.ratio, "importance": self.importance, "how": self.how,
             "groups": {"total": len(self.analysis.groups), "pruned": self.groups_pruned,
                        "blocked": len(self.analysis.blocked_groups),
                        "excluded": {str(k): v for k, v in self.skipped.items()}},
             "removed_slots": {str(k): [int(s) for s in v] for k, v in self.removed.items()},
             "parameters": {"before": self.params_before, "after": self.params_after},
             "macs": {"before": self.macs_before, "after": self.macs_after},
+            "predicted": self.plan.predicted if self.plan is not None else None,
+            "compensation": self.compensation.to_dict() if self.compensation is not None else None,
             "fold": self.fold.to_dict() if self.fold is not None else None,
             "oracle": self.oracle.to_dict() if self.oracle is not None else None,
             "drift": self.drift.to_dict() if self.drift is not None else None,
+            "notes": list(self.notes),
             "layers": self.layers,
         }
 
@@ -209,48 +378,103 @@ def layer_channels(analysis: Analysis, changed: dict) -> list[dict]:
     return unique
 
 
-def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep_bn: bool = False,
-          validate: bool = True, data=None, samples: int | None = None, input_shapes=None, seed: int = 0,
-          strict_initializer_inputs: bool = False, count_macs: bool = True, progress: bool = False,
-          image_options=None) -> PruneResult:
-    """Remove ``ratio`` of the slots of every prunable group of ``model``.
+def _compensated(m: onnx.ModelProto, analysis: Analysis, removed: dict, the_plan: PruningPlan):
+    """Fold the plan's compensation into ``m``; returns (report, new analysis, removed slots in it)."""
+    from .surgery.apply import kept_positions
 
-    Stages: normalize, fold BatchNorm (unless ``keep_bn``), analyze, score, plan, apply. With
-    ``validate`` the pruned model is checked against its oracle (must match: raises
-    :class:`ValidationFailed` otherwise) and compared with the original (drift, informative).
+    data = data_from_dict(the_plan.compensation)
+    if not data or not removed:
+        return None, analysis, removed
+    before = kept_positions(analysis, removed)
+    report = _compensate(m, analysis, data, fold_batchnorm=the_plan.fold_batchnorm)
+    new = analyze(GraphIndex(m, strict_initializer_inputs=the_plan.strict_initializer_inputs))
+    moved, _ = removed_from_kept(new, before, strict=False)
+    after = kept_positions(new, moved)
+    lost = [s for s in before if s in after and not np.array_equal(before[s], after[s])]
+    if lost or sum(len(v) for v in moved.values()) != sum(len(v) for v in removed.values()):
+        raise PruningError("internal error: compensation changed the channel groups "
+                           f"({', '.join(map(str, lost[:3])) or 'slot counts differ'}); nothing was written")
+    return report, new, moved
+
+
+def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = True, data=None,
+          samples: int | None = None, input_shapes=None, seed: int = 0, count_macs: bool = True,
+          progress: bool = False, image_options=None, _prepared=None) -> PruneResult:
+    """Apply a plan (a :class:`PruningPlan` or a plan file) to ``model``, the model it was made for.
+
+    Refuses (:class:`~graphprune.errors.DataError`, exit 3) a plan made for another model. With
+    ``validate`` the result is checked against its oracle and compared with the original.
     """
+    if not isinstance(the_plan, PruningPlan):
+        the_plan = PruningPlan.load(the_plan)
     original = as_model(model)
-    m = as_model(original)
-    prepare(m)
-    fold_result = None
-    if not keep_bn:
-        from .passes.fold import fold as _fold
-        fold_result = _fold(m)
-        m = fold_result.model
-    analysis = analyze(GraphIndex(m, strict_initializer_inputs=strict_initializer_inputs))
-    decision = decide(analysis, ratio=ratio, importance=importance, exclude=tuple(exclude), seed=seed)
-    reference = zero_removed(m, analysis, decision.removed) if validate else None
+    if _prepared is None:
+        the_plan.check_model(model_fingerprint(original), _label(model))
+        m, analysis, fold_result = _prepare_for_pruning(original, not the_plan.fold_batchnorm,
+                                                        the_plan.strict_initializer_inputs)
+    else:
+        m, analysis, fold_result = _prepared
+    removed, notes = removed_from_kept(analysis, the_plan.kept(), the_plan.sizes())
+    compensation, analysis, removed = _compensated(m, analysis, removed, the_plan)
+    reference = zero_removed(m, analysis, removed) if validate else None
     params_before = count_params(original)
-    changed = apply_removal(m, analysis, decision.removed)
+    changed = apply_removal(m, analysis, removed)
     try:
         onnx.checker.check_model(m, full_check=True)
     except Exception as exc:  # noqa: BLE001
         raise PruningError(f"internal error: the pruned model fails the ONNX checker ({str(exc).splitlines()[0]}); "
                            "nothing was written") from exc
-    result = PruneResult(m, analysis, decision.removed, decision.skipped, ratio, importance, params_before,
-                         count_params(m), fold=fold_result, layers=layer_channels(analysis, changed))
+    opts = the_plan.options
+    result = PruneResult(m, analysis, removed, _skipped(the_plan), float(opts.get("ratio", 0.0)),
+                         str(opts.get("importance", "plan")), params_before, count_params(m), fold=fold_result,
+                         layers=layer_channels(analysis, changed), plan=the_plan, compensation=compensation,
+                         notes=notes + list(the_plan.notes), how=str(opts.get("how", "")))
     if count_macs:
         result.macs_before, result.macs_after = _macs(original, input_shapes), _macs(m, input_shapes)
     if validate:
-        from .validate import validate as _validate
-        result.oracle = _validate(reference, m, samples=samples or 2, input_shapes=input_shapes, seed=seed,
-                                  rtol=ORACLE_RTOL, atol=ORACLE_ATOL, progress=progress)
-        if not result.oracle.passed:
-            raise ValidationFailed("internal consistency check failed: the pruned model does not compute what the "
-                                   "original computes without the removed channels; nothing was written "
-                                   "(please report this model)")
-        result.drift = _validate(original, m, data=data, samples=samples, input_shapes=input_shapes, seed=seed,
-                                 progress=progress, image_options=image_options)
+        _validate_result(result, original, reference, data=data, samples=samples, input_shapes=input_shapes,
+                         seed=seed, progress=progress, image_options=image_options)
+    return result
+
+
+def _skipped(the_plan: PruningPlan) -> dict:
+    return {int(g["id"]): g.get("reason", "excluded") for g in the_plan.groups if g.get("status") == "excluded"}
+
+
+def _validate_result(result: PruneResult, original, reference, **kwargs) -> None:
+    from .validate import validate as _validate
+
+    result.oracle = _validate(reference, result.model, samples=kwargs["samples"] or 2,
+                              input_shapes=kwargs["input_shapes"], seed=kwargs["seed"], rtol=ORACLE_RTOL,
+                              atol=ORACLE_ATOL, progress=kwargs["progress"])
+    if not result.oracle.passed:
+        raise ValidationFailed("internal consistency check failed: the pruned model does not compute what the "
+                               "original computes without the removed channels; nothing was written "
+                               "(please report this model)")
+    result.drift = _validate(original, result.model, **kwargs)
+
+
+def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep_bn: bool = False,
+          validate: bool = True, data=None, samples: int | None = None, input_shapes=None, seed: int = 0,
+          strict_initializer_inputs: bool = False, count_macs: bool = True, progress: bool = False,
+          image_options=None, **plan_options) -> PruneResult:
+    """Plan and apply in one go: remove the least important slots of ``model``.
+
+    Stages: normalize, fold BatchNorm (unless ``keep_bn``), analyze, [calibrate], score, plan,
+    [compensate], apply. ``plan_options`` are those of :func:`plan` (``global_rank``,
+    ``target_macs``, ``calib``, ``compensate``...). With ``validate`` the pruned model is checked
+    against its oracle (must match: raises :class:`ValidationFailed` otherwise) and compared with
+    the original (drift, informative).
+    """
+    planned = plan(model, ratio=ratio, importance=importance, exclude=exclude, keep_bn=keep_bn,
+                   input_shapes=input_shapes, seed=seed, strict_initializer_inputs=strict_initializer_inputs,
+                   image_options=image_options, progress=progress, **plan_options)
+    result = apply(planned.original, planned.plan, validate=validate, data=data, samples=samples,
+                   input_shapes=input_shapes, seed=seed, count_macs=count_macs, progress=progress,
+                   image_options=image_options, _prepared=(planned.model, planned.analysis, planned.fold))
+    result.ratio = planned.decision.t
+    result.how = _how(planned.options, planned.decision)
+    result.notes = list(planned.decision.notes) + [n for n in result.notes if n not in planned.decision.notes]
     return result
 
 

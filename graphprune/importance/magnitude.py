@@ -3,6 +3,8 @@
 A slot's magnitude aggregates every parameter slice it owns, measured from the slice's
 *neutral* value (0 for weights, 1 for a divisor): producer filters, consumer columns, per-channel
 scales and shifts. BatchNorm running statistics are not learned magnitudes and are left out.
+``aggregate`` says how slices combine: ``sum`` (of |x|^p over all elements), ``mean`` (per
+element, so wide and narrow layers weigh the same) or ``max`` (the largest element).
 """
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import numpy as np
 from ..analysis.types import Group
 from .base import STATISTIC_TAGS, Importance, scatter_to_slots
 
+AGGREGATES = ("sum", "mean", "max")
+
 
 class MagnitudeImportance(Importance):
     def __init__(self, p: int = 2, aggregate: str = "sum"):
         if p not in (1, 2):
             raise ValueError("p must be 1 or 2")
-        if aggregate not in ("sum", "mean", "max"):
+        if aggregate not in AGGREGATES:
             raise ValueError("aggregate must be sum, mean or max")
         self.p = p
         self.aggregate = aggregate
@@ -42,7 +46,7 @@ class MagnitudeImportance(Importance):
             if param.tags and param.tags <= STATISTIC_TAGS:
                 continue
             arr = index.array(param.initializer)
-            if arr.dtype.kind not in "fc" or arr.ndim == 0:
+            if arr.dtype.kind not in "fc" or arr.ndim == 0 or arr.shape[param.axis] == 0:
                 continue
             values = self._slice_values(arr, param.axis, param.neutral)
             scatter_to_slots(group, param.space, values, total, "max" if self.aggregate == "max" else "sum")

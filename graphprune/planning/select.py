@@ -1,8 +1,9 @@
-"""Choosing which slots go: per-group ratios, constraints, exclusions."""
+"""Choosing which slots go inside one group: counts, limits, rounding, exclusions."""
 from __future__ import annotations
 
 import fnmatch
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,9 +53,33 @@ def select_count(group: Group, scores: np.ndarray, count: int) -> np.ndarray:
     return np.array(sorted(chosen), dtype=np.int64)
 
 
+def ratio_count(n_slots: int, ratio: float) -> int:
+    """floor(ratio * n_slots), robust to float noise (0.3 * 10 is 3, not 2)."""
+    return int(math.floor(ratio * n_slots + 1e-9))
+
+
 def select_by_ratio(group: Group, scores: np.ndarray, ratio: float) -> np.ndarray:
     """floor(ratio * slots) lowest-scoring slots, keeping at least one slot in every space."""
-    return select_count(group, scores, int(math.floor(ratio * group.n_slots + 1e-9)))
+    return select_count(group, scores, ratio_count(group.n_slots, ratio))
+
+
+@dataclass(frozen=True)
+class GroupLimits:
+    """How many slots of one group may go: at most ``max_ratio`` of them, at least ``min_keep``
+    kept, and the kept count a multiple of ``round_to`` (or everything kept)."""
+
+    max_ratio: float = 1.0
+    min_keep: int = 1
+    round_to: int = 1
+
+    def allowed(self, n_slots: int, count: int) -> int:
+        count = min(count, ratio_count(n_slots, self.max_ratio), n_slots - max(self.min_keep, 1))
+        if count <= 0:
+            return 0
+        if self.round_to > 1:
+            kept = min(n_slots, -(-(n_slots - count) // self.round_to) * self.round_to)
+            count = n_slots - kept
+        return max(count, 0)
 
 
 def local_plan(analysis: Analysis, scorer, ratio: float, exclude: tuple[str, ...] = ()) -> tuple[dict, dict]:

@@ -1,0 +1,76 @@
+"""Run calibration feeds through onnxruntime with intermediate tensors exposed as outputs.
+
+Feeds are consumed one at a time (a generator is never materialized) and every exposed tensor
+is reduced into :class:`~graphprune.calibration.stats.SpaceStats` right away, so memory stays
+at one feed's activations whatever the number of samples.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import onnx
+
+from ..errors import DataError, UsageError
+from ..progress import progress as progress_iter
+from ..rules.base import Space
+from ..validate.runner import make_session, run_session
+from .stats import CalibrationStats
+
+log = logging.getLogger(__name__)
+
+#: calibration samples used when the user does not say (the first N of the data)
+DEFAULT_CALIB_SAMPLES = 32
+
+
+def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:
+    """A copy of ``model`` whose graph outputs also include ``tensors`` (type left to the runtime)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    declared = {o.name for o in probe.graph.output}
+    for name in sorted(set(tensors) - declared):
+        probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    return probe
+
+
+def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES, image_options: Mapping | None = None):
+    """A stream of feeds from ``spec`` (``.npz``/``.npy``/image folder, arrays, list of dicts)."""
+    from ..validate.data import iter_inputs
+
+    if spec is None:
+        raise UsageError("a data-driven criterion needs calibration data: give it with --calib PATH "
+                         "(API: calib=...)")
+    return iter_inputs(spec, model, limit=limit, **dict(image_options or {}))
+
+
+def calibrate(model: onnx.ModelProto, spaces: Iterable[Space], feeds: Iterable[dict], *, sizes: Mapping,
+              gram: Iterable[Space] = (), progress: bool = False, total: int | None = None,
+              source: str = "") -> CalibrationStats:
+    """Statistics of ``spaces`` (activation axes of ``model``) over ``feeds``.
+
+    ``sizes`` maps each space to its number of positions; ``gram`` lists the spaces whose Gram
+    matrix is also accumulated (for the re-fit).
+    """
+    spaces = sorted(set(spaces))
+    gram = set(gram)
+    stats = CalibrationStats(source=source)
+    for space in spaces:
+        stats.add_space(space, sizes[space], gram=space in gram)
+    tensors = sorted({s.tensor for s in spaces})
+    session = make_session(expose(model, tensors), exact=True, label="calibration model")
+    by_tensor: dict[str, list[Space]] = {}
+    for space in spaces:
+        by_tensor.setdefault(space.tensor, []).append(space)
+    for i, feed in enumerate(progress_iter(feeds, total=total, desc="calibrating", enabled=progress, unit="sample")):
+        values = run_session(session, feed, label="calibration model", sample=i)
+        for name, members in by_tensor.items():
+            for space in members:
+                try:
+                    stats.spaces[space].update(values[name])
+                except ValueError as exc:
+                    raise DataError(f"calibration sample {i}: {exc}") from exc
+        stats.samples += 1
+    if stats.samples == 0:
+        raise DataError(f"no calibration samples in {source or 'the data'}")
+    log.info("calibrated %d spaces on %d samples", len(spaces), stats.samples)
+    return stats

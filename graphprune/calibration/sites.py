@@ -1,0 +1,64 @@
+"""Where a group's channels are *read*: consumer sites, found from parameter roles alone.
+
+A **consumer site** is one node that contracts an activation of a group with a consumer
+parameter slice of the same group (a Conv weight's input axis, a Gemm/MatMul weight's
+contracted axis...). Rules already said which initializer axes are consumer slices; a site is
+the node reading such an initializer together with its non-constant input whose axis lies in
+the same group. Nothing here knows op types, so a new op only needs its rule.
+
+Data-driven importance measures the site's activation; compensation changes what the site's
+node adds to its output.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..analysis.types import Group
+from ..rules.base import CONSUMER, Space
+
+
+@dataclass(frozen=True)
+class ConsumerSite:
+    """``node`` reads ``activation`` (an activation space of the group) against ``weight``."""
+
+    node: str
+    weight: Space
+    activation: Space
+    #: the node's input index of the activation
+    input_index: int
+
+
+def consumer_sites(group: Group, index) -> list[ConsumerSite]:
+    """Every consumer site of ``group`` (deterministic order: parameter order, then node order)."""
+    members = group.slot_of if group.slot_of else {s: None for s in group.spaces}
+    out: list[ConsumerSite] = []
+    seen = set()
+    for param in group.params:
+        if CONSUMER not in param.roles:
+            continue
+        for use in index.uses(param.initializer):
+            if use.index < 0:
+                continue
+            node = index.nodes[use.node]
+            for i, name in enumerate(node.input):
+                if not name or index.is_constant(name):
+                    continue
+                for space in _spaces_of(name, members):
+                    key = (node.name, param.space, space)
+                    if key not in seen:
+                        seen.add(key)
+                        out.append(ConsumerSite(node.name, param.space, space, i))
+    return out
+
+
+def _spaces_of(tensor: str, members) -> list[Space]:
+    return [s for s in members if s.tensor == tensor]
+
+
+def activation_spaces(groups, index) -> list[Space]:
+    """The activation spaces read by the consumer sites of ``groups`` (sorted, unique)."""
+    out = set()
+    for group in groups:
+        for site in consumer_sites(group, index):
+            out.add(site.activation)
+    return sorted(out)

@@ -1,0 +1,102 @@
+"""Streaming per-channel statistics of activations (bounded memory).
+
+For every calibrated space ``(tensor, axis)`` only running sums are kept, one entry per position
+of the axis: the number of values seen, their sum, sum of squares and sum of absolute values
+(all float64). Optionally the Gram matrix ``Σ x xᵀ`` over positions (for the least-squares
+re-fit), which is ``size²`` numbers and is only kept for spaces up to :data:`GRAM_LIMIT`.
+Activations themselves are never kept: each batch is reduced as soon as it is produced.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..rules.base import Space
+
+#: largest axis for which a Gram matrix (size x size float64) is accumulated
+GRAM_LIMIT = 2048
+
+
+@dataclass
+class SpaceStats:
+    """Running sums for one space; ``count`` values were seen per position."""
+
+    space: Space
+    size: int
+    count: int = 0
+    total: np.ndarray = None
+    squares: np.ndarray = None
+    absolute: np.ndarray = None
+    gram: np.ndarray | None = None
+    #: shape of the tensor in the last batch (for evaluating consumers on constant inputs)
+    shape: tuple = ()
+    with_gram: bool = False
+
+    def __post_init__(self):
+        for name in ("total", "squares", "absolute"):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(self.size, dtype=np.float64))
+        if self.with_gram and self.gram is None:
+            self.gram = np.zeros((self.size, self.size), dtype=np.float64)
+
+    def update(self, array: np.ndarray) -> None:
+        """Add one batch: ``array`` is the whole tensor; values are grouped by ``space.axis``."""
+        array = np.asarray(array)
+        if array.ndim <= self.space.axis or array.shape[self.space.axis] != self.size:
+            raise ValueError(f"{self.space}: expected {self.size} positions, got shape {array.shape}")
+        rows = np.moveaxis(array, self.space.axis, 0).reshape(self.size, -1).astype(np.float64)
+        self.count += rows.shape[1]
+        self.total += rows.sum(axis=1)
+        self.squares += np.einsum("ij,ij->i", rows, rows)
+        self.absolute += np.abs(rows).sum(axis=1)
+        if self.gram is not None:
+            self.gram += rows @ rows.T
+        self.shape = tuple(int(d) for d in array.shape)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.total / max(self.count, 1)
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Population variance per position (clipped at 0 against rounding)."""
+        mean = self.mean
+        return np.maximum(self.squares / max(self.count, 1) - mean * mean, 0.0)
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        return self.absolute / max(self.count, 1)
+
+    @property
+    def covariance(self) -> np.ndarray | None:
+        """Population covariance between positions (needs the Gram matrix)."""
+        if self.gram is None:
+            return None
+        mean = self.mean
+        return self.gram / max(self.count, 1) - np.outer(mean, mean)
+
+
+@dataclass
+class CalibrationStats:
+    """Statistics of every calibrated space, and how many samples (feeds) produced them."""
+
+    spaces: dict = field(default_factory=dict)
+    samples: int = 0
+    source: str = ""
+
+    def __contains__(self, space: Space) -> bool:
+        return space in self.spaces
+
+    def get(self, space: Space) -> SpaceStats | None:
+        return self.spaces.get(space)
+
+    def add_space(self, space: Space, size: int, gram: bool = False) -> SpaceStats:
+        stats = self.spaces.get(space)
+        if stats is None:
+            stats = SpaceStats(space, int(size), with_gram=gram and size <= GRAM_LIMIT)
+            self.spaces[space] = stats
+        return stats
+
+    def to_dict(self) -> dict:
+        return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces)}

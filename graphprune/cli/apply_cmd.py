@@ -1,0 +1,61 @@
+"""``graphprune apply MODEL PLAN -o OUT``: apply a (reviewed, edited) plan and prove the result."""
+from __future__ import annotations
+
+import argparse
+
+from ..api import apply, export_masks
+from ..io import check_output_path, load_model, save_model
+from ..planning.plan_file import PruningPlan, write_masks
+from ..report import check_report_path
+from .prune_cmd import print_result
+from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
+
+EPILOG = """examples:
+  graphprune plan model.onnx -o plan.json --target-macs 0.5
+  graphprune apply model.onnx plan.json -o slim.onnx
+  graphprune apply model.onnx plan.json -o slim.onnx --data images/ --export-masks masks.json --report apply.html
+
+The plan must have been made for this model: its SHA-256 fingerprint (graph and initializer
+values) is checked first; a plan for another model is refused with exit code 3. Kept indices may
+be edited: dropping an index of one parameter drops its whole slot (every coupled channel), and
+each such expansion is reported as a note."""
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = check_output_path(args.output, (args.model, args.plan), force=args.force)
+    if args.report:
+        check_report_path(args.report)
+    if args.export_masks:
+        check_output_path(args.export_masks, (args.model, args.plan, args.output))
+    vkw = validation_kwargs(args)
+    the_plan = PruningPlan.load(args.plan)
+    model = load_model(args.model)
+    result = apply(model, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
+                   input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
+                   image_options=vkw["image_options"])
+    save_model(result.model, out, inputs=(args.model,), force=args.force)
+    if args.export_masks:
+        write_masks(args.export_masks, export_masks(model, result.analysis, result.removed,
+                                                    folded=the_plan.fold_batchnorm,
+                                                    strict_initializer_inputs=the_plan.strict_initializer_inputs))
+    print_result(args, out, result, f"apply {args.plan} to {args.model} -> {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "apply", help="apply a JSON plan (from graphprune plan) to the model it was made for",
+        description="Remove exactly the channels a plan lists (after checking that the plan was made for this "
+                    "model), fold its compensation into the consumers, and check the result like prune does.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="input model (.onnx), the one the plan was made for")
+    parser.add_argument("plan", help="plan file (.json) written by graphprune plan")
+    parser.add_argument("-o", "--output", required=True, help="output model path (never the input unless --force)")
+    parser.add_argument("--export-masks", metavar="FILE", help="also write initializer -> kept indices per axis "
+                        "(names of the model as given, BatchNorm included)")
+    parser.add_argument("--no-validate", action="store_true", help="skip the oracle and drift checks")
+    parser.add_argument("--force", action="store_true", help="allow overwriting the input model")
+    parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+    add_validation_arguments(parser)
+    add_report_argument(parser)
+    parser.set_defaults(func=_run)

@@ -1,0 +1,202 @@
+"""``graphprune plan MODEL -o plan.json``: decide what to remove, as reviewable data.
+
+:func:`add_plan_arguments` and :func:`plan_kwargs` are shared with ``prune`` (plan + apply) and
+``sensitivity``; :func:`add_calibration_image_arguments` with the commands that have no
+``--data`` of their own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..api import plan
+from ..calibration.collect import DEFAULT_CALIB_SAMPLES
+from ..errors import UsageError
+from ..importance import AGGREGATES, IMPORTANCE_NAMES
+from ..io import check_output_path, load_model
+from ..planning.options import NORMALIZERS
+from ..planning.plan_file import write_masks
+from ..progress import bars_visible
+from ..validate import parse_input_shapes
+from ..validate.images import CHANNEL_ORDERS, LAYOUTS
+from .validate_cmd import _floats, _size, add_input_shape_argument
+
+EPILOG = """examples:
+  graphprune plan model.onnx -o plan.json --ratio 0.3
+  graphprune plan model.onnx -o plan.json --target-macs 0.5 --global
+  graphprune plan model.onnx -o plan.json --importance fluctuation --calib images/ --calib-samples 64 \\
+      --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+  graphprune plan model.onnx -o plan.json --ratio 0.5 --round-to 8 --max-ratio 0.7 --exclude '*head*' \\
+      --config overrides.toml --export-masks masks.json
+  graphprune apply model.onnx plan.json -o slim.onnx
+
+The plan lists every dependency group, its removed slots and the kept indices of every
+parameter (initializer and axis), the predicted parameters and MACs, and a SHA-256 of the model;
+edit it and apply it later with graphprune apply. Targets are fractions of the original model
+(as given, before BatchNorm folding) to keep."""
+
+
+#: fraction of slots removed when neither --ratio nor a target is given
+DEFAULT_RATIO = 0.3
+
+
+def _number(text: str, convert, ok, expected: str):
+    try:
+        value = convert(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from exc
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a fraction removed, in [0, 1)."""
+    return _number(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+
+
+def keep_fraction(text: str) -> float:
+    """argparse type: a fraction of the original kept, in (0, 1]."""
+    return _number(text, float, lambda v: 0.0 < v <= 1.0, "a fraction of the original to keep, in (0, 1]")
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
+
+
+def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
+    """--importance, --aggregate and the calibration data options."""
+    group = parser.add_argument_group("importance (which slots go first)")
+    group.add_argument("--importance", choices=IMPORTANCE_NAMES, default="l2", metavar="NAME",
+                       help="criterion: l1, l2 (magnitude of every parameter slice), bn-scale (|gamma| of the "
+                            "BatchNorms, scored before folding), fpgm (distance of the producer filters to their "
+                            "geometric median), random (seeded baseline), activation (mean |x|, needs --calib), "
+                            "fluctuation (Var(x) x consumer weight norm, needs --calib); default l2")
+    group.add_argument("--aggregate", choices=AGGREGATES, default="sum",
+                       help="how l1/l2/bn-scale/fpgm combine a slot's slices: sum (default), mean, max")
+    group.add_argument("--calib", metavar="PATH", help="calibration data for data-driven criteria and compensation: "
+                       ".npz (arrays named after the inputs), .npy (one-input models) or a folder of images")
+    group.add_argument("--calib-samples", type=positive_int, default=DEFAULT_CALIB_SAMPLES, metavar="N",
+                       help=f"use the first N calibration samples (default {DEFAULT_CALIB_SAMPLES})")
+
+
+def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | None = None) -> None:
+    """Every planning option (shared by plan and prune)."""
+    add_criterion_arguments(parser)
+    group = parser.add_argument_group("planning (how many go, where)")
+    group.add_argument("--ratio", type=fraction, default=None,
+                       help=ratio_help or "fraction of the slots removed from every prunable group (with --global: "
+                                          "of all prunable slots), rounded down, at least one kept (default 0.3)")
+    group.add_argument("--global", dest="global_rank", action="store_true",
+                       help="rank slots across groups (scores normalized per group) instead of the same ratio in "
+                            "every group")
+    group.add_argument("--normalize", choices=NORMALIZERS, default="mean",
+                       help="per-group score normalization for --global ranking (default mean)")
+    group.add_argument("--round-to", type=positive_int, default=1, metavar="N",
+                       help="keep a multiple of N slots in every pruned group (hardware alignment), e.g. 8")
+    group.add_argument("--min-channels", type=positive_int, default=1, metavar="N",
+                       help="keep at least N slots in every group (default 1)")
+    group.add_argument("--max-ratio", type=fraction, default=None, metavar="R",
+                       help="remove at most this fraction of any group's slots (e.g. 0.7)")
+    group.add_argument("--exclude", action="append", metavar="GLOB",
+                       help="keep every group touching a node whose name matches GLOB (repeatable)")
+    group.add_argument("--config", metavar="FILE", help="per-node overrides (.json or .toml): entries with a node "
+                       "glob and ratio / max_ratio / min_channels / round_to / exclude")
+    targets = group.add_mutually_exclusive_group()
+    targets.add_argument("--target-macs", type=keep_fraction, metavar="F",
+                         help="search the ratio (or --global threshold) so that F of the original MACs are kept, "
+                              "within 1%%, e.g. 0.5")
+    targets.add_argument("--target-params", type=keep_fraction, metavar="F",
+                         help="the same for parameters, e.g. 0.6")
+    targets.add_argument("--target-latency", type=keep_fraction, metavar="F",
+                         help="keep F of the onnxruntime latency measured on this machine (coarse search, 1 "
+                              "thread; every step is reported), e.g. 0.7")
+    comp = group.add_mutually_exclusive_group()
+    comp.add_argument("--compensate", dest="compensate", action="store_true", default=None,
+                      help="fold the removed channels' calibration means into the consumers' biases (default for "
+                           "activation and fluctuation; needs --calib)")
+    comp.add_argument("--no-compensate", dest="compensate", action="store_false",
+                      help="do not compensate (plain removal)")
+    group.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
+    group.add_argument("--strict-initializer-inputs", action="store_true",
+                       help="treat initializers that are also graph inputs as overridable (not pruned)")
+
+
+def add_calibration_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """Preprocessing of an image-folder --calib (prune shares the --data image options instead)."""
+    images = parser.add_argument_group("image folders (--calib DIR)")
+    images.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
+                        "model channel order (e.g. 0.485,0.456,0.406)")
+    images.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
+    images.add_argument("--size", type=_size, metavar="H[xW]", help="resize to H x W (default: the input's size)")
+    images.add_argument("--layout", choices=LAYOUTS, default="NCHW", type=str.upper, help="default NCHW")
+    images.add_argument("--channel-order", choices=CHANNEL_ORDERS, default="RGB", type=str.upper,
+                        help="default RGB")
+
+
+def image_options(args: argparse.Namespace) -> dict:
+    return {"mean": args.mean, "std": args.std, "size": args.size, "layout": args.layout,
+            "channel_order": args.channel_order}
+
+
+def plan_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`graphprune.api.plan` from parsed options."""
+    return {"ratio": DEFAULT_RATIO if args.ratio is None else args.ratio, "importance": args.importance,
+            "aggregate": args.aggregate, "global_rank": args.global_rank, "normalize": args.normalize, "round_to": args.round_to,
+            "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
+            "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
+            "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
+            "calib_samples": args.calib_samples, "compensate": args.compensate, "keep_bn": args.keep_bn,
+            "strict_initializer_inputs": args.strict_initializer_inputs}
+
+
+def check_plan_arguments(args: argparse.Namespace) -> None:
+    """Usage errors argparse cannot see (before any work is done)."""
+    if args.calib is None and args.importance in ("activation", "fluctuation"):
+        raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH "
+                         "(.npz, .npy or a folder of images)")
+    if args.calib is None and args.compensate:
+        raise UsageError("--compensate needs calibration data: give it with --calib PATH")
+    if args.ratio is not None and any(v is not None for v in (args.target_macs, args.target_params,
+                                                                args.target_latency)):
+        raise UsageError("give either --ratio or a --target-*, not both (a target searches the ratio)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_plan_arguments(args)
+    out = check_output_path(args.output, (args.model,))
+    if args.export_masks:
+        check_output_path(args.export_masks, (args.model,))
+    if args.calib is None and any(v is not None for v in (args.mean, args.std, args.size)):
+        raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
+    model = load_model(args.model)
+    result = plan(model, **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
+                  image_options=image_options(args), progress=bars_visible())
+    result.plan.save(out)
+    if args.export_masks:
+        write_masks(args.export_masks, result.masks())
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1))
+    else:
+        print("\n".join(result.summary_lines()))
+        print(f"wrote {out}" + (f" and {args.export_masks}" if args.export_masks else ""))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plan", help="decide which channels to remove and write the decision as a JSON plan",
+        description="Score every slot of every prunable dependency group, choose which ones go (by ratio, global "
+                    "ranking or a MAC/parameter/latency target) and write the decision as a JSON plan tied to a "
+                    "hash of the model. Nothing is pruned: apply the plan with graphprune apply.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="input model (.onnx)")
+    parser.add_argument("-o", "--output", required=True, metavar="PLAN", help="plan file to write (.json)")
+    add_plan_arguments(parser)
+    add_calibration_image_arguments(parser)
+    parser.add_argument("--export-masks", metavar="FILE", help="also write initializer -> kept indices per axis "
+                        "(names of the model as given, BatchNorm included) for fine-tuning in the source framework")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random choices (random importance; default 0)")
+    add_input_shape_argument(parser)
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON instead of a summary")
+    parser.set_defaults(func=_run)

@@ -1,0 +1,179 @@
+"""Fold the removed channels' calibration means into every consumer's output.
+
+For each consumer site reading a compensated activation space, Δ (see :mod:`.response`) is
+reduced to one constant per output channel and added after the node by a new ``Add``; the
+existing BatchNorm/affine folding (:func:`graphprune.passes.fold.fold`) then merges that ``Add``
+into the node's bias (creating one if the node had none) wherever it can, so no op knowledge is
+needed here either.
+
+The output channel axes are the output axes that share a group with the node's own parameters
+(a Conv's weight axis 0, a Gemm's output axis...). Δ is averaged over every other axis: exact
+for 1×1 convolutions and dense layers (Δ is constant there); for k×k convolutions with zero
+padding the border outputs see fewer taps of the removed channel than the interior, so the
+constant (the mean of Δ over positions, its least-squares best fit) over-corrects the border
+slightly. The report lists these nodes with the RMS of the missed part relative to Δ's.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+
+from ..analysis.types import Analysis
+from ..calibration.sites import consumer_sites
+from ..graph import add_initializer
+from .data import SpaceMeans
+from .response import Probe, responses
+
+log = logging.getLogger(__name__)
+
+#: Δ varying along a reduced axis by more than this (relative) marks the node as approximated
+APPROX_RTOL = 1e-5
+
+
+@dataclass
+class CompensationReport:
+    compensated: list = field(default_factory=list)
+    approximate: dict = field(default_factory=dict)  # node -> relative RMS deviation (padding borders)
+    skipped: dict = field(default_factory=dict)      # node -> reason
+    into_bias: int = 0
+
+    def summary_line(self) -> str:
+        text = (f"compensation: {len(self.compensated)} consumer nodes corrected with the removed channels' means "
+                f"({self.into_bias} folded into biases)")
+        if self.approximate:
+            worst = max(self.approximate.values())
+            text += (f"; {len(self.approximate)} nodes approximated at padded borders (relative RMS error up to "
+                     f"{worst:.1%})")
+        if self.skipped:
+            text += f"; {len(self.skipped)} not compensated"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"compensated": list(self.compensated), "approximate": dict(self.approximate),
+                "skipped": dict(self.skipped), "into_bias": self.into_bias}
+
+
+def _unsupported(node: onnx.NodeProto, input_index: int, index) -> str | None:
+    if node.domain not in ("", "ai.onnx"):
+        return f"custom-domain op {node.domain}.{node.op_type}"
+    x = node.input[input_index]
+    for k, name in enumerate(node.input):
+        if not name or k == input_index:
+            continue
+        if name == x:
+            return "reads the activation twice"
+        if not index.is_constant(name):
+            return f"also reads activation {name}"
+    return None
+
+
+def _constant_input(means: SpaceMeans, dtype: np.dtype) -> np.ndarray:
+    x = np.zeros(means.shape, dtype=dtype)
+    where = [slice(None)] * x.ndim
+    where[means.space.axis] = means.positions
+    values_shape = [1] * x.ndim
+    values_shape[means.space.axis] = means.positions.size
+    x[tuple(where)] = means.values.reshape(values_shape).astype(dtype)
+    return x
+
+
+def channel_axes(analysis: Analysis, node: onnx.NodeProto) -> set[int]:
+    """Axes of the node's first output that share a group with one of the node's parameters."""
+    from ..rules.base import Space
+
+    out = node.output[0]
+    rank = analysis.index.rank(out) or 0
+    inputs = set(node.input)
+    groups = {g.id: g for g in analysis.groups}
+    axes = set()
+    for axis in range(rank):
+        gid = analysis.space_group.get(Space(out, axis))
+        if gid is not None and any(p.initializer in inputs for p in groups[gid].params):
+            axes.add(axis)
+    return axes
+
+
+def per_channel(delta: np.ndarray, keep: set[int]) -> tuple[np.ndarray, float]:
+    """Δ averaged over every axis not in ``keep`` (keepdims), and the RMS of what that misses
+    relative to the RMS of Δ (0 when Δ is constant along those axes)."""
+    reduced = delta
+    for axis in range(delta.ndim):
+        if axis not in keep:
+            reduced = reduced.mean(axis=axis, keepdims=True)
+    scale = float(np.sqrt(np.mean(delta * delta))) or 1.0
+    return reduced, float(np.sqrt(np.mean((delta - reduced) ** 2))) / scale
+
+
+def _collect_probes(analysis: Analysis, data: list[SpaceMeans], report: CompensationReport) -> list[Probe]:
+    index = analysis.index
+    by_space: dict = {}
+    for group in analysis.groups:
+        for site in consumer_sites(group, index):
+            by_space.setdefault(site.activation, []).append(site)
+    probes, seen = [], set()
+    for means in data:
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(means.space.tensor) or 1))
+        for site in by_space.get(means.space, ()):
+            if (site.node, site.input_index) in seen:
+                continue
+            seen.add((site.node, site.input_index))
+            node = index.nodes[site.node]
+            reason = _unsupported(node, site.input_index, index)
+            if reason:
+                report.skipped[site.node] = reason
+                continue
+            probes.append(Probe(node, site.input_index, _constant_input(means, dtype)))
+    return probes
+
+
+def _insert_add(model: onnx.ModelProto, node: onnx.NodeProto, constant: np.ndarray, names: set[str]) -> str:
+    def unique(base: str) -> str:
+        name, k = base, 0
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.add(name)
+        return name
+
+    out = node.output[0]
+    pre = unique(f"{out}__uncompensated")
+    const = unique(f"{node.name}_compensation")
+    add_name = unique(f"{node.name}_compensate")
+    add_initializer(model.graph, const, constant)
+    position = next(i for i, n in enumerate(model.graph.node) if n.name == node.name)
+    node.output[0] = pre
+    model.graph.node.insert(position + 1, onnx.helper.make_node("Add", [pre, const], [out], name=add_name))
+    return add_name
+
+
+def compensate(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,
+               fold_batchnorm: bool = True) -> CompensationReport:
+    """Edit ``model`` (the analysed object, before pruning) so every consumer adds its Δ."""
+    report = CompensationReport()
+    probes = _collect_probes(analysis, data, report)
+    deltas = responses(model, probes)
+    names = ({t.name for t in model.graph.initializer} | {n.name for n in model.graph.node}
+             | {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input})
+    inserted = []
+    for probe, delta in zip(probes, deltas):
+        node = analysis.index.nodes[probe.node.name]
+        if delta is None:
+            report.skipped[node.name] = "not affine in the compensated input"
+            continue
+        constant, deviation = per_channel(delta, channel_axes(analysis, node))
+        if deviation > APPROX_RTOL:
+            report.approximate[node.name] = deviation
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(node.output[0]) or 1))
+        inserted.append(_insert_add(model, node, constant.astype(dtype), names))
+        report.compensated.append(node.name)
+    if inserted and fold_bias:
+        from ..passes.fold import fold
+
+        fold(model, batchnorm=fold_batchnorm)
+        left = {n.name for n in model.graph.node}
+        report.into_bias = sum(1 for name in inserted if name not in left)
+    log.info("%s", report.summary_line())
+    return report

@@ -1,0 +1,92 @@
+"""Predicted parameters and MACs of a decision, without touching the model.
+
+Every tensor whose axis a plan shrinks is a space of some group, so the pruned model's tensor
+shapes are the analysed model's shapes with each changed space's axis set to its kept count.
+The MAC formulas of :mod:`graphprune.profiling.macs` read only shapes and attributes, so
+re-evaluating them on the shrunk shapes predicts exactly what ``graphprune profile`` reports for
+the pruned model; parameters follow the same convention (weight initializers read by a node,
+each counted once). Only the nodes that touch a changed tensor are re-evaluated.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+
+from ..analysis.types import Analysis
+from ..profiling.counts import _WEIGHT_TYPES
+from ..profiling.macs import node_macs
+from ..profiling.shapes import TensorInfo, tensor_infos
+
+
+@dataclass(frozen=True)
+class Cost:
+    params: int
+    macs: int
+
+    def to_dict(self) -> dict:
+        return {"params": self.params, "macs": self.macs}
+
+
+class CostModel:
+    """Parameters and MACs of ``model`` (the analysed object) after removing slots."""
+
+    def __init__(self, model: onnx.ModelProto, analysis: Analysis, input_shapes: Mapping | None = None):
+        self.analysis = analysis
+        self.infos, self.input_shapes = tensor_infos(model, input_shapes)
+        self.nodes = list(model.graph.node)
+        self.groups = {g.id: g for g in analysis.groups}
+        read = {name for node in self.nodes for name in node.input if name}
+        self.weights = {t.name for t in model.graph.initializer if t.data_type in _WEIGHT_TYPES and t.name in read}
+        self.touching: dict[str, list[int]] = {}
+        for i, node in enumerate(self.nodes):
+            for name in list(node.input) + list(node.output):
+                if name:
+                    self.touching.setdefault(name, []).append(i)
+        self.node_base = [node_macs(n, self.infos) or 0 for n in self.nodes]
+        self.base = Cost(sum(int(np.prod(self.infos[w].shape, dtype=np.int64)) for w in self.weights),
+                         int(sum(self.node_base)))
+
+    def kept_sizes(self, removed: Mapping) -> dict[str, dict[int, int]]:
+        """tensor -> {axis: kept size} for every space that loses positions."""
+        out: dict[str, dict[int, int]] = {}
+        for gid, slots in removed.items():
+            slots = np.asarray(slots, dtype=np.int64)
+            if slots.size == 0:
+                continue
+            group = self.groups[gid]
+            gone = np.zeros(group.n_slots, dtype=bool)
+            gone[slots] = True
+            for space, slot_ids in group.slot_of.items():
+                lost = int(gone[slot_ids].sum())
+                if lost:
+                    out.setdefault(space.tensor, {})[space.axis] = int(slot_ids.size - lost)
+        return out
+
+    def evaluate(self, removed: Mapping) -> Cost:
+        sizes = self.kept_sizes(removed)
+        infos = dict(self.infos)
+        for tensor, axes in sizes.items():
+            info = infos.get(tensor)
+            if info is None:
+                continue
+            shape = list(info.shape)
+            for axis, size in axes.items():
+                if axis < len(shape):
+                    shape[axis] = size
+            infos[tensor] = TensorInfo(tuple(shape), info.elem_type)
+        params = self.base.params
+        for tensor in sizes:
+            if tensor in self.weights:
+                params += _numel(infos[tensor].shape) - _numel(self.infos[tensor].shape)
+        affected = sorted({i for t in sizes for i in self.touching.get(t, ())})
+        macs = self.base.macs
+        for i in affected:
+            macs += (node_macs(self.nodes[i], infos) or 0) - self.node_base[i]
+        return Cost(int(params), int(macs))
+
+
+def _numel(shape) -> int:
+    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
