@@ -971,6 +971,91 @@ def _whole_groups(p: Pruned, init: str, width: int) -> None:
     assert kept == [g * width + j for g in groups for j in range(width)], f"{init}: kept {kept}"
 
 
+def slice_two_axes() -> Case:
+    """Slice axes [2, 1] (channel entry second): only element 1 of starts/ends is rewritten."""
+    s = Sandwich("slice_2ax", opset=13)
+    b = s.b
+    h, hw = s.head(8)
+    y = b.node("Slice", [h, b.ints([1, 2]), b.ints([7, 7]), b.ints([2, -3])])
+    node = s.last
+    tw = s.tail(y, 5)
+    s.expect(hw, 8, head=(hw, 0, 4))
+
+    def fn(p: Pruned):
+        k = p.kept_positions(hw, 0)
+        start, inside = sum(c < 2 for c in k), [c - 2 for c in k if 2 <= c < 7]
+        assert (p.const_input(node, 1), p.const_input(node, 2)) == ([1, start], [7, start + len(inside)])
+        assert p.kept_positions(tw, 1) == inside
+    s.check(fn)
+    return s.case()
+
+
+def slice_chain() -> Case:
+    """Slice [1:7] then [1:5] of that: channels 2..5 reach the tail; both bounds follow."""
+    s = Sandwich("slice_chain", opset=13)
+    h, hw = s.head(8)
+    y1 = s.b.slice(h, 1, 7)
+    n1 = s.last
+    y2 = s.b.slice(y1, 1, 5)
+    n2 = s.last
+    tw = s.tail(y2, 4)
+    s.expect(hw, 8, head=(hw, 0, 4))
+
+    def fn(p: Pruned):
+        k = p.kept_positions(hw, 0)
+        mid = [c - 1 for c in k if 1 <= c < 7]           # kept positions of the first slice's output
+        inner = [c - 1 for c in mid if 1 <= c < 5]
+        s1 = sum(c < 1 for c in k)
+        s2 = sum(c < 1 for c in mid)
+        assert (p.const_input(n1, 1), p.const_input(n1, 2)) == ([s1], [s1 + len(mid)])
+        assert (p.const_input(n2, 1), p.const_input(n2, 2)) == ([s2], [s2 + len(inner)])
+        assert p.kept_positions(tw, 1) == inner
+    s.check(fn)
+    return s.case()
+
+
+def resize_sizes_axes() -> Case:
+    """Resize-18 sizes [C, H, W] with axes [1, 2, 3]: entry 0 names the channels and must follow."""
+    s = Sandwich("resize_axes", opset=18)
+    h, hw = s.head(8)
+    y = s.b.node("Resize", [h, "", "", s.b.ints([8, 16, 16])], mode="nearest", axes=[1, 2, 3])
+    s.check_const(s.last, 3, [4, 16, 16])
+    tw = s.tail(y, 8)
+    s.expect(hw, 8, head=(hw, 0, 4), tail=(tw, 1, 4))
+    return s.case()
+
+
+def shared_channel_const() -> Case:
+    """One [C,1,1] constant multiplies two different convs: their channels become one group."""
+    s = Sandwich("shared_k")
+    a, aw = s.head(8)
+    c, cw = s.head(8)
+    k = s.b.channel_const(8, 0.5, 1.5)
+    t0 = s.tail(s.b.mul(a, k), 8, "y0")
+    t1 = s.tail(s.b.mul(c, k), 8, "y1")
+    s.expect(aw, 8, a=(aw, 0, 4), c=(cw, 0, 4), k=(k, 0, 4), t0=(t0, 1, 4), t1=(t1, 1, 4))
+    s.check(lambda p: _equal_positions(p, (aw, 0), (cw, 0), (t0, 1), (t1, 1)))
+    return s.case()
+
+
+def negative_axes() -> Case:
+    """Split axis -3 into [5, 3], Gather axis -3 of the first part, Concat axis -3 with the second."""
+    s = Sandwich("neg_axes", opset=13)
+    b = s.b
+    h, hw = s.head(8)
+    p0, p1 = b.node("Split", [h, b.ints([5, 3])], n_out=2, axis=-3)
+    g = b.node("Gather", [p0, b.ints([4, 0, 2])], axis=-3)
+    tw = s.tail(b.concat([g, p1], axis=-3), 6)
+    s.expect(hw, 8, head=(hw, 0, 4))
+
+    def fn(p: Pruned):
+        k = p.kept_positions(hw, 0)
+        rows = [i for i, c in enumerate([4, 0, 2]) if c in k] + [3 + c - 5 for c in k if c >= 5]
+        assert p.kept_positions(tw, 1) == rows
+    s.check(fn)
+    return s.case()
+
+
 # --------------------------------------------------------------------------- the case table
 def _table() -> dict[str, Callable[[], Case]]:
     t: dict[str, Callable[[], Case]] = {
@@ -986,6 +1071,8 @@ def _table() -> dict[str, Callable[[], Case]]:
         "slice-shared-bounds": slice_shared_bounds, "gather-negative": gather_negative, "sum-three": sum_three,
         "mul-const-1c11": channel_const_4d, "conv1d": conv1d, "groupnorm-export": groupnorm_export,
         "DepthToSpace-opset9": partial(depth_space, "DepthToSpace", "DCR", 9),
+        "slice-two-axes": slice_two_axes, "slice-chain": slice_chain, "resize-sizes18-axes": resize_sizes_axes,
+        "shared-channel-const": shared_channel_const, "negative-axes": negative_axes,
     }
     t.update({f"convtranspose-{k}": partial(conv_transpose, k)
               for k in ("dense", "grouped", "depthwise", "depthwise2")})
