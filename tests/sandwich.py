@@ -487,6 +487,13 @@ def split(form: str) -> Case:
     return s.case()
 
 
+def _sliced(kept: list[int], lo: int, hi: int) -> tuple[int, int, list[int]]:
+    """New (start, end) of a slice [lo, hi) after pruning, and the kept positions inside, renumbered."""
+    start = sum(k < lo for k in kept)
+    inside = [k - lo for k in kept if lo <= k < hi]
+    return start, start + len(inside), inside
+
+
 def slice_channels(form: str) -> Case:
     """Slice channels [lo, hi) of 8: 8 slots; starts/ends become (#kept < lo, + #kept in range)."""
     opset, start, end, lo, hi = {"attr9": (9, 2, 7, 2, 7), "inputs": (13, 2, 7, 2, 7),
@@ -499,12 +506,10 @@ def slice_channels(form: str) -> Case:
     s.expect(hw, 8, head=(hw, 0, 4))
 
     def fn(p: Pruned):
-        kept = p.kept_positions(hw, 0)
-        new_start = sum(k < lo for k in kept)
-        inside = [k - lo for k in kept if lo <= k < hi]
+        start, end, inside = _sliced(p.kept_positions(hw, 0), lo, hi)
         got = (p.attr(node, "starts")[0], p.attr(node, "ends")[0]) if opset < 10 else (
             p.const_input(node, 1)[0], p.const_input(node, 2)[0])
-        assert got == (new_start, new_start + len(inside)), f"Slice bounds {got}"
+        assert got == (start, end), f"Slice bounds {got}"
         assert p.kept_positions(tw, 1) == inside
     s.check(fn)
     return s.case()
@@ -875,9 +880,8 @@ def slice_shared_bounds() -> Case:
 
     def fn(p: Pruned):
         for node, w, tw in zip(nodes, (w0, w1), tails):
-            k = p.kept_positions(w, 0)
-            start, inside = sum(c < 2 for c in k), [c - 2 for c in k if 2 <= c < 7]
-            assert (p.const_input(node, 1), p.const_input(node, 2)) == ([start], [start + len(inside)])
+            start, end, inside = _sliced(p.kept_positions(w, 0), 2, 7)
+            assert (p.const_input(node, 1), p.const_input(node, 2)) == ([start], [end])
             assert p.kept_positions(tw, 1) == inside
     s.check(fn)
     return s.case()
@@ -982,9 +986,8 @@ def slice_two_axes() -> Case:
     s.expect(hw, 8, head=(hw, 0, 4))
 
     def fn(p: Pruned):
-        k = p.kept_positions(hw, 0)
-        start, inside = sum(c < 2 for c in k), [c - 2 for c in k if 2 <= c < 7]
-        assert (p.const_input(node, 1), p.const_input(node, 2)) == ([1, start], [7, start + len(inside)])
+        start, end, inside = _sliced(p.kept_positions(hw, 0), 2, 7)
+        assert (p.const_input(node, 1), p.const_input(node, 2)) == ([1, start], [7, end])
         assert p.kept_positions(tw, 1) == inside
     s.check(fn)
     return s.case()
@@ -1002,13 +1005,10 @@ def slice_chain() -> Case:
     s.expect(hw, 8, head=(hw, 0, 4))
 
     def fn(p: Pruned):
-        k = p.kept_positions(hw, 0)
-        mid = [c - 1 for c in k if 1 <= c < 7]           # kept positions of the first slice's output
-        inner = [c - 1 for c in mid if 1 <= c < 5]
-        s1 = sum(c < 1 for c in k)
-        s2 = sum(c < 1 for c in mid)
-        assert (p.const_input(n1, 1), p.const_input(n1, 2)) == ([s1], [s1 + len(mid)])
-        assert (p.const_input(n2, 1), p.const_input(n2, 2)) == ([s2], [s2 + len(inner)])
+        s1, e1, mid = _sliced(p.kept_positions(hw, 0), 1, 7)  # mid: kept positions of the first output
+        s2, e2, inner = _sliced(mid, 1, 5)
+        assert (p.const_input(n1, 1), p.const_input(n1, 2)) == ([s1], [e1])
+        assert (p.const_input(n2, 1), p.const_input(n2, 2)) == ([s2], [e2])
         assert p.kept_positions(tw, 1) == inner
     s.check(fn)
     return s.case()
