@@ -254,8 +254,22 @@ def _unique(names, what: str, where: str) -> None:
         seen.add(name)
 
 
+def _check_text(graph: onnx.GraphProto, where: str) -> None:
+    """Names must be text: a corrupted file can hold bytes that are not UTF-8 (protobuf hands them over raw)."""
+    named = [("graph input", vi.name) for vi in graph.input] + [("graph output", vi.name) for vi in graph.output]
+    named += [("initializer", t.name) for t in graph.initializer]
+    for i, node in enumerate(graph.node):
+        named += [(f"node #{i}", v) for v in (node.name, node.op_type, node.domain, *node.input, *node.output)]
+    for what, value in named:
+        if not isinstance(value, str):
+            raise InvalidModelError(
+                f"{where}: not a valid ONNX model: {what} has a name that is not UTF-8 text ({value[:20]!r}; "
+                "corrupted file?)")
+
+
 def _check_one_graph(graph: onnx.GraphProto, outer: frozenset, where: str) -> list[int] | None:
     """Checks one graph; returns a topological order of its nodes when they are listed out of order."""
+    _check_text(graph, where)
     _unique([i.name for i in graph.input], "graph input", where)
     _unique([o.name for o in graph.output], "graph output", where)
     _unique([t.name for t in graph.initializer], "initializer", where)
@@ -335,8 +349,10 @@ def _find_cycle(deps: list[set[int]], done: set[int]) -> list[int]:
         seen[node] = len(path)
         path.append(node)
         node = next(d for d in sorted(deps[node]) if d not in done)
-    cycle = path[seen[node]:]
-    return list(reversed(cycle)) + [cycle[-1]]
+    cycle = list(reversed(path[seen[node]:]))  # in data-flow order
+    first = cycle.index(min(cycle))  # start at the node listed first
+    cycle = cycle[first:] + cycle[:first]
+    return cycle + [cycle[0]]
 
 
 def check_structure(model: onnx.ModelProto, where: str) -> int:
@@ -400,6 +416,9 @@ def run_checker(model: onnx.ModelProto, where: str) -> None:
         onnx.checker.check_model(light, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise InvalidModelError(f"{where}: not a valid ONNX model: {_first_line(exc)}") from exc
+    except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
+        raise InvalidModelError(f"{where}: not a valid ONNX model: it holds text that is not UTF-8 (corrupted "
+                                "file?)") from exc
 
 
 def check_model(model: onnx.ModelProto, where: str) -> None:

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
     except _UsageExit as exc:
-        print(f"graphprune: usage error: {exc}", file=sys.stderr)
+        print(f"graphprune: usage error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -78,17 +78,28 @@ def main(argv: list[str] | None = None) -> int:
     except GraphPruneError as exc:
         if debug:
             raise
-        print(f"graphprune: error: {exc.message}", file=sys.stderr)
+        print(f"graphprune: error: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("graphprune: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        if debug:
+            raise
+        print("graphprune: error: out of memory: the model needs more memory than this machine has "
+              "(--no-validate and --keep-bn lower the need); nothing was written", file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         if debug:
             raise
-        print(f"graphprune: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"graphprune: internal error: {type(exc).__name__}: {one_line(str(exc))} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def one_line(text: str) -> str:
+    """Every message is printed on one line: line breaks inside it become spaces."""
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
 
 
 def run() -> None:
