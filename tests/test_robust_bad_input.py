@@ -242,3 +242,41 @@ def test_missing_command_argument_is_a_usage_error(capsys):
     code, _, err = run_cli(capsys, "prune")
     assert code == EXIT_USAGE
     assert_one_line(err, r"graphprune: usage error: graphprune prune: the following arguments are required: .*")
+
+
+# --------------------------------------------------------------------------- failures inside a command
+def test_closed_stdout_stops_quietly(good_model, capsys, monkeypatch):
+    """``graphprune inspect m.onnx | head -1``: the reader leaving is not an error."""
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    code = rm.main(["inspect", str(good_model)])
+    assert code == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_out_of_memory_is_one_line(good_model, capsys, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr("graphprune.cli.inspect_cmd.inspect", exhausted)
+    code, _, err = run_cli(capsys, "inspect", good_model)
+    assert code == 70
+    assert_one_line(err, r"graphprune: error: out of memory: this model needs more memory than is available; "
+                         r"nothing was written")
+
+
+def test_unexpected_multiline_error_is_one_line(good_model, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("first line\nsecond line\n\tthird")
+
+    monkeypatch.setattr("graphprune.cli.inspect_cmd.inspect", broken)
+    code, _, err = run_cli(capsys, "inspect", good_model)
+    assert code == 70
+    assert_one_line(err, r"graphprune: internal error: RuntimeError: first line second line third \(rerun with "
+                         r"--debug for the traceback\)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE, GraphPruneError
@@ -83,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graphprune: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (``graphprune inspect m.onnx | head``): stop quietly
+        _silence_stdout()
+        return 0
     except MemoryError:
         if debug:
             raise
-        print("graphprune: error: out of memory: the model needs more memory than this machine has "
-              "(--no-validate and --keep-bn lower the need); nothing was written", file=sys.stderr)
+        print("graphprune: error: out of memory: this model needs more memory than is available; nothing was "
+              "written", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - last line of defence: never a bare traceback
         if debug:
@@ -95,6 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphprune: internal error: {type(exc).__name__}: {one_line(str(exc))} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured output)
+        pass
 
 
 def one_line(text: str) -> str:
