@@ -229,14 +229,24 @@ def conv_integer() -> onnx.ModelProto:
     return _tail(nodes, inits, extra, extra_inits, last_input="a3")
 
 
-def half_precision(elem: int = T.FLOAT16) -> onnx.ModelProto:
-    """The small CNN with every weight (and the input/output) in float16 or bfloat16."""
-    dtype = onnx.helper.tensor_dtype_to_np_dtype(elem)
+def float16_cnn() -> onnx.ModelProto:
+    """The small CNN with every weight (and the input/output) in float16."""
     nodes, _ = stem()
     nodes.append(conv("r2", "w4", "y", "c4"))
-    inits = [weight("w1", 8, 3, 3, 3, dtype=dtype), weight("b1", 8, dtype=dtype),
-             weight("w2", 8, 8, 3, 3, dtype=dtype), weight("b2", 8, dtype=dtype), weight("w4", 4, 8, 3, 3, dtype=dtype)]
-    return make(nodes, [image(elem=elem)], [image("y", 4, elem=elem)], inits)
+    f16 = np.float16
+    inits = [weight("w1", 8, 3, 3, 3, dtype=f16), weight("b1", 8, dtype=f16), weight("w2", 8, 8, 3, 3, dtype=f16),
+             weight("b2", 8, dtype=f16), weight("w4", 4, 8, 3, 3, dtype=f16)]
+    return make(nodes, [image(elem=T.FLOAT16)], [image("y", 4, elem=T.FLOAT16)], inits)
+
+
+def bfloat16_mlp() -> onnx.ModelProto:
+    """x[1, 16] -> MatMul(16x32) -> Add -> Relu -> MatMul(32x8), all bfloat16 (Conv has no bfloat16 form)."""
+    bf16 = onnx.helper.tensor_dtype_to_np_dtype(T.BFLOAT16)
+    vi = h.make_tensor_value_info
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"), h.make_node("Add", ["m1", "b1"], ["a1"], name="bias1"),
+             h.make_node("Relu", ["a1"], ["r1"], name="relu1"), h.make_node("MatMul", ["r1", "w2"], ["y"], name="fc2")]
+    inits = [weight("w1", 16, 32, dtype=bf16), weight("b1", 32, dtype=bf16), weight("w2", 32, 8, dtype=bf16)]
+    return make(nodes, [vi("x", T.BFLOAT16, [1, 16])], [vi("y", T.BFLOAT16, [1, 8])], inits)
 
 
 def several_inputs_outputs() -> onnx.ModelProto:
@@ -270,3 +280,20 @@ def shape_subgraph() -> onnx.ModelProto:
     inits += [nh.from_array(np.array(0, np.int64), "zero"), nh.from_array(np.array([0], np.int64), "axes0"),
               nh.from_array(np.array([-1], np.int64), "minus_one"), weight("wg", 5, 8 * 8 * 8), weight("bg", 5)]
     return make(nodes, [image(batch="N")], [h.make_tensor_value_info("y", T.FLOAT, ["N", 5])], inits)
+
+
+def transformer_block() -> onnx.ModelProto:
+    """MLP (16 -> 32 -> 16, prunable hidden) + com.microsoft SkipLayerNormalization and Attention."""
+    vi = h.make_tensor_value_info
+    nodes = [h.make_node("MatMul", ["x", "w_up"], ["up"], name="up"),
+             h.make_node("Add", ["up", "b_up"], ["up_b"], name="up_bias"),
+             h.make_node("Relu", ["up_b"], ["act"], name="act"),
+             h.make_node("MatMul", ["act", "w_down"], ["down"], name="down"),
+             h.make_node("SkipLayerNormalization", ["down", "x", "gamma", "beta"], ["normed"], name="skip_ln",
+                         domain="com.microsoft", epsilon=1e-5),
+             h.make_node("Attention", ["normed", "w_qkv", "b_qkv"], ["y"], name="attention", domain="com.microsoft",
+                         num_heads=2)]
+    inits = [weight("w_up", 16, 32), weight("b_up", 32), weight("w_down", 32, 16), weight("gamma", 16),
+             weight("beta", 16), weight("w_qkv", 16, 48), weight("b_qkv", 48)]
+    return make(nodes, [vi("x", T.FLOAT, [1, 4, 16])], [vi("y", T.FLOAT, [1, 4, 16])], inits,
+                opsets=(("", 17), ("com.microsoft", 1)))
