@@ -1,4 +1,5 @@
-"""The Python API: ``inspect``, ``plan``, ``apply``, ``prune``, ``fold``, ``validate``, ``profile``.
+"""The Python API: ``inspect``, ``plan``, ``apply``, ``prune``, ``sensitivity``, ``fold``, ``validate``,
+``profile``.
 
 Each function mirrors the CLI command of the same name and returns a result object with
 ``summary_lines()`` (what the CLI prints) and ``to_dict()`` (what ``--json``/``--report``
@@ -16,21 +17,23 @@ import onnx
 
 from .analysis.builder import analyze
 from .analysis.types import Analysis
-from .calibration.collect import DEFAULT_CALIB_SAMPLES
+from .calibration.collect import DEFAULT_CALIB_SAMPLES, calibration_feeds
 from .compensation import compensate as _compensate
 from .compensation import compensation_data, data_from_dict, data_to_dict
 from .core import as_model, count_params, prepare
-from .errors import PruningError, ValidationFailed
+from .errors import PruningError, UsageError, ValidationFailed
 from .graph import GraphIndex
 from .importance import DATA_DRIVEN
 from .oracle import zero_removed
-from .planning.config import load_overrides
+from .planning.config import check_fraction, load_overrides
 from .planning.cost import Cost
 from .planning.options import PlanOptions
 from .planning.pipeline import (check_calibration, cost_model, latency_probe, make_scorer, model_cost,
                                 needs_calibration, run_calibration)
 from .planning.plan_file import PruningPlan, group_entries, masks, model_fingerprint, removed_from_kept
 from .planning.planner import Decision, Planner
+from .planning.sensitivity import DEFAULT_RATIOS, SensitivityResult
+from .planning.sensitivity import sensitivity as _sensitivity
 from .surgery.apply import apply_removal
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,11 @@ log = logging.getLogger(__name__)
 ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
 
 ModelLike = "onnx.ModelProto | str | os.PathLike"
+
+#: calibration samples a sensitivity scan runs per variant (every group x ratio runs them all)
+SENSITIVITY_SAMPLES = 8
+#: random samples of a sensitivity scan without --calib
+DEFAULT_RANDOM_SAMPLES = 4
 
 
 # --------------------------------------------------------------------------- inspect
@@ -476,6 +484,40 @@ def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep
     result.how = _how(planned.options, planned.decision)
     result.notes = list(planned.decision.notes) + [n for n in result.notes if n not in planned.decision.notes]
     return result
+
+
+# --------------------------------------------------------------------------- sensitivity
+def sensitivity(model, *, ratios=DEFAULT_RATIOS, importance: str = "l2", aggregate: str = "sum", calib=None,
+                calib_samples: int | None = SENSITIVITY_SAMPLES, samples: int = DEFAULT_RANDOM_SAMPLES,
+                keep_bn: bool = False, input_shapes=None, seed: int = 0, strict_initializer_inputs: bool = False,
+                image_options=None, progress: bool = False) -> SensitivityResult:
+    """Output drift when each prunable group alone loses each fraction in ``ratios`` of its slots.
+
+    Inputs are the first ``calib_samples`` of ``calib`` or ``samples`` seeded random feeds; the
+    data-driven criteria need ``calib``.
+    """
+    ratios = tuple(check_fraction("ratio", r) for r in ratios)
+    if not ratios:
+        raise UsageError("give at least one ratio")
+    options = PlanOptions(importance=importance, aggregate=aggregate, seed=seed)
+    check_calibration(options, calib, False)
+    original = as_model(model)
+    m, analysis, _ = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs)
+    stats = None
+    if importance in DATA_DRIVEN:
+        stats = run_calibration(m, analysis, calib, reference_model=original, samples=calib_samples,
+                                image_options=image_options, progress=progress)
+    unfolded = prepare(as_model(original)) if importance == "bn-scale" and not keep_bn else None
+    scorer = make_scorer(options, analysis, stats=stats, unfolded=unfolded,
+                         strict_initializer_inputs=strict_initializer_inputs)
+    if calib is not None:
+        feeds = list(calibration_feeds(calib, original, limit=calib_samples, image_options=image_options))
+        source = str(calib) if isinstance(calib, (str, os.PathLike)) else "arrays"
+    else:
+        from .validate.feeds import make_feeds
+        feeds = make_feeds(original, samples, seed=seed, input_shapes=input_shapes)
+        source = f"seeded random inputs (seed {seed})"
+    return _sensitivity(m, analysis, scorer, feeds, ratios=ratios, source=source, progress=progress)
 
 
 def removed_as_arrays(removed: dict) -> dict:

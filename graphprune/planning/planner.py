@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 #: bisection steps of a MAC/parameter target search, and of a (coarse) latency search
 TARGET_STEPS = 40
 LATENCY_STEPS = 6
+#: greedy single-slot moves after the bisection of a MAC/parameter target
+FILL_STEPS = 8
+#: ... which stop once the prediction is this close to the goal (relative)
+FILL_TOLERANCE = 1e-3
 #: the largest local ratio a search may try (a group always keeps a slot anyway)
 MAX_T = 1.0 - 1e-9
 
@@ -70,6 +74,8 @@ class _GroupState:
     limits: GroupLimits
     own_ratio: float | None
     normalized: np.ndarray = None
+    #: memo: allowed count -> selected slots
+    selected: dict = field(default_factory=dict)
 
 
 class Planner:
@@ -139,7 +145,9 @@ class Planner:
         for gid, count in counts.items():
             st = self.states[gid]
             allowed = st.limits.allowed(st.group.n_slots, count)
-            sel = select_count(st.group, st.scores, allowed)
+            sel = st.selected.get(allowed)
+            if sel is None:
+                sel = st.selected[allowed] = select_count(st.group, st.scores, allowed)
             if sel.size:
                 removed[gid] = sel
         return removed
@@ -198,7 +206,7 @@ class Planner:
             else:
                 lo, c_lo = mid, c_mid
         best = self._refine(goal, c_lo, c_hi, measure)
-        return self.decision(best, hi, search=rows)
+        return self.decision(self._fill(goal, best, measure), hi, search=rows)
 
     def _refine(self, goal, c_lo, c_hi, measure) -> dict[int, int]:
         """Step from the plan above the goal towards the one below, one slot at a time; keep the closest."""
@@ -214,6 +222,30 @@ class Planner:
             if measure(counts) <= goal:
                 break
         return min(candidates, key=lambda c: (abs(measure(c) - goal), measure(c) > goal))
+
+    def _fill(self, goal, counts, measure) -> dict[int, int]:
+        """Greedy last steps: move one slot at a time (any group, one more or one less) while that
+        brings the predicted cost closer to the goal. One slot of a wide group can weigh more than
+        the tolerance; a slot of a narrow group then closes the gap."""
+        best = dict(counts)
+        for _ in range(FILL_STEPS):
+            current = abs(measure(best) - goal)
+            if current <= FILL_TOLERANCE * goal:
+                break
+            options = []
+            for gid in self.states:
+                for step in (1, -1):
+                    trial = dict(best)
+                    trial[gid] = trial.get(gid, 0) + step
+                    if 0 <= trial[gid] < self.states[gid].group.n_slots:
+                        options.append((abs(measure(trial) - goal), gid, step, trial))
+            if not options:
+                break
+            distance, _, _, trial = min(options, key=lambda o: o[:3])
+            if distance >= current:
+                break
+            best = trial
+        return best
 
     def _next_score(self, gid: int, count: int) -> float:
         st = self.states[gid]
