@@ -315,17 +315,30 @@ def _check_data_target(data_path: Path, out: Path, inputs: tuple, force: bool) -
                 "(choose another -o)")
 
 
-def _write_external(model: onnx.ModelProto, model_path: Path, data_path: Path, location: str) -> None:
-    """Write ``model`` as a small proto plus a data file, streaming one tensor at a time."""
+def _external_size(tensor: onnx.TensorProto) -> int | None:
+    """Bytes ``tensor`` puts in the data file, or None when it stays inline."""
+    nbytes = tensor_nbytes(tensor) if tensor.HasField("raw_data") else None
+    return nbytes if nbytes is not None and nbytes >= EXTERNAL_TENSOR_MIN_BYTES else None
+
+
+def _write_external(model: onnx.ModelProto, model_path: Path, data_path: Path, location: str) -> bool:
+    """Write ``model`` as a small proto plus a data file, streaming one tensor at a time.
+
+    Returns False (and writes no data file) when no tensor is large enough to go external.
+    """
     skeleton = onnx.ModelProto()
     copy_fields(model, skeleton, skip=("graph",))
     copy_fields(model.graph, skeleton.graph, skip=("initializer",))
+    if not any(_external_size(t) for t in model.graph.initializer):
+        skeleton.graph.initializer.extend(model.graph.initializer)
+        _write_bytes(model_path, skeleton.SerializeToString())
+        return False
     offset = 0
     with open(data_path, "wb") as fh:
         for tensor in model.graph.initializer:
             new = skeleton.graph.initializer.add()
-            nbytes = tensor_nbytes(tensor) if tensor.HasField("raw_data") else None
-            if nbytes is None or nbytes < EXTERNAL_TENSOR_MIN_BYTES:
+            nbytes = _external_size(tensor)
+            if nbytes is None:
                 new.CopyFrom(tensor)
                 continue
             copy_fields(tensor, new, skip=("raw_data", "external_data", "data_location"))
@@ -347,6 +360,7 @@ def _write_external(model: onnx.ModelProto, model_path: Path, data_path: Path, l
         raise OutputError(f"{model_path.name}: even without its initializers the model exceeds 2 GB (huge tensors "
                           "inside nodes or subgraphs); cannot write it")
     _write_bytes(model_path, skeleton.SerializeToString())
+    return True
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -377,8 +391,9 @@ def save_model(model: onnx.ModelProto, output: str | os.PathLike, *, inputs: tup
     try:
         tmp_model = tmpdir / out.name
         if external_data:
-            _write_external(model, tmp_model, tmpdir / data_name, data_name)
-            os.replace(tmpdir / data_name, parent / data_name)
+            external_data = _write_external(model, tmp_model, tmpdir / data_name, data_name)
+            if external_data:
+                os.replace(tmpdir / data_name, parent / data_name)
         else:
             try:
                 data = model.SerializeToString()
