@@ -9,7 +9,6 @@ UNARY_OPS = (
     "Softplus", "Softsign", "Mish", "Gelu", "Erf", "Sqrt", "Identity", "Cast", "Neg", "Abs", "Exp",
     "Log", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
     "Sinh", "Cosh", "Asinh", "Acosh", "Atanh", "ThresholdedRelu", "Shrink", "Not", "IsNaN", "IsInf",
-    "Relu6",
 )
 #: ops broadcasting all their inputs against each other (numpy rules)
 BROADCAST_OPS = ("Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Sum", "Mean", "Where", "PRelu",
