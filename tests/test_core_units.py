@@ -250,3 +250,39 @@ def test_ratio_floor_and_one_slot_kept():
         assert len(d.removed[g.id]) <= g.n_slots - 1
     apply_decision(m, a, d)
     onnx.checker.check_model(m, full_check=True)
+
+
+# --------------------------------------------------------------------------- attention heads
+def _attention_model(tokens=16, dim=32, heads=4):
+    d = dim // heads
+    nodes = [
+        helper.make_node("MatMul", ["x", "Wq"], ["q"]), helper.make_node("Add", ["q", "bq"], ["q1"]),
+        helper.make_node("MatMul", ["x", "Wk"], ["k"]), helper.make_node("MatMul", ["x", "Wv"], ["v"]),
+        helper.make_node("Reshape", ["q1", "s4"], ["q2"]), helper.make_node("Transpose", ["q2"], ["q3"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["k", "s4"], ["k2"]), helper.make_node("Transpose", ["k2"], ["k3"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["v", "s4"], ["v2"]), helper.make_node("Transpose", ["v2"], ["v3"], perm=[0, 2, 1, 3]),
+        helper.make_node("MatMul", ["q3", "k3"], ["sc"]), helper.make_node("Div", ["sc", "sq"], ["sc2"]),
+        helper.make_node("Softmax", ["sc2"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "v3"], ["o"]), helper.make_node("Transpose", ["o"], ["o2"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["o2", "s3"], ["o3"]), helper.make_node("MatMul", ["o3", "Wo"], ["y"]),
+    ]
+    inits = [_w("Wq", (dim, dim)), _w("bq", (dim,)), _w("Wk", (dim, dim)), _w("Wv", (dim, dim)), _w("Wo", (dim, dim)),
+             numpy_helper.from_array(np.array([1, tokens, heads, d], np.int64), "s4"),
+             numpy_helper.from_array(np.array([1, tokens, dim], np.int64), "s3"),
+             numpy_helper.from_array(np.array(np.sqrt(d), np.float32), "sq")]
+    return _model(nodes, inits, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, tokens, dim])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, tokens, dim])])
+
+
+def test_attention_head_dimensions_prune_consistently():
+    """Q and K share their contracted head dimension, V and the output projection theirs; the
+    position j of every head goes together (the reshape into heads ties j, j+8, j+16, j+24)."""
+    res = pruning_oracle_check(_attention_model(), 0.5)
+    assert res.max_rel_error <= ORACLE_RTOL and res.output_shapes_equal
+    qk, vo = group_of(res.analysis, "Wq", 1), group_of(res.analysis, "Wv", 1)
+    assert qk.prunable and qk.n_slots == 8 and group_of(res.analysis, "Wk", 1) is qk
+    assert vo.prunable and vo.n_slots == 8 and group_of(res.analysis, "Wo", 0) is vo
+    consts = {t.name: numpy_helper.to_array(t).tolist() for t in res.pruned.graph.initializer}
+    assert consts["s4"] == [1, 16, 4, 4] and consts["s3"] == [1, 16, 16]
+    assert kept_count(res.pruned, "Wq", 1) == kept_count(res.pruned, "Wk", 1) == 16
+    assert kept_count(res.pruned, "Wo", 0) == 16 and kept_count(res.pruned, "bq", 0) == 16
