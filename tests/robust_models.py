@@ -99,6 +99,26 @@ def duplicate_graph_output() -> onnx.ModelProto:
     return m
 
 
+def output_not_produced() -> onnx.ModelProto:
+    m = small_cnn()
+    m.graph.output[0].name = "nowhere"
+    return m
+
+
+def unknown_element_type() -> onnx.ModelProto:
+    m = small_cnn()
+    m.graph.initializer[1].data_type = 99
+    return m
+
+
+def non_utf8_name() -> bytes:
+    """small_cnn's bytes with node name 'relu1' replaced by 5 bytes that are not UTF-8."""
+    data = small_cnn().SerializeToString()
+    name = b"\x1a\x05relu1"  # NodeProto field 3 (name), length 5
+    assert data.count(name) == 1, "the node name must occur once"
+    return data.replace(name, b"\x1a\x05\xff\xfe\xfd\xfc\xfb")
+
+
 def unsorted() -> onnx.ModelProto:
     """Valid except that the nodes are listed in reverse order."""
     m = small_cnn()

@@ -96,6 +96,12 @@ BAD_MODELS = [
     ("duplicate_output_name", _model(rm.duplicate_output_name),
      r"{path}: not a valid ONNX model: tensor 'r1' is produced twice \(by Relu node 'relu1' and Relu node 'relu2'\); "
      r"an ONNX graph assigns every tensor once"),
+    ("output_not_produced", _model(rm.output_not_produced),
+     r"{path}: not a valid ONNX model: graph output 'nowhere' is not produced by any node"),
+    ("unknown_element_type", _model(rm.unknown_element_type), r"{path}: tensor 'b1' has an unknown element type 99"),
+    ("non_utf8_name", lambda p: _bytes(rm.non_utf8_name())(p),
+     r"{path}: not a valid ONNX model: node #1 has a name that is not UTF-8 text \(b'\\xff\\xfe\\xfd\\xfc\\xfb'; "
+     r"corrupted file\?\)"),
     ("duplicate_graph_output", _model(rm.duplicate_graph_output),
      r"{path}: not a valid ONNX model: graph output 'y' is listed twice"),
     ("bad_attribute", _model(rm.bad_attribute),

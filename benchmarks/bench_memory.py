@@ -1,0 +1,141 @@
+"""Peak memory of pruning a model larger than the 2 GB protobuf limit (external data in and out).
+
+    python benchmarks/bench_memory.py                    # ~2.4 GB of weights (9 Gemm layers of 8192x8192)
+    python benchmarks/bench_memory.py --layers 3 --cli   # ~0.8 GB, also through the CLI as shipped
+
+The model (a chain of Gemm + Relu, float32, external data) is written straight to disk one
+layer at a time, so the benchmark itself never holds it. Each measurement runs in a fresh
+subprocess; its peak resident set (``ru_maxrss`` from ``wait4``) is compared with the weight
+bytes. The rows:
+
+* ``python + imports``: the interpreter with graphprune, onnx and onnxruntime imported;
+* ``load``: :func:`graphprune.io.load_model` (reads every external tensor);
+* ``load + prune + save``: load, normalize, analyze, score (L2), plan (ratio 0.5), apply, and
+  save with external data, through :mod:`graphprune.core` and :mod:`graphprune.io` — the
+  pipeline's own memory;
+* ``graphprune prune --no-validate`` (``--cli``): the command as shipped (its API layer and MAC
+  count add copies of the model; see the README section "Robustness and safety").
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+
+IMPORTS = "import graphprune.cli, graphprune.api, graphprune.core, graphprune.io, onnxruntime"
+LOAD = "from graphprune.io import load_model; load_model({model!r})"
+PIPELINE = """
+from graphprune.io import load_model, save_model
+from graphprune.core import prepare, analyze_model, decide, apply_decision
+m = prepare(load_model({model!r}))
+analysis = analyze_model(m)
+apply_decision(m, analysis, decide(analysis, ratio=0.5))
+save_model(m, {out!r}, external_data=True)
+"""
+CLI = """
+from graphprune.cli import main
+code = main({argv!r})
+assert code == 0, code
+"""
+
+
+def write_model(folder: Path, width: int, layers: int, seed: int = 0) -> tuple[Path, int]:
+    """A Gemm+Relu chain with external data, written tensor by tensor; returns (path, weight bytes)."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    data_path = folder / "big.onnx.data"
+    offset = 0
+    with open(data_path, "wb") as fh:
+        x = "x"
+        for i in range(layers):
+            for name, shape in ((f"w{i}", (width, width)), (f"b{i}", (width,))):
+                array = rng.standard_normal(shape, dtype=np.float32)
+                array *= np.float32(1.0 / np.sqrt(width)) if len(shape) == 2 else np.float32(0.1)
+                raw = array.tobytes()
+                fh.write(raw)
+                tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=shape,
+                                     data_location=TensorProto.EXTERNAL)
+                for key, value in (("location", data_path.name), ("offset", str(offset)), ("length", str(len(raw)))):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = key, value
+                inits.append(tensor)
+                offset += len(raw)
+                del array, raw
+            y = "y" if i == layers - 1 else f"r{i}"
+            nodes.append(helper.make_node("Gemm", [x, f"w{i}", f"b{i}"], [f"g{i}"], name=f"gemm{i}", transB=1))
+            nodes.append(helper.make_node("Relu", [f"g{i}"], [y], name=f"relu{i}"))
+            x = y
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, width])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "big.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path, offset
+
+
+#: appended to every measured script: the process's own high-water mark (VmHWM is reset by exec,
+#: unlike the rusage of a forked child, which inherits the parent's resident pages)
+REPORT = """
+for line in open('/proc/self/status'):
+    if line.startswith('VmHWM:'):
+        sys.stderr.write('PEAK ' + str(int(line.split()[1]) * 1024) + '\\n')
+"""
+
+
+def peak_rss(code: str) -> tuple[float, float]:
+    """(peak RSS in bytes, seconds) of ``code`` run in a fresh interpreter."""
+    start = time.perf_counter()
+    script = f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n{code}\n{REPORT}"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True, check=False)
+    seconds = time.perf_counter() - start
+    peaks = [line for line in proc.stderr.splitlines() if line.startswith("PEAK ")]
+    if proc.returncode != 0 or not peaks:
+        raise SystemExit(f"measurement failed with exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    return float(peaks[-1].split()[1]), seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=8192, help="Gemm size (default 8192: 256 MiB per weight)")
+    parser.add_argument("--layers", type=int, default=9, help="number of Gemm layers (default 9: 2.4 GB)")
+    parser.add_argument("--cli", action="store_true", help="also measure `graphprune prune --no-validate`")
+    parser.add_argument("--workdir", help="where to write the model (default: a temporary directory)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="graphprune-mem-", dir=args.workdir) as tmp:
+        folder = Path(tmp)
+        model, weights = write_model(folder, args.width, args.layers)
+        print(f"model: {args.layers} x Gemm {args.width}x{args.width}, weights {weights / 1e9:.2f} GB "
+              f"({'above' if weights > 2**31 else 'below'} the 2 GB protobuf limit), external data")
+        rows = [("python + imports", IMPORTS), ("load", LOAD.format(model=str(model))),
+                ("load + prune + save", PIPELINE.format(model=str(model), out=str(folder / "out.onnx")))]
+        if args.cli:
+            rows.append(("graphprune prune --no-validate", CLI.format(argv=["prune", str(model), "-o",
+                                                                             str(folder / "cli.onnx"), "--ratio",
+                                                                             "0.5", "--no-validate"])))
+        print(f"{'run':<32} {'peak RSS':>10} {'x weights':>10} {'seconds':>8}")
+        for label, command in rows:
+            rss, seconds = peak_rss(command)
+            print(f"{label:<32} {rss / 1e9:>8.2f} GB {rss / weights:>10.2f} {seconds:>8.1f}")
+        out = folder / "out.onnx"
+        skeleton = onnx.load(str(out), load_external_data=False)
+        data = folder / "out.onnx.data"
+        print(f"output: {out.stat().st_size:,} bytes + {data.stat().st_size / 1e9:.2f} GB in {data.name}; "
+              f"first weight {list(skeleton.graph.initializer[0].dims)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
