@@ -14,6 +14,7 @@ initializers, and removals in blocked groups are errors (exit 3).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -105,15 +106,17 @@ class PruningPlan:
                 for g in self.groups for p in g.get("parameters", ())}
 
     def to_dict(self) -> dict:
-        return {"format": PLAN_FORMAT, "version": PLAN_VERSION,
+        """A deep copy as plain JSON data (editing it never changes the plan)."""
+        return copy.deepcopy({"format": PLAN_FORMAT, "version": PLAN_VERSION,
                 "model": {"name": self.model_name, "sha256": self.model_sha256},
                 "prepare": {"fold_batchnorm": self.fold_batchnorm,
                             "strict_initializer_inputs": self.strict_initializer_inputs},
                 "options": self.options, "predicted": self.predicted, "notes": list(self.notes),
-                "compensation": self.compensation, "groups": list(self.groups)}
+                "compensation": self.compensation, "groups": list(self.groups)})
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "plan") -> "PruningPlan":
+        data = copy.deepcopy(data)
         if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
             raise DataError(f"{source}: not a graphprune plan (no \"format\": \"{PLAN_FORMAT}\")")
         if data.get("version") != PLAN_VERSION:

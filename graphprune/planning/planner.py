@@ -4,6 +4,8 @@ Every mode reduces to *how many* slots each group loses; which ones is always th
 lowest-scoring slots that leave every space at least one (:func:`select_count`).
 
 * **local** (default): every group loses ``floor(t · slots)``.
+* equal scores are ordered by L2 magnitude, then slot id (channels that are all zero on the
+  calibration data go by their weights: a channel dead by its weights goes first).
 * **global** (``global_rank``): scores are normalized per group (divided by the group's mean,
   max or sum, so groups of different scale compare) and the ``t`` fraction of all pooled
   slots with the lowest normalized scores go, wherever they are.
@@ -26,10 +28,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..analysis.types import Analysis
+from ..importance import MagnitudeImportance
 from .config import first_match
 from .cost import Cost, CostModel
 from .options import PlanOptions
-from .select import GroupLimits, excluded, ratio_count, select_count
+from .select import GroupLimits, excluded, lowest, ratio_count, select_count
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ LATENCY_STEPS = 6
 FILL_STEPS = 8
 #: ... which stop once the prediction is this close to the goal (relative)
 FILL_TOLERANCE = 1e-3
+#: criteria whose ties are broken by slot id alone (magnitude itself, and the random baseline)
+TIES_BY_ID = frozenset({"l1", "l2", "random"})
 #: the largest local ratio a search may try (a group always keeps a slot anyway)
 MAX_T = 1.0 - 1e-9
 
@@ -76,6 +81,13 @@ class _GroupState:
     normalized: np.ndarray = None
     #: memo: allowed count -> selected slots
     selected: dict = field(default_factory=dict)
+    tiebreak: np.ndarray | None = None
+
+    @property
+    def cap(self) -> int:
+        """The most slots this group may lose under its limits."""
+        n = self.group.n_slots
+        return self.limits.allowed(n, n)
 
 
 class Planner:
@@ -89,6 +101,8 @@ class Planner:
         self.reference = reference
         self.skipped: dict[int, str] = {}
         self.states: dict[int, _GroupState] = {}
+        #: equal scores (channels dead on the calibration data, equal gammas...) go by L2 magnitude
+        self.tiebreak = None if scorer.name in TIES_BY_ID else MagnitudeImportance(2)
         for group in analysis.prunable_groups:
             self._add_group(group, scorer)
         self.pool = [gid for gid, s in self.states.items() if s.own_ratio is None]
@@ -111,9 +125,10 @@ class Planner:
         scores = np.asarray(scorer.score(group, self.analysis.index), dtype=np.float64)
         if scores.shape != (group.n_slots,) or not np.all(np.isfinite(scores)):
             raise ValueError(f"importance {scorer.name} gave invalid scores for group {group.id}")
-        self.states[group.id] = _GroupState(group, scores, np.lexsort((np.arange(scores.size), scores)), limits,
+        tiebreak = self.tiebreak.score(group, self.analysis.index) if self.tiebreak is not None else None
+        self.states[group.id] = _GroupState(group, scores, lowest(scores, tiebreak), limits,
                                             None if override is None else override.ratio,
-                                            normalize_scores(scores, opts.normalize))
+                                            normalize_scores(scores, opts.normalize), tiebreak=tiebreak)
 
     def _pooled_order(self) -> list[tuple[int, int]]:
         keys, entries = [], []
@@ -133,8 +148,13 @@ class Planner:
             k = int(math.floor(t * len(self._global_order) + 1e-9))
             for gid in self.pool:
                 counts[gid] = 0
-            for gid in self._global_order[:k]:
-                counts[gid] += 1
+            taken = 0
+            for gid in self._global_order:  # slots a group may not lose are passed over, not counted
+                if taken == k:
+                    break
+                if counts[gid] < self.states[gid].cap:
+                    counts[gid] += 1
+                    taken += 1
         else:
             for gid in self.pool:
                 counts[gid] = ratio_count(self.states[gid].group.n_slots, t)
@@ -147,7 +167,7 @@ class Planner:
             allowed = st.limits.allowed(st.group.n_slots, count)
             sel = st.selected.get(allowed)
             if sel is None:
-                sel = st.selected[allowed] = select_count(st.group, st.scores, allowed)
+                sel = st.selected[allowed] = select_count(st.group, st.scores, allowed, st.tiebreak)
             if sel.size:
                 removed[gid] = sel
         return removed

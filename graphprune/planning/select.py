@@ -30,19 +30,20 @@ def slot_spaces(group: Group) -> tuple[list[list], dict]:
     return touches, count
 
 
-def lowest(scores: np.ndarray) -> np.ndarray:
-    """Slot ids by ascending score (ties broken by slot id)."""
-    return np.lexsort((np.arange(scores.size), scores))
+def lowest(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
+    """Slot ids by ascending score (ties broken by ``tiebreak``, then by slot id)."""
+    keys = (np.arange(scores.size),) + (() if tiebreak is None else (tiebreak,)) + (scores,)
+    return np.lexsort(keys)
 
 
-def select_count(group: Group, scores: np.ndarray, count: int) -> np.ndarray:
+def select_count(group: Group, scores: np.ndarray, count: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
     """The ``count`` lowest-scoring slots whose removal leaves every space at least one slot."""
     count = min(count, group.n_slots - 1)
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
     touches, remaining = slot_spaces(group)
     chosen = []
-    for s in lowest(scores):
+    for s in lowest(scores, tiebreak):
         if len(chosen) == count:
             break
         spaces = touches[int(s)]
