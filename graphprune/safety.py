@@ -22,8 +22,8 @@ Each failure raises one :class:`~graphprune.errors.InvalidModelError` /
 """
 from __future__ import annotations
 
+import heapq
 import logging
-from collections import deque
 from functools import lru_cache
 
 import numpy as np
@@ -246,11 +246,15 @@ def _outer_reads(node: onnx.NodeProto) -> set[str]:
     return reads
 
 
+def _invalid(where: str, text: str) -> InvalidModelError:
+    return InvalidModelError(f"{where}: not a valid ONNX model: {text}")
+
+
 def _unique(names, what: str, where: str) -> None:
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InvalidModelError(f"{where}: not a valid ONNX model: {what} {name!r} is listed twice")
+            raise _invalid(where, f"{what} {name!r} is listed twice")
         seen.add(name)
 
 
@@ -262,9 +266,7 @@ def _check_text(graph: onnx.GraphProto, where: str) -> None:
         named += [(f"node #{i}", v) for v in (node.name, node.op_type, node.domain, *node.input, *node.output)]
     for what, value in named:
         if not isinstance(value, str):
-            raise InvalidModelError(
-                f"{where}: not a valid ONNX model: {what} has a name that is not UTF-8 text ({value[:20]!r}; "
-                "corrupted file?)")
+            raise _invalid(where, f"{what} has a name that is not UTF-8 text ({value[:20]!r}; corrupted file?)")
 
 
 def _check_one_graph(graph: onnx.GraphProto, outer: frozenset, where: str) -> list[int] | None:
@@ -282,12 +284,12 @@ def _check_one_graph(graph: onnx.GraphProto, outer: frozenset, where: str) -> li
                 continue
             if name in producer:
                 first = graph.node[producer[name]]
-                raise InvalidModelError(
-                    f"{where}: not a valid ONNX model: tensor {name!r} is produced twice (by {_node_label(first, producer[name])} and "
+                raise _invalid(
+                    where, f"tensor {name!r} is produced twice (by {_node_label(first, producer[name])} and "
                     f"{_node_label(node, i)}); an ONNX graph assigns every tensor once")
             if name in defined and name not in outer:
-                raise InvalidModelError(
-                    f"{where}: not a valid ONNX model: {_node_label(node, i)} writes {name!r}, which is already a graph input or initializer")
+                raise _invalid(
+                    where, f"{_node_label(node, i)} writes {name!r}, which is already a graph input or initializer")
             producer[name] = i
     deps: list[set[int]] = []
     for i, node in enumerate(graph.node):
@@ -297,13 +299,13 @@ def _check_one_graph(graph: onnx.GraphProto, outer: frozenset, where: str) -> li
             if name in producer:
                 mine.add(producer[name])
             elif name not in defined:
-                raise InvalidModelError(
-                    f"{where}: not a valid ONNX model: {_node_label(node, i)} reads {name!r}, which no node produces and which is neither "
+                raise _invalid(
+                    where, f"{_node_label(node, i)} reads {name!r}, which no node produces and which is neither "
                     "a graph input nor an initializer (dangling input)")
         deps.append(mine)
     for out in graph.output:
         if out.name not in producer and out.name not in defined:
-            raise InvalidModelError(f"{where}: not a valid ONNX model: graph output {out.name!r} is not produced by any node")
+            raise _invalid(where, f"graph output {out.name!r} is not produced by any node")
     return _topological_order(graph, deps, where)
 
 
@@ -315,13 +317,8 @@ def _topological_order(graph: onnx.GraphProto, deps: list[set[int]], where: str)
     missing = [0] * len(deps)
     for i, ds in enumerate(deps):
         for d in ds:
-            if d != i:
-                users[d].append(i)
-                missing[i] += 1
-            else:
-                missing[i] = -1  # reads its own output
-    import heapq
-
+            users[d].append(i)
+            missing[i] += 1  # a node reading its own output waits for itself: never ready
     ready = [i for i, m in enumerate(missing) if m == 0]
     heapq.heapify(ready)
     order = []
@@ -335,7 +332,7 @@ def _topological_order(graph: onnx.GraphProto, deps: list[set[int]], where: str)
     if len(order) < len(deps):
         cycle = _find_cycle(deps, set(order))
         names = " -> ".join(repr(graph.node[i].name or graph.node[i].op_type) for i in cycle)
-        raise InvalidModelError(f"{where}: not a valid ONNX model: the nodes form a cycle ({names}); an ONNX graph must be acyclic")
+        raise _invalid(where, f"the nodes form a cycle ({names}); an ONNX graph must be acyclic")
     return order
 
 
@@ -415,10 +412,9 @@ def run_checker(model: onnx.ModelProto, where: str) -> None:
     try:
         onnx.checker.check_model(light, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise InvalidModelError(f"{where}: not a valid ONNX model: {_first_line(exc)}") from exc
+        raise _invalid(where, _first_line(exc)) from exc
     except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
-        raise InvalidModelError(f"{where}: not a valid ONNX model: it holds text that is not UTF-8 (corrupted "
-                                "file?)") from exc
+        raise _invalid(where, "it holds text that is not UTF-8 (corrupted file?)") from exc
 
 
 def check_model(model: onnx.ModelProto, where: str) -> None:

@@ -263,7 +263,8 @@ def bfloat16_mlp() -> onnx.ModelProto:
     """x[1, 16] -> MatMul(16x32) -> Add -> Relu -> MatMul(32x8), all bfloat16 (Conv has no bfloat16 form)."""
     bf16 = onnx.helper.tensor_dtype_to_np_dtype(T.BFLOAT16)
     vi = h.make_tensor_value_info
-    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"), h.make_node("Add", ["m1", "b1"], ["a1"], name="bias1"),
+    nodes = [h.make_node("MatMul", ["x", "w1"], ["m1"], name="fc1"),
+             h.make_node("Add", ["m1", "b1"], ["a1"], name="bias1"),
              h.make_node("Relu", ["a1"], ["r1"], name="relu1"), h.make_node("MatMul", ["r1", "w2"], ["y"], name="fc2")]
     inits = [weight("w1", 16, 32, dtype=bf16), weight("b1", 32, dtype=bf16), weight("w2", 32, 8, dtype=bf16)]
     return make(nodes, [vi("x", T.BFLOAT16, [1, 16])], [vi("y", T.BFLOAT16, [1, 8])], inits)

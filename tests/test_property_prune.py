@@ -1,8 +1,9 @@
 """Property-based test: random networks from the supported op set under the pruning oracle.
 
 Hypothesis draws a network (random channel counts; plain, residual, concat, split, depthwise,
-grouped, squeeze-excitation, channel-shuffle, channel-slice, pooling and activation blocks; a flatten+Gemm, pooled Gemm or conv head; BatchNormalization kept or
-not; opset 9, 11, 13, 17 or 21) and checks, for each:
+grouped, squeeze-excitation, channel-shuffle, channel-slice, pooling and activation blocks; a
+flatten+Gemm, pooled Gemm or conv head; BatchNormalization kept or not; opset 9, 11, 13, 17 or
+21) and checks, for each:
 
 * pruned at a random ratio with a random criterion, the model passes the full ONNX checker,
   keeps its output names and shapes, and equals its pruning oracle (the original with every

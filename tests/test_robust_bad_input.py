@@ -80,10 +80,12 @@ BAD_MODELS = [
     ("empty", _bytes(b""), r"{path}: file is empty"),
     ("text", _bytes(b"this is not an onnx model\n" * 4),
      r"{path}: not an ONNX model \(protobuf parse failed: truncated or corrupted file\?\)"),
-    ("zip", _bytes(b"PK\x03\x04" + b"\0" * 60), r"{path}: is a zip archive \(a PyTorch checkpoint\?\), not an ONNX model"),
+    ("zip", _bytes(b"PK\x03\x04" + b"\0" * 60),
+     r"{path}: is a zip archive \(a PyTorch checkpoint\?\), not an ONNX model"),
     ("truncated", _truncated, r"{path}: not an ONNX model \(protobuf parse failed: truncated or corrupted file\?\)"),
     ("raw_data_short", _raw_mismatch,
-     r"{path}: tensor 'w1' declares shape \[8, 3, 3, 3\] \(864 bytes\) but holds 10 bytes \(truncated or corrupted file\?\)"),
+     r"{path}: tensor 'w1' declares shape \[8, 3, 3, 3\] \(864 bytes\) but holds 10 bytes \(truncated or corrupted "
+     r"file\?\)"),
     ("float_data_short", _typed_mismatch,
      r"{path}: tensor 'w2' declares shape \[8, 8, 3, 3\] \(576 elements\) but holds 7 values in float_data "
      r"\(corrupted file\?\)"),

@@ -127,7 +127,8 @@ def test_data_inside_the_directory_is_read_and_the_hook_sees_it(layout, capsys):
 
 @pytest.mark.parametrize("key,value,message", [
     ("offset", "-5", r"tensor 'w1': external data offset '-5' is not a non-negative integer \(corrupted file\?\)"),
-    ("length", "12abc", r"tensor 'w1': external data length '12abc' is not a non-negative integer \(corrupted file\?\)"),
+    ("length", "12abc",
+     r"tensor 'w1': external data length '12abc' is not a non-negative integer \(corrupted file\?\)"),
     ("length", "8", r"tensor 'w1' declares shape \[8, 3, 3, 3\] \(864 bytes\) but its external data length is 8 "
                     r"\(corrupted file\?\)"),
 ])
