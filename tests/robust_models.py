@@ -86,6 +86,22 @@ def cycle() -> onnx.ModelProto:
     return m
 
 
+def self_loop() -> onnx.ModelProto:
+    m = small_cnn()
+    m.graph.node[1].op_type = "Add"
+    m.graph.node[1].input.append("r1")  # relu1 reads its own output
+    return m
+
+
+def dangling_in_subgraph() -> onnx.ModelProto:
+    """An If whose then-branch reads a tensor defined nowhere."""
+    m = if_node()
+    branch = next(n for n in m.graph.node if n.op_type == "If")
+    then_branch = next(a for a in branch.attribute if a.name == "then_branch").g
+    then_branch.node[0].input[0] = "phantom"
+    return m
+
+
 def duplicate_output_name() -> onnx.ModelProto:
     m = small_cnn()
     m.graph.node[3].output[0] = "r1"  # relu2 writes r1, already written by relu1

@@ -95,6 +95,11 @@ BAD_MODELS = [
     ("cycle", _model(rm.cycle),
      r"{path}: not a valid ONNX model: the nodes form a cycle \('relu1' -> 'c2' -> 'relu2' -> 'relu1'\); an ONNX "
      r"graph must be acyclic"),
+    ("self_loop", _model(rm.self_loop),
+     r"{path}: not a valid ONNX model: the nodes form a cycle \('relu1' -> 'relu1'\); an ONNX graph must be acyclic"),
+    ("dangling_in_subgraph", _model(rm.dangling_in_subgraph),
+     r"{path}: not a valid ONNX model: If node 'branch' reads 'phantom', which no node produces and which is neither "
+     r"a graph input nor an initializer \(dangling input\)"),
     ("duplicate_output_name", _model(rm.duplicate_output_name),
      r"{path}: not a valid ONNX model: tensor 'r1' is produced twice \(by Relu node 'relu1' and Relu node 'relu2'\); "
      r"an ONNX graph assigns every tensor once"),
