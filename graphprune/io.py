@@ -24,7 +24,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from .errors import ModelLoadError, OutputError, UnsafeModelError
+from .errors import ModelLoadError, OutputError, UnsafeModelError, UsageError
 from .graph import copy_fields
 from .safety import (check_declared_shapes, check_structure, check_tensors, check_versions, iter_tensors,
                      run_checker, tensor_nbytes)
@@ -286,7 +286,7 @@ def _check_output(out: Path, inputs: tuple, force: bool, parse: bool) -> Path:
         raise OutputError(f"{out}: exists and is not a regular file (a device or pipe); refusing to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"{out}: directory {parent} does not exist (create it first, or choose another -o)")
+        raise UsageError(f"{out}: directory {parent} does not exist (create it first, or choose another -o)")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{out}: directory {parent} is not writable")
     for inp in inputs:

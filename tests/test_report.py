@@ -154,7 +154,7 @@ def test_json_conversion_of_numpy_and_non_finite_values():
 def test_bad_report_paths(tmp_path):
     with pytest.raises(UsageError, match="must end in .json or .html"):
         write_report(tmp_path / "r.txt", {})
-    with pytest.raises(OutputError, match="does not exist"):
+    with pytest.raises(UsageError, match="does not exist"):
         write_report(tmp_path / "missing" / "r.html", {})
     (tmp_path / "d.html").mkdir()
     with pytest.raises(OutputError, match="is a directory"):

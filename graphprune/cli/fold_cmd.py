@@ -10,10 +10,9 @@ import argparse
 import json
 import logging
 
-import onnx
 
-from ..errors import InvalidModelError, ValidationFailed
-from ..io import PROTOBUF_LIMIT, check_output_path, load_model, save_model
+from ..errors import ValidationFailed
+from ..io import check_output_path, load_model, save_model
 from ..passes.fold import FoldResult, fold
 from .validate_cmd import add_report_argument, add_validation_arguments, failure_message, validation_kwargs
 
@@ -30,18 +29,6 @@ MatMul with constant weights (also through Reshape/Flatten/Squeeze/Unsqueeze/Tra
 the channel axis); BatchNormalization before a Conv that reads no padding (or whose shift is 0)
 and before a Gemm (also after Flatten); per-channel Mul/Add/Sub/Div by constants after those.
 Every BatchNormalization that stays is listed with the reason."""
-
-
-def _check_input(model: onnx.ModelProto, path: str) -> None:
-    """One-line error for a file that parses but is not a valid graph (folding assumes one)."""
-    if model.ByteSize() > PROTOBUF_LIMIT:
-        log.info("%s: larger than 2 GB, skipping the ONNX checker", path)
-        return
-    try:
-        onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidModelError(f"{path}: not a valid ONNX model: {first}") from exc
 
 
 def _print(result: FoldResult, report, as_json: bool, output: str | None) -> None:
@@ -72,7 +59,6 @@ def _run(args: argparse.Namespace) -> int:
         check_report_path(args.report)
     check_output_path(args.output, (args.model,), force=args.force)
     model = load_model(args.model)
-    _check_input(model, args.model)
     result = fold(model, inplace=args.no_validate)
     report = None
     if not args.no_validate:

@@ -6,13 +6,13 @@ timed in the same interleaved run, so MAC ratio and measured speedup sit side by
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import onnx
 
+from ..io import external_files_of, model_byte_size
 from ..validate.feeds import make_feeds
 from ..validate.runner import ModelLike, as_model, model_label
 from .bench import LatencyStats, check_bench_options, measure_latency
@@ -134,11 +134,9 @@ def _by_op_type(nodes) -> dict[str, OpTypeProfile]:
 def _file_size(model: ModelLike, proto: onnx.ModelProto) -> int:
     """Bytes on disk (with an external-data file beside it) or of the serialized proto."""
     if isinstance(model, onnx.ModelProto):
-        return proto.ByteSize()
+        return model_byte_size(proto)
     path = Path(model)
-    size = path.stat().st_size
-    locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
-    return size + sum(os.path.getsize(path.parent / loc) for loc in locations if (path.parent / loc).is_file())
+    return path.stat().st_size + sum(f.stat().st_size for f in external_files_of(path) if f.is_file())
 
 
 def _static_profile(model: ModelLike, proto: onnx.ModelProto, input_shapes, label: str) -> ModelProfile:

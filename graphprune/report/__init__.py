@@ -31,7 +31,7 @@ def check_report_path(path: str | os.PathLike) -> Path:
         raise UsageError(f"--report {out}: the file name must end in .json or .html")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputError(f"--report {out}: directory {parent} does not exist")
+        raise UsageError(f"--report {out}: directory {parent} does not exist (create it first)")
     if out.is_dir():
         raise OutputError(f"--report {out}: is a directory")
     return out

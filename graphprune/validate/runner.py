@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 
 from ..errors import DataError, InvalidModelError
-from ..io import PROTOBUF_LIMIT, load_model
+from ..io import PROTOBUF_LIMIT, load_model, model_byte_size
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def session_options(*, exact: bool, threads: int | None = None) -> ort.SessionOp
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if exact
                                      else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
-    opts.log_severity_level = 3
+    opts.log_severity_level = 4  # errors reach the user as one line through the raised exception
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -72,7 +72,7 @@ def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
 
 
 def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
-    if model.ByteSize() < PROTOBUF_LIMIT - 2**20:
+    if model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
         return ort.InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
         path = Path(tmp) / "model.onnx"
