@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import onnx
@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 #: the pruned model must match its oracle (the original with removed channels' consumers zeroed)
 #: to this tolerance: dropping zero terms only changes float summation order
 ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
+#: ... or, output by output, to this fraction of the output's largest magnitude (max |c - r| / max |r|):
+#: in a deep network the summation-order noise of float32 grows with the activations (a 100-layer
+#: detector on random inputs reaches ~1e-5 of its output scale), while a wrong channel shows at 1e-2
+ORACLE_SCALE_RTOL = 1e-4
 
 ModelLike = "onnx.ModelProto | str | os.PathLike"
 
@@ -204,13 +208,15 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
          normalize: str = "mean", round_to: int = 1, min_channels: int = 1, max_ratio: float = 1.0, exclude=(),
          overrides=(), config=None, target_macs: float | None = None, target_params: float | None = None,
          target_latency: float | None = None, calib=None, calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
-         compensate: bool | None = None, keep_bn: bool = False, input_shapes=None, seed: int = 0,
-         strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
+         compensate: bool | None = None, refit: bool = False, keep_bn: bool = False, input_shapes=None,
+         seed: int = 0, strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
          latency_threads: int = 1) -> PlanResult:
     """Decide which slots to remove (see :class:`~graphprune.planning.options.PlanOptions` for the options).
 
     ``calib`` (a path, arrays or feeds) is needed by the data-driven criteria and by
-    ``compensate`` (on by default for data-driven criteria). ``config`` is a file of per-node
+    ``compensate`` (on by default for data-driven criteria) and ``refit`` (least-squares
+    reconstruction of the removed channels from the kept ones, folded into the consumers'
+    weights; implies ``compensate``). ``config`` is a file of per-node
     overrides (``overrides`` takes :class:`~graphprune.planning.config.Override` objects).
     """
     if config is not None:
@@ -220,13 +226,16 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
                           exclude=tuple(exclude), overrides=tuple(overrides), target_macs=target_macs,
                           target_params=target_params, target_latency=target_latency, seed=seed)
     compensate = options.importance in DATA_DRIVEN if compensate is None else bool(compensate)
+    if refit and compensate is False and options.importance not in DATA_DRIVEN and calib is None:
+        raise UsageError("--refit needs calibration data: give it with --calib PATH")
+    compensate = compensate or bool(refit)
     check_calibration(options, calib, compensate)
     original = as_model(model)
     m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs)
     stats = None
     if calib is not None and needs_calibration(options, compensate):
         stats = run_calibration(m, analysis, calib, reference_model=original, samples=calib_samples,
-                                image_options=image_options, progress=progress)
+                                image_options=image_options, progress=progress, gram=bool(refit))
     unfolded = prepare(as_model(original)) if options.importance == "bn-scale" and not keep_bn else None
     scorer = make_scorer(options, analysis, stats=stats, unfolded=unfolded,
                          strict_initializer_inputs=strict_initializer_inputs)
@@ -237,7 +246,8 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
         latency = latency_probe(m, input_shapes, threads=latency_threads, progress=progress,
                                 strict_initializer_inputs=strict_initializer_inputs)
     decision = Planner(analysis, scorer, options, cost_model=costs, reference=reference).decide(latency=latency)
-    comp = data_to_dict(compensation_data(analysis, decision.removed, stats)) if compensate and stats else None
+    comp = (data_to_dict(compensation_data(analysis, decision.removed, stats, refit=bool(refit)))
+            if compensate and stats else None)
     predicted = {"t": decision.t}
     if reference is not None and decision.predicted is not None:
         predicted.update(params={"before": reference.params, "after": decision.predicted.params},
@@ -245,7 +255,8 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
     extra = {"calibration": {"source": stats.source, "samples": stats.samples}} if stats is not None else {}
     the_plan = PruningPlan(model_fingerprint(original), _label(model), not keep_bn,
                            group_entries(analysis, decision.removed, decision.skipped),
-                           {**options.to_dict(), "how": _how(options, decision), "compensate": compensate, **extra,
+                           {**options.to_dict(), "how": _how(options, decision), "compensate": compensate,
+                            "refit": bool(refit), **extra,
                             **({"search": decision.search} if decision.search else {})},
                            predicted, comp, tuple(decision.notes), strict_initializer_inputs)
     return PlanResult(the_plan, original, m, analysis, decision, options, fold_result, stats, reference)
@@ -452,14 +463,25 @@ def _skipped(the_plan: PruningPlan) -> dict:
 def _validate_result(result: PruneResult, original, reference, **kwargs) -> None:
     from .validate import validate as _validate
 
-    result.oracle = _validate(reference, result.model, samples=kwargs["samples"] or 2,
-                              input_shapes=kwargs["input_shapes"], seed=kwargs["seed"], rtol=ORACLE_RTOL,
-                              atol=ORACLE_ATOL, progress=kwargs["progress"])
+    result.oracle = _scale_checked(_validate(reference, result.model, samples=kwargs["samples"] or 2,
+                                             input_shapes=kwargs["input_shapes"], seed=kwargs["seed"],
+                                             rtol=ORACLE_RTOL, atol=ORACLE_ATOL, progress=kwargs["progress"]))
     if not result.oracle.passed:
         raise ValidationFailed("internal consistency check failed: the pruned model does not compute what the "
                                "original computes without the removed channels; nothing was written "
                                "(please report this model)")
     result.drift = _validate(original, result.model, **kwargs)
+
+
+def _scale_checked(report):
+    """The oracle report, passed when every output is within ORACLE_SCALE_RTOL of its scale."""
+    if report.passed or not report.outputs:
+        return report
+    if all(o.problem is None and o.max_rel <= ORACLE_SCALE_RTOL for o in report.outputs):
+        worst = max(o.max_rel for o in report.outputs)
+        return replace(report, passed=True, notes=tuple(report.notes) + (
+            f"within {ORACLE_SCALE_RTOL:g} of each output's scale (worst {worst:.2g}): float summation order",))
+    return report
 
 
 def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep_bn: bool = False,

@@ -113,3 +113,41 @@ def test_compensated_zoo_model_matches_its_oracle():
     result = prune(model, ratio=0.3, importance="fluctuation", calib=random_feeds(model, 3, seed=0))
     assert result.oracle.passed and result.compensation.compensated
     assert len(result.compensation.compensated) >= 10
+
+
+def test_reconstruction_known_answer():
+    from graphprune.compensation.data import reconstruction
+
+    rng = np.random.default_rng(4)
+    kept = rng.standard_normal((1000, 2))
+    removed = kept @ np.array([[2.0], [-1.0]]) + 0.5      # x_R = 2 x_0 - x_1 + 0.5
+    x = np.concatenate([kept, removed], axis=1)
+    cov, mean = np.cov(x.T, bias=True), x.mean(axis=0)
+    matrix, intercept = reconstruction(cov, mean, np.array([2]), np.array([0, 1]), ridge=1e-9)
+    np.testing.assert_allclose(matrix, [[2.0, -1.0]], atol=1e-6)
+    np.testing.assert_allclose(intercept, [0.5], atol=1e-6)
+
+
+def test_refit_reconstructs_a_linear_combination_exactly(tmp_path):
+    """Channel 3 = (channel 0 - 2 channel 1) / 10 + 1 and has the smallest weights: the re-fit removes it
+    without changing the outputs; the mean alone cannot. The re-fit data survives the plan file."""
+    rng = np.random.default_rng(6)
+    w1 = rng.standard_normal((4, 3, 1, 1)).astype(np.float32)
+    b1 = np.array([0.1, 0.2, -0.3, 0.0], np.float32)
+    w1[3] = (w1[0] - 2 * w1[1]) / 10
+    b1[3] = (b1[0] - 2 * b1[1]) / 10 + 1.0
+    w2 = rng.standard_normal((2, 4, 1, 1)).astype(np.float32)
+    w2[:, 3] = 0.1
+    model = conv_chain(w1, w2, b1, act=None, hw=5)
+    calib, evaluation = random_feeds(model, 6, seed=1), random_feeds(model, 3, seed=2)
+    planned = plan(model, importance="l2", calib=calib, refit=True, ratio=0.25)
+    removed = planned.plan.compensation["spaces"][0]
+    assert planned.plan.compensation["mode"] == "refit" and removed["positions"] == [3]
+    path = planned.plan.save(tmp_path / "plan.json")
+    refitted = apply(model, path)
+    assert refitted.compensation.refit == ["conv2"] and refitted.oracle.passed
+    refit_error = _rms_error(model, refitted.model, evaluation)
+    mean_only = prune(model, importance="l2", calib=calib, compensate=True, ratio=0.25, validate=False)
+    scale = float(np.sqrt(np.mean([np.square(run(model, f)["y"]) for f in evaluation])))
+    assert refit_error < 1e-4 * scale, "only the ridge (1e-4 of the variance) separates it from exact"
+    assert _rms_error(model, mean_only.model, evaluation) > 100 * refit_error

@@ -29,7 +29,7 @@ def calib(tmp_path_factory):
 NEW_OPTIONS = {
     "plan": ["--importance", "--aggregate", "--calib", "--calib-samples", "--ratio", "--global", "--normalize",
              "--round-to", "--min-channels", "--max-ratio", "--exclude", "--config", "--target-macs",
-             "--target-params", "--target-latency", "--compensate", "--no-compensate", "--export-masks"],
+             "--target-params", "--target-latency", "--compensate", "--no-compensate", "--refit", "--export-masks"],
     "prune": ["--importance", "--calib", "--global", "--round-to", "--target-macs", "--export-masks", "--config"],
     "apply": ["--export-masks", "--no-validate"],
     "sensitivity": ["--ratios", "--importance", "--calib", "--calib-samples", "--report"],
@@ -54,6 +54,7 @@ def test_every_option_is_in_help_with_examples(command):
     (["plan", DEMO, "-o", "p.json", "--importance", "taylor"], "--importance"),
     (["plan", DEMO, "-o", "p.json", "--importance", "fluctuation"], "--calib"),
     (["plan", DEMO, "-o", "p.json", "--compensate"], "--calib"),
+    (["plan", DEMO, "-o", "p.json", "--refit"], "--refit needs calibration data"),
     (["plan", DEMO, "-o", "p.json", "--ratio", "0.3", "--target-macs", "0.5"], "either --ratio or a --target"),
     (["prune", DEMO, "-o", "s.onnx", "--importance", "activation"], "--calib"),
     (["sensitivity", DEMO, "--ratios", "0.2,x"], "--ratios"),

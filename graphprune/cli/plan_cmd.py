@@ -26,6 +26,7 @@ EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --target-macs 0.5 --global
   graphprune plan model.onnx -o plan.json --importance fluctuation --calib images/ --calib-samples 64 \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
+  graphprune plan model.onnx -o plan.json --target-macs 0.7 --importance fluctuation --calib inputs.npz --refit
   graphprune plan model.onnx -o plan.json --ratio 0.5 --round-to 8 --max-ratio 0.7 --exclude '*head*' \\
       --config overrides.toml --export-masks masks.json
   graphprune apply model.onnx plan.json -o slim.onnx
@@ -117,6 +118,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | Non
                            "activation and fluctuation; needs --calib)")
     comp.add_argument("--no-compensate", dest="compensate", action="store_false",
                       help="do not compensate (plain removal)")
+    group.add_argument("--refit", action="store_true",
+                       help="also re-fit each consumer's kept weights by ridge least squares on the calibration "
+                            "activations (reconstructs the removed channels from the kept ones; needs --calib)")
     group.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     group.add_argument("--strict-initializer-inputs", action="store_true",
                        help="treat initializers that are also graph inputs as overridable (not pruned)")
@@ -146,7 +150,8 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
             "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
             "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
-            "calib_samples": args.calib_samples, "compensate": args.compensate, "keep_bn": args.keep_bn,
+            "calib_samples": args.calib_samples, "compensate": args.compensate, "refit": args.refit,
+            "keep_bn": args.keep_bn,
             "strict_initializer_inputs": args.strict_initializer_inputs}
 
 
@@ -155,8 +160,11 @@ def check_plan_arguments(args: argparse.Namespace) -> None:
     if args.calib is None and args.importance in ("activation", "fluctuation"):
         raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH "
                          "(.npz, .npy or a folder of images)")
-    if args.calib is None and args.compensate:
-        raise UsageError("--compensate needs calibration data: give it with --calib PATH")
+    if args.calib is None and (args.compensate or args.refit):
+        raise UsageError(f"{'--refit' if args.refit else '--compensate'} needs calibration data: give it with "
+                         "--calib PATH")
+    if args.refit and args.compensate is False:
+        raise UsageError("--refit compensates by construction; drop --no-compensate")
     if args.ratio is not None and any(v is not None for v in (args.target_macs, args.target_params,
                                                                 args.target_latency)):
         raise UsageError("give either --ratio or a --target-*, not both (a target searches the ratio)")

@@ -12,6 +12,9 @@ for 1×1 convolutions and dense layers (Δ is constant there); for k×k convolut
 padding the border outputs see fewer taps of the removed channel than the interior, so the
 constant (the mean of Δ over positions, its least-squares best fit) over-corrects the border
 slightly. The report lists these nodes with the RMS of the missed part relative to Δ's.
+
+With a re-fit (:mod:`.data`), a consumer whose weight axis maps one to one onto the activation
+first gets ``W_K += W_R A``, and its constant input is the intercept instead of the mean.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import onnx
 
 from ..analysis.types import Analysis
 from ..calibration.sites import consumer_sites
-from ..graph import add_initializer
+from ..graph import add_initializer, write_tensor
 from .data import SpaceMeans
 from .response import Probe, responses
 
@@ -39,10 +42,13 @@ class CompensationReport:
     approximate: dict = field(default_factory=dict)  # node -> relative RMS deviation (padding borders)
     skipped: dict = field(default_factory=dict)      # node -> reason
     into_bias: int = 0
+    refit: list = field(default_factory=list)        # consumers whose kept weights were re-fitted
 
     def summary_line(self) -> str:
         text = (f"compensation: {len(self.compensated)} consumer nodes corrected with the removed channels' means "
                 f"({self.into_bias} folded into biases)")
+        if self.refit:
+            text += f"; {len(self.refit)} re-fitted by least squares"
         if self.approximate:
             worst = max(self.approximate.values())
             text += (f"; {len(self.approximate)} nodes approximated at padded borders (relative RMS error up to "
@@ -53,7 +59,7 @@ class CompensationReport:
 
     def to_dict(self) -> dict:
         return {"compensated": list(self.compensated), "approximate": dict(self.approximate),
-                "skipped": dict(self.skipped), "into_bias": self.into_bias}
+                "skipped": dict(self.skipped), "into_bias": self.into_bias, "refit": list(self.refit)}
 
 
 def _unsupported(node: onnx.NodeProto, input_index: int, index) -> str | None:
@@ -70,13 +76,14 @@ def _unsupported(node: onnx.NodeProto, input_index: int, index) -> str | None:
     return None
 
 
-def _constant_input(means: SpaceMeans, dtype: np.dtype) -> np.ndarray:
+def _constant_input(means: SpaceMeans, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The activation with ``values`` on the removed positions and 0 elsewhere."""
     x = np.zeros(means.shape, dtype=dtype)
     where = [slice(None)] * x.ndim
     where[means.space.axis] = means.positions
     values_shape = [1] * x.ndim
     values_shape[means.space.axis] = means.positions.size
-    x[tuple(where)] = means.values.reshape(values_shape).astype(dtype)
+    x[tuple(where)] = np.asarray(values).reshape(values_shape).astype(dtype)
     return x
 
 
@@ -107,7 +114,28 @@ def per_channel(delta: np.ndarray, keep: set[int]) -> tuple[np.ndarray, float]:
     return reduced, float(np.sqrt(np.mean((delta - reduced) ** 2))) / scale
 
 
-def _collect_probes(analysis: Analysis, data: list[SpaceMeans], report: CompensationReport) -> list[Probe]:
+def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:
+    """The re-fit needs the consumer's weight axis to map one to one onto the activation, and the
+    weight to be read by this node alone."""
+    if not means.refit or len(analysis.index.uses(site.weight.tensor)) != 1:
+        return False
+    group = analysis.groups[analysis.space_group[site.activation]]
+    a, w = group.slot_of.get(site.activation), group.slot_of.get(site.weight)
+    return a is not None and w is not None and a.size == w.size and np.array_equal(a, w)
+
+
+def _refit_weight(model: onnx.ModelProto, analysis: Analysis, site, means: SpaceMeans) -> None:
+    """W_K += W_R A along the consumer axis (the removed columns go with pruning)."""
+    array = np.asarray(analysis.index.array(site.weight.tensor))
+    moved = np.moveaxis(array.astype(np.float64), site.weight.axis, -1).copy()
+    moved[..., means.kept] += moved[..., means.positions] @ means.matrix
+    updated = np.moveaxis(moved, -1, site.weight.axis).astype(array.dtype)
+    tensor = next(t for t in model.graph.initializer if t.name == site.weight.tensor)
+    write_tensor(tensor, updated)
+
+
+def _collect_probes(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans],
+                    report: CompensationReport) -> list[Probe]:
     index = analysis.index
     by_space: dict = {}
     for group in analysis.groups:
@@ -125,7 +153,12 @@ def _collect_probes(analysis: Analysis, data: list[SpaceMeans], report: Compensa
             if reason:
                 report.skipped[site.node] = reason
                 continue
-            probes.append(Probe(node, site.input_index, _constant_input(means, dtype)))
+            values = means.values
+            if _refittable(analysis, site, means):
+                _refit_weight(model, analysis, site, means)
+                values = means.intercept
+                report.refit.append(site.node)
+            probes.append(Probe(node, site.input_index, _constant_input(means, values, dtype)))
     return probes
 
 
@@ -153,7 +186,7 @@ def compensate(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans
                fold_batchnorm: bool = True) -> CompensationReport:
     """Edit ``model`` (the analysed object, before pruning) so every consumer adds its Δ."""
     report = CompensationReport()
-    probes = _collect_probes(analysis, data, report)
+    probes = _collect_probes(model, analysis, data, report)
     deltas = responses(model, probes)
     names = ({t.name for t in model.graph.initializer} | {n.name for n in model.graph.node}
              | {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input})
