@@ -207,6 +207,27 @@ def identity_all(res: RuleResult, src: str, dst: str, rank: int, skip: tuple = (
             res.link(Space(src, ax), Space(dst, ax))
 
 
+def pass_axes(res: RuleResult, src: str, dst: str, rank: int, *, reasons: dict | None = None,
+              dropped=(), inserted=()) -> None:
+    """Link the axes of ``src`` in order to the axes of ``dst``.
+
+    Axes in ``reasons`` are not linked (they get the barrier reason); axes in ``dropped`` do not
+    exist in ``dst``; ``dst`` axes in ``inserted`` have no ``src`` axis.
+    """
+    reasons = reasons or {}
+    out = 0
+    for ax in range(rank):
+        while out in inserted:
+            out += 1
+        if ax in reasons:
+            res.barrier(Space(src, ax), reasons[ax])
+        if ax in dropped:
+            continue
+        if ax not in reasons:
+            res.link(Space(src, ax), Space(dst, out))
+        out += 1
+
+
 def block_pairs(count: int, width: int) -> np.ndarray:
     """Position c of a space ↔ positions c*width .. c*width+width-1 of another."""
     a = np.repeat(np.arange(count, dtype=np.int64), width)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..analysis.shapevalue import Entry
 from .base import (CHANNEL, FixUp, RuleContext, RuleResult, Space, identity_all, normalize_axis,
-                   offset_pairs, register)
+                   offset_pairs, pass_axes, register)
 
 
 def is_static(d) -> bool:
@@ -81,12 +81,7 @@ def squeeze_rule(ctx: RuleContext) -> RuleResult:
         return res
     if not axes:
         axes = [a for a, d in enumerate(shape) if d == 1]
-    out = 0
-    for ax in range(rank):
-        if ax in axes:
-            continue
-        res.link(Space(x, ax), Space(y, out))
-        out += 1
+    pass_axes(res, x, y, rank, dropped=set(axes))
     return res
 
 
@@ -104,13 +99,7 @@ def unsqueeze_rule(ctx: RuleContext) -> RuleResult:
             return res
         axes = [e.value for e in entries]
     rank_out = rank_in + len(axes)
-    inserted = {normalize_axis(int(a), rank_out) for a in axes}
-    in_ax = 0
-    for out_ax in range(rank_out):
-        if out_ax in inserted:
-            continue
-        res.link(Space(x, in_ax), Space(y, out_ax))
-        in_ax += 1
+    pass_axes(res, x, y, rank_in, inserted={normalize_axis(int(a), rank_out) for a in axes})
     return res
 
 

@@ -6,7 +6,7 @@ others.
 """
 from __future__ import annotations
 
-from .base import RuleContext, RuleResult, Space, normalize_axis, register
+from .base import RuleContext, RuleResult, Space, normalize_axis, pass_axes, register
 
 
 @register("MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool",
@@ -55,15 +55,8 @@ def reduce_rule(ctx: RuleContext) -> RuleResult:
             res.barrier(Space(x, ax), f"{ctx.node.op_type} {ctx.name}: reduced axes are computed at run time")
         return res
     keep = int(ctx.attr("keepdims", 1))
-    out_ax = 0
-    for ax in range(rank):
-        if ax in axes:
-            res.barrier(Space(x, ax), f"{ctx.node.op_type} {ctx.name} reduces over axis {ax}")
-            if keep:
-                out_ax += 1
-            continue
-        res.link(Space(x, ax), Space(y, out_ax))
-        out_ax += 1
+    why = {ax: f"{ctx.node.op_type} {ctx.name} reduces over axis {ax}" for ax in axes}
+    pass_axes(res, x, y, rank, reasons=why, dropped=() if keep else set(axes))
     return res
 
 
@@ -76,14 +69,8 @@ def arg_rule(ctx: RuleContext) -> RuleResult:
         return res
     axis = normalize_axis(int(ctx.attr("axis", 0)), rank)
     keep = int(ctx.attr("keepdims", 1))
-    out_ax = 0
-    for ax in range(rank):
-        if ax == axis:
-            res.barrier(Space(x, ax), f"{ctx.node.op_type} {ctx.name} returns positions along axis {ax}")
-            out_ax += keep
-            continue
-        res.link(Space(x, ax), Space(y, out_ax))
-        out_ax += 1
+    why = {axis: f"{ctx.node.op_type} {ctx.name} returns positions along axis {axis}"}
+    pass_axes(res, x, y, rank, reasons=why, dropped=() if keep else {axis})
     return res
 
 
@@ -100,11 +87,8 @@ def softmax_rule(ctx: RuleContext) -> RuleResult:
     else:
         axis = normalize_axis(int(ctx.attr("axis", 1)), rank)
         mixed = set(range(axis, rank))
-    for ax in range(rank):
-        if ax in mixed:
-            res.barrier(Space(x, ax), f"{ctx.node.op_type} {ctx.name} normalizes over axis {ax}")
-        else:
-            res.link(Space(x, ax), Space(y, ax))
+    pass_axes(res, x, y, rank, reasons={ax: f"{ctx.node.op_type} {ctx.name} normalizes over axis {ax}"
+                                         for ax in mixed})
     return res
 
 
@@ -128,11 +112,8 @@ def layernorm_rule(ctx: RuleContext) -> RuleResult:
     if rank is None:
         return res
     axis = normalize_axis(int(ctx.attr("axis", -1)), rank)
-    for ax in range(rank):
-        if ax >= axis:
-            res.barrier(Space(x, ax), f"LayerNormalization {ctx.name} normalizes over axis {ax}")
-        else:
-            res.link(Space(x, ax), Space(y, ax))
+    pass_axes(res, x, y, rank, reasons={ax: f"LayerNormalization {ctx.name} normalizes over axis {ax}"
+                                         for ax in range(axis, rank)})
     return res
 
 
