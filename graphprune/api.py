@@ -210,7 +210,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
          target_latency: float | None = None, calib=None, calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
          compensate: bool | None = None, refit: bool = False, keep_bn: bool = False, input_shapes=None,
          seed: int = 0, strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
-         latency_threads: int = 1) -> PlanResult:
+         latency_threads: int = 1, label: str | None = None) -> PlanResult:
     """Decide which slots to remove (see :class:`~graphprune.planning.options.PlanOptions` for the options).
 
     ``calib`` (a path, arrays or feeds) is needed by the data-driven criteria and by
@@ -253,7 +253,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
         predicted.update(params={"before": reference.params, "after": decision.predicted.params},
                          macs={"before": reference.macs, "after": decision.predicted.macs})
     extra = {"calibration": {"source": stats.source, "samples": stats.samples}} if stats is not None else {}
-    the_plan = PruningPlan(model_fingerprint(original), _label(model), not keep_bn,
+    the_plan = PruningPlan(model_fingerprint(original), label or _label(model), not keep_bn,
                            group_entries(analysis, decision.removed, decision.skipped),
                            {**options.to_dict(), "how": _how(options, decision), "compensate": compensate,
                             "refit": bool(refit), **extra,
@@ -418,7 +418,7 @@ def _compensated(m: onnx.ModelProto, analysis: Analysis, removed: dict, the_plan
 
 def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = True, data=None,
           samples: int | None = None, input_shapes=None, seed: int = 0, count_macs: bool = True,
-          progress: bool = False, image_options=None, _prepared=None) -> PruneResult:
+          progress: bool = False, image_options=None, label: str | None = None, _prepared=None) -> PruneResult:
     """Apply a plan (a :class:`PruningPlan` or a plan file) to ``model``, the model it was made for.
 
     Refuses (:class:`~graphprune.errors.DataError`, exit 3) a plan made for another model. With
@@ -428,7 +428,7 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
         the_plan = PruningPlan.load(the_plan)
     original = as_model(model)
     if _prepared is None:
-        the_plan.check_model(model_fingerprint(original), _label(model))
+        the_plan.check_model(model_fingerprint(original), label or _label(model))
         m, analysis, fold_result = _prepare_for_pruning(original, not the_plan.fold_batchnorm,
                                                         the_plan.strict_initializer_inputs)
     else:

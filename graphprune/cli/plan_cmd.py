@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import json
 
 from ..api import plan
@@ -179,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
     model = load_model(args.model)
     result = plan(model, **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
-                  image_options=image_options(args), progress=bars_visible())
+                  image_options=image_options(args), progress=bars_visible(), label=Path(args.model).name)
     result.plan.save(out)
     if args.export_masks:
         write_masks(args.export_masks, result.masks())
