@@ -21,7 +21,7 @@ from .calibration.collect import DEFAULT_CALIB_SAMPLES, calibration_feeds
 from .compensation import compensate as _compensate
 from .compensation import compensation_data, data_from_dict, data_to_dict
 from .core import as_model, count_params, prepare
-from .errors import PruningError, UsageError, ValidationFailed
+from .errors import GraphPruneError, PruningError, UsageError, ValidationFailed
 from .graph import GraphIndex
 from .importance import DATA_DRIVEN
 from .oracle import zero_removed
@@ -34,6 +34,7 @@ from .planning.plan_file import PruningPlan, group_entries, masks, model_fingerp
 from .planning.planner import Decision, Planner
 from .planning.sensitivity import DEFAULT_RATIOS, SensitivityResult
 from .planning.sensitivity import sensitivity as _sensitivity
+from .safety import run_checker
 from .surgery.apply import apply_removal
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,12 @@ def _how(options: PlanOptions, decision: Decision) -> str:
     return f"target {label} {value:g}: {mode} t={decision.t:.4f} {per}"
 
 
+def _own(model, owned: bool) -> onnx.ModelProto:
+    """The caller's ModelProto itself when it hands it over (``owned``: never read again by the
+    caller, saves a full copy of the weights), else a private copy (paths are loaded)."""
+    return model if owned and isinstance(model, onnx.ModelProto) else as_model(model)
+
+
 def _prepare_for_pruning(original: onnx.ModelProto, keep_bn: bool, strict: bool):
     m = prepare(as_model(original))
     fold_result = None
@@ -210,7 +217,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
          target_latency: float | None = None, calib=None, calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
          compensate: bool | None = None, refit: bool = False, keep_bn: bool = False, input_shapes=None,
          seed: int = 0, strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
-         latency_threads: int = 1, label: str | None = None) -> PlanResult:
+         latency_threads: int = 1, label: str | None = None, _owned: bool = False) -> PlanResult:
     """Decide which slots to remove (see :class:`~graphprune.planning.options.PlanOptions` for the options).
 
     ``calib`` (a path, arrays or feeds) is needed by the data-driven criteria and by
@@ -230,7 +237,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
         raise UsageError("--refit needs calibration data: give it with --calib PATH")
     compensate = compensate or bool(refit)
     check_calibration(options, calib, compensate)
-    original = as_model(model)
+    original = _own(model, _owned)
     m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs)
     stats = None
     if calib is not None and needs_calibration(options, compensate):
@@ -418,7 +425,8 @@ def _compensated(m: onnx.ModelProto, analysis: Analysis, removed: dict, the_plan
 
 def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = True, data=None,
           samples: int | None = None, input_shapes=None, seed: int = 0, count_macs: bool = True,
-          progress: bool = False, image_options=None, label: str | None = None, _prepared=None) -> PruneResult:
+          progress: bool = False, image_options=None, label: str | None = None, _prepared=None,
+          _owned: bool = False) -> PruneResult:
     """Apply a plan (a :class:`PruningPlan` or a plan file) to ``model``, the model it was made for.
 
     Refuses (:class:`~graphprune.errors.DataError`, exit 3) a plan made for another model. With
@@ -426,7 +434,7 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
     """
     if not isinstance(the_plan, PruningPlan):
         the_plan = PruningPlan.load(the_plan)
-    original = as_model(model)
+    original = _own(model, _owned)
     if _prepared is None:
         the_plan.check_model(model_fingerprint(original), label or _label(model))
         m, analysis, fold_result = _prepare_for_pruning(original, not the_plan.fold_batchnorm,
@@ -439,9 +447,9 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
     params_before = count_params(original)
     changed = apply_removal(m, analysis, removed)
     try:
-        onnx.checker.check_model(m, full_check=True)
-    except Exception as exc:  # noqa: BLE001
-        raise PruningError(f"internal error: the pruned model fails the ONNX checker ({str(exc).splitlines()[0]}); "
+        run_checker(m, "pruned model")
+    except GraphPruneError as exc:
+        raise PruningError(f"internal error: the pruned model fails the ONNX checker ({exc}); "
                            "nothing was written") from exc
     opts = the_plan.options
     result = PruneResult(m, analysis, removed, _skipped(the_plan), float(opts.get("ratio", 0.0)),
@@ -487,7 +495,7 @@ def _scale_checked(report):
 def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep_bn: bool = False,
           validate: bool = True, data=None, samples: int | None = None, input_shapes=None, seed: int = 0,
           strict_initializer_inputs: bool = False, count_macs: bool = True, progress: bool = False,
-          image_options=None, **plan_options) -> PruneResult:
+          image_options=None, _owned: bool = False, **plan_options) -> PruneResult:
     """Plan and apply in one go: remove the least important slots of ``model``.
 
     Stages: normalize, fold BatchNorm (unless ``keep_bn``), analyze, [calibrate], score, plan,
@@ -498,10 +506,11 @@ def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep
     """
     planned = plan(model, ratio=ratio, importance=importance, exclude=exclude, keep_bn=keep_bn,
                    input_shapes=input_shapes, seed=seed, strict_initializer_inputs=strict_initializer_inputs,
-                   image_options=image_options, progress=progress, **plan_options)
+                   image_options=image_options, progress=progress, _owned=_owned, **plan_options)
     result = apply(planned.original, planned.plan, validate=validate, data=data, samples=samples,
                    input_shapes=input_shapes, seed=seed, count_macs=count_macs, progress=progress,
-                   image_options=image_options, _prepared=(planned.model, planned.analysis, planned.fold))
+                   image_options=image_options, _prepared=(planned.model, planned.analysis, planned.fold),
+                   _owned=True)
     result.ratio = planned.decision.t
     result.how = _how(planned.options, planned.decision)
     result.notes = list(planned.decision.notes) + [n for n in result.notes if n not in planned.decision.notes]

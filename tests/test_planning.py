@@ -10,7 +10,7 @@ from graphprune.api import plan, prune
 from graphprune.core import analyze_model, as_model, prepare
 from graphprune.errors import DataError, UsageError
 from graphprune.importance import MagnitudeImportance
-from graphprune.planning.config import Override, load_overrides
+from graphprune.planning.config import load_overrides
 from graphprune.planning.options import PlanOptions
 from graphprune.planning.planner import LATENCY_STEPS, Planner
 from graphprune.planning.select import GroupLimits

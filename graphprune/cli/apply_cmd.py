@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     result = apply(model, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
                    input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], label=Path(args.model).name)
+                   image_options=vkw["image_options"], label=Path(args.model).name, _owned=True)
     save_model(result.model, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
         write_masks(args.export_masks, export_masks(model, result.analysis, result.removed,

@@ -180,7 +180,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
     model = load_model(args.model)
     result = plan(model, **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
-                  image_options=image_options(args), progress=bars_visible(), label=Path(args.model).name)
+                  image_options=image_options(args), progress=bars_visible(), label=Path(args.model).name,
+                  _owned=True)
     result.plan.save(out)
     if args.export_masks:
         write_masks(args.export_masks, result.masks())

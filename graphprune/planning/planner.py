@@ -124,7 +124,7 @@ class Planner:
                              pick("round_to", opts.round_to))
         scores = np.asarray(scorer.score(group, self.analysis.index), dtype=np.float64)
         if scores.shape != (group.n_slots,) or not np.all(np.isfinite(scores)):
-            raise ValueError(f"importance {scorer.name} gave invalid scores for group {group.id}")
+            raise _invalid_scores(scorer, group, self.analysis.index)
         tiebreak = self.tiebreak.score(group, self.analysis.index) if self.tiebreak is not None else None
         self.states[group.id] = _GroupState(group, scores, lowest(scores, tiebreak), limits,
                                             None if override is None else override.ratio,
@@ -299,3 +299,18 @@ class Planner:
 
 def _distance(a: dict, b: dict) -> int:
     return sum(abs(a.get(k, 0) - b.get(k, 0)) for k in set(a) | set(b))
+
+
+def _invalid_scores(scorer, group, index) -> Exception:
+    """The error for non-finite scores: bad weights (exit 3), bad calibration data, or a bug."""
+    from ..errors import DataError, InvalidModelError
+
+    for param in group.params:
+        arr = index.array(param.initializer)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            return InvalidModelError(f"initializer {param.initializer!r} holds NaN or infinite values; its channels "
+                                     "cannot be ranked (fix the weights, or keep its nodes with --exclude)")
+    if scorer.needs_data:
+        return DataError(f"importance {scorer.name}: the calibration data gives NaN or infinite statistics for "
+                         f"group {group.id} ({group.representative}); check the calibration inputs")
+    return ValueError(f"importance {scorer.name} gave invalid scores for group {group.id}")
