@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:
 from graphprune.api import prune  # noqa: E402
 from graphprune.io import load_model  # noqa: E402
 from graphprune.profiling import profile  # noqa: E402
-from graphprune.validate.runner import make_session  # noqa: E402
+from graphprune.validation.runner import make_session  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "models"
 CALIB_PHOTOS = ("rocket", "hubble_deep_field", "retina", "ihc", "coins", "moon", "brick", "grass", "gravel",

@@ -1,2 +1,20 @@
-"""graphprune: a structured-pruning compiler for ONNX models."""
+"""graphprune: a structured-pruning compiler for ONNX models.
+
+    import graphprune
+    result = graphprune.prune("model.onnx", ratio=0.3)
+
+The functions mirror the CLI commands (see :mod:`graphprune.api`); they are imported lazily so
+that ``import graphprune`` stays cheap.
+"""
 __version__ = "0.1.0"
+
+_API = ("inspect", "prune", "plan", "apply", "fold", "validate", "profile", "sensitivity", "export_masks")
+__all__ = [*_API, "__version__"]
+
+
+def __getattr__(name):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'graphprune' has no attribute {name!r}")

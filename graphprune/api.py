@@ -469,7 +469,7 @@ def _skipped(the_plan: PruningPlan) -> dict:
 
 
 def _validate_result(result: PruneResult, original, reference, **kwargs) -> None:
-    from .validate import validate as _validate
+    from .validation import validate as _validate
 
     result.oracle = _scale_checked(_validate(reference, result.model, samples=kwargs["samples"] or 2,
                                              input_shapes=kwargs["input_shapes"], seed=kwargs["seed"],
@@ -545,7 +545,7 @@ def sensitivity(model, *, ratios=DEFAULT_RATIOS, importance: str = "l2", aggrega
         feeds = list(calibration_feeds(calib, original, limit=calib_samples, image_options=image_options))
         source = str(calib) if isinstance(calib, (str, os.PathLike)) else "arrays"
     else:
-        from .validate.feeds import make_feeds
+        from .validation.feeds import make_feeds
         feeds = make_feeds(original, samples, seed=seed, input_shapes=input_shapes)
         source = f"seeded random inputs (seed {seed})"
     return _sensitivity(m, analysis, scorer, feeds, ratios=ratios, source=source, progress=progress)
@@ -563,8 +563,8 @@ def fold(model, **kwargs):
 
 
 def validate(reference, candidate, **kwargs):
-    """Compare two models in onnxruntime (see :func:`graphprune.validate.validate`)."""
-    from .validate import validate as _validate
+    """Compare two models in onnxruntime (see :func:`graphprune.validation.validate`)."""
+    from .validation import validate as _validate
     return _validate(reference, candidate, **kwargs)
 
 

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphprune.errors import DataError, UsageError
-from graphprune.validate import load_inputs, validate
+from graphprune.validation import load_inputs, validate
 from tests.test_validate_support import model, small_cnn
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64

@@ -70,7 +70,7 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 
 
 def test_validation_draws_no_bar_when_piped(monkeypatch):
-    from graphprune.validate import validate
+    from graphprune.validation import validate
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert validate(small_cnn(), small_cnn(), samples=2).passed

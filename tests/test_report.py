@@ -13,7 +13,7 @@ from graphprune.errors import OutputError, UsageError
 from graphprune.profiling import profile
 from graphprune.report import render, write_report
 from graphprune.report.svg import BAR_HEIGHT, PLOT_WIDTH, bar_width
-from graphprune.validate import validate
+from graphprune.validation import validate
 from tests.test_validate_support import small_cnn, two_outputs
 
 CHANNELS = [{"node": "conv1", "before": 64, "after": 32}, {"node": "layer1.0/conv2", "before": 128, "after": 96},

@@ -9,7 +9,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphprune.errors import DataError, InvalidModelError, ModelLoadError, UsageError
-from graphprune.validate import ValidationReport, make_feeds, validate
+from graphprune.validation import ValidationReport, make_feeds, validate
 from tests.test_validate_support import logits, model, save, small_cnn, two_outputs
 
 

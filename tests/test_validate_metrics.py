@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from graphprune.validate.metrics import compare_arrays, looks_like_scores
+from graphprune.validation.metrics import compare_arrays, looks_like_scores
 
 
 def _normal(shape, seed=0):

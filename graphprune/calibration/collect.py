@@ -14,7 +14,7 @@ import onnx
 from ..errors import DataError, UsageError
 from ..progress import progress as progress_iter
 from ..rules.base import Space
-from ..validate.runner import make_session, run_session
+from ..validation.runner import make_session, run_session
 from .stats import CalibrationStats
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:
 
 def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES, image_options: Mapping | None = None):
     """A stream of feeds from ``spec`` (``.npz``/``.npy``/image folder, arrays, list of dicts)."""
-    from ..validate.data import iter_inputs
+    from ..validation.data import iter_inputs
 
     if spec is None:
         raise UsageError("a data-driven criterion needs calibration data: give it with --calib PATH "

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace) -> int:
     result = fold(model, inplace=args.no_validate)
     report = None
     if not args.no_validate:
-        from ..validate import validate
+        from ..validation import validate
 
         report = validate(model, result.model, **validation_kwargs(args))
     failed = report is not None and not report.passed

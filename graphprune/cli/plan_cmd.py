@@ -18,8 +18,8 @@ from ..io import check_output_path, load_model
 from ..planning.options import NORMALIZERS
 from ..planning.plan_file import write_masks
 from ..progress import bars_visible
-from ..validate import parse_input_shapes
-from ..validate.images import CHANNEL_ORDERS, LAYOUTS
+from ..validation import parse_input_shapes
+from ..validation.images import CHANNEL_ORDERS, LAYOUTS
 from .validate_cmd import _floats, _size, add_input_shape_argument
 
 EPILOG = """examples:

@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..profiling import profile
 from ..progress import bars_visible
 from ..report import check_report_path, write_report
-from ..validate import parse_input_shapes
+from ..validation import parse_input_shapes
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
 DEFAULT_THREADS = 1

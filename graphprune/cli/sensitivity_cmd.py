@@ -11,7 +11,7 @@ from ..planning.sensitivity import DEFAULT_RATIOS
 from ..planning.sensitivity_report import register as register_section
 from ..progress import bars_visible
 from ..report import check_report_path, write_report
-from ..validate import parse_input_shapes
+from ..validation import parse_input_shapes
 from .plan_cmd import add_calibration_image_arguments, add_criterion_arguments, fraction, image_options, positive_int
 from .validate_cmd import add_input_shape_argument, add_report_argument
 

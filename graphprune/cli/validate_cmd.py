@@ -13,8 +13,8 @@ import json
 from ..errors import UsageError, ValidationFailed
 from ..progress import bars_visible
 from ..report import check_report_path, write_report
-from ..validate import parse_input_shapes, validate
-from ..validate.images import CHANNEL_ORDERS, LAYOUTS
+from ..validation import parse_input_shapes, validate
+from ..validation.images import CHANNEL_ORDERS, LAYOUTS
 
 
 def _floats(text: str) -> list[float]:
@@ -69,7 +69,7 @@ def add_validation_arguments(parser: argparse.ArgumentParser, *, samples_help: s
 
 
 def validation_kwargs(args: argparse.Namespace) -> dict:
-    """Keyword arguments of :func:`graphprune.validate.validate` from parsed options."""
+    """Keyword arguments of :func:`graphprune.validation.validate` from parsed options."""
     image_options = {"mean": args.mean, "std": args.std, "size": args.size, "layout": args.layout,
                      "channel_order": args.channel_order}
     if args.data is None and any(image_options[k] is not None for k in ("mean", "std", "size")):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from ..validate.runner import make_session
+from ..validation.runner import make_session
 
 log = logging.getLogger(__name__)
 

@@ -89,7 +89,7 @@ def latency_probe(model: onnx.ModelProto, input_shapes, *, threads: int = 1, run
     """A function ``removed -> median ms`` of the model pruned by ``removed`` (measured in onnxruntime)."""
     from ..profiling.bench import measure_latency
     from ..surgery.apply import apply_removal
-    from ..validate.feeds import make_feeds
+    from ..validation.feeds import make_feeds
 
     feed = make_feeds(model, 1, seed=0, input_shapes=input_shapes)[0]
 

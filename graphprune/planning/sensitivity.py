@@ -20,7 +20,7 @@ from ..analysis.types import Analysis
 from ..oracle import _activation_contractions, zero_removed
 from ..progress import progress as progress_iter
 from ..rules.base import CONSUMER
-from ..validate.runner import make_session
+from ..validation.runner import make_session
 from .select import select_by_ratio
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import onnx
 
 from ..errors import UsageError
 from ..progress import progress as progress_iter
-from ..validate.runner import make_session, run_session
+from ..validation.runner import make_session, run_session
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import onnx
 
 from ..errors import GraphPruneError
 from ..graph import _copy_without_weights, infer_shapes
-from ..validate.feeds import make_feeds, resolve_shapes
-from ..validate.runner import make_session, run_session
+from ..validation.feeds import make_feeds, resolve_shapes
+from ..validation.runner import make_session, run_session
 
 log = logging.getLogger(__name__)
 

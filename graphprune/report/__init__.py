@@ -6,7 +6,7 @@
                               "groups": [{"group": 0, "size": 64, "barriers": ["graph output"]}]})
 
 Any subset of sections works; known ones are ``summary`` (lines), ``validation``
-(:class:`~graphprune.validate.ValidationReport` or its dict), ``profile``
+(:class:`~graphprune.validation.ValidationReport` or its dict), ``profile``
 (:class:`~graphprune.profiling.ModelProfile` or its dict), ``latency`` (stats or name -> stats),
 ``channels`` (list of {node, before, after}) and ``groups`` (list of {group, size, barriers});
 anything else is shown generically. Objects with ``to_dict()`` are converted first.

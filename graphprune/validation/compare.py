@@ -106,7 +106,7 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
 
     ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
     number of random feeds without data (None: 4). ``image_options`` are passed to
-    :func:`graphprune.validate.load_inputs` for image folders (mean, std, size, layout,
+    :func:`graphprune.validation.load_inputs` for image folders (mean, std, size, layout,
     channel_order). Never raises for a mismatch: read ``.passed``.
     """
     if rtol < 0 or atol < 0:

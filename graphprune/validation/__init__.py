@@ -1,6 +1,6 @@
 """Validation: run a reference and a candidate in onnxruntime on the same inputs and compare.
 
-    from graphprune.validate import validate, load_inputs, make_feeds
+    from graphprune.validation import validate, load_inputs, make_feeds
     report = validate("model.onnx", "slim.onnx", data="inputs.npz", rtol=1e-4, atol=1e-5)
     print("\\n".join(report.summary_lines())); assert report.passed
 """
