@@ -95,6 +95,9 @@ def _refine_with_symbolic_inference(light: onnx.ModelProto, result: dict) -> Non
     sizes, Reshape of computed shapes) that onnx's inference leaves unknown."""
     try:
         refined = _symbolic_inference(light)
+    except ImportError as exc:  # sympy missing: say so, the affected groups will be blocked
+        log.warning("onnxruntime symbolic shape inference unavailable (%s); computed shapes stay unknown", exc)
+        return
     except Exception as exc:  # noqa: BLE001 - best effort; unknown shapes stay unknown (barriers)
         log.debug("symbolic shape inference failed: %s", exc)
         return
