@@ -77,8 +77,11 @@ def _validation_kwargs(args: argparse.Namespace) -> dict:
 
 def prune_report(title: str, result) -> dict:
     """Report sections of a prune or apply result."""
-    return {"title": title, "prune": result.to_dict(), "layers": result.layers, "groups": group_rows(result),
-            **({"validation": result.drift} if result.drift is not None else {})}
+    return {"title": title, "summary": result.summary_lines(), "channels": result.layers,
+            "groups": group_rows(result),
+            **({"exactness": result.oracle} if result.oracle is not None else {}),
+            **({"drift": result.drift} if result.drift is not None else {}),
+            "details": result.to_dict()}
 
 
 def group_rows(result) -> list[dict]:

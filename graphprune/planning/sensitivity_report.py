@@ -2,7 +2,7 @@
 group, the most sensitive ones labelled) and the table behind it.
 
 :func:`register` adds the section to :mod:`graphprune.report.html` through its renderer table
-(``RENDERERS``/``ACCEPTS``), so ``write_report(path, {"sensitivity": result})`` draws it. The
+(``report.html.register_section``), so ``write_report(path, {"sensitivity": result})`` draws it. The
 chart is inline SVG with inline colours (no script, no external reference), like the rest of
 the report.
 """
@@ -92,5 +92,4 @@ def register() -> None:
     """Make ``sensitivity`` a known section of HTML reports (idempotent)."""
     from ..report import html
 
-    html.RENDERERS.setdefault("sensitivity", render_sensitivity)
-    html.ACCEPTS.setdefault("sensitivity", _accepts)
+    html.register_section("sensitivity", render_sensitivity, _accepts)

@@ -14,7 +14,7 @@ from .svg import legend, paired_bars
 from .text import binary_bytes, num, percent, si
 
 #: known sections, in page order; unknown ones follow in the order given
-SECTION_ORDER = ("summary", "validation", "profile", "latency", "channels", "groups")
+SECTION_ORDER = ("summary", "exactness", "validation", "drift", "profile", "latency", "channels", "groups")
 log = logging.getLogger(__name__)
 BARRIER_KEYS = ("barriers", "barrier_reasons", "barrier reasons", "reasons")
 
@@ -56,10 +56,12 @@ def render_summary(data) -> str:
     return _section("Summary", f"<pre>{escape(chr(10).join(map(str, lines)))}</pre>")
 
 
-def render_validation(v: dict) -> str:
-    verdict = '<span class="pass">PASSED</span>' if v.get("passed") else '<span class="fail">FAILED</span>'
-    head = (f"<p>{verdict} &mdash; {v.get('samples', '?')} sample(s) of {escape(str(v.get('data', '?')))}, "
-            f"rtol={escape(str(v.get('rtol')))}, atol={escape(str(v.get('atol')))}; worst output: "
+def render_validation(v: dict, title: str = "Validation", verdict: bool = True, intro: str = "") -> str:
+    """A comparison table; ``verdict=False`` for informative comparisons without a tolerance."""
+    mark = ('<span class="pass">PASSED</span>' if v.get("passed") else '<span class="fail">FAILED</span>')
+    tol = f", rtol={escape(str(v.get('rtol')))}, atol={escape(str(v.get('atol')))}" if verdict else ""
+    head = (f"<p>{intro + ' ' if intro else ''}{mark + ' &mdash; ' if verdict else ''}{v.get('samples', '?')} "
+            f"sample(s) of {escape(str(v.get('data', '?')))}{tol}; worst output: "
             f"<b>{escape(str(v.get('worst')))}</b></p>")
     rows, classes = [], []
     for m in v.get("outputs", []):
@@ -67,11 +69,23 @@ def render_validation(v: dict) -> str:
                      num(_f(m.get("mean_abs"))), num(_f(m.get("max_rel"))), num(_f(m.get("cosine")), 6),
                      percent(m.get("top1")), percent(m.get("top5")), num(_f(m.get("violation")), 2),
                      "ok" if m.get("passed") else f"FAIL {m.get('problem') or ''}".strip()))
-        classes.append("worst" if m["name"] == v.get("worst") and not v.get("passed") else "")
-    table = _table(("output", "shape", "max_abs", "mean_abs", "max_rel", "cosine", "top1", "top5", "tol_x",
-                    "status"), rows, classes, text_cols=(0, 9))
+        classes.append("worst" if verdict and m["name"] == v.get("worst") and not v.get("passed") else "")
+    headers = ("output", "shape", "max_abs", "mean_abs", "max_rel", "cosine", "top1", "top5", "tol_x", "status")
+    if not verdict:
+        headers, rows = headers[:8], [r[:8] for r in rows]
+    table = _table(headers, rows, classes, text_cols=(0, 9))
     notes = "".join(f'<p class="muted">note: {escape(str(n))}</p>' for n in v.get("notes", []))
-    return _section("Validation", head + table + notes)
+    return _section(title, head + table + notes)
+
+
+def render_exactness(v: dict) -> str:
+    return render_validation(v, "Exactness (pruned model vs its oracle)", intro=(
+        "The original with every removed channel's consumers zeroed must compute what the pruned model computes."))
+
+
+def render_drift(v: dict) -> str:
+    return render_validation(v, "Drift vs the original (informative)", verdict=False, intro=(
+        "How far the pruned model's outputs moved from the original's (no tolerance: pruning changes them)."))
 
 
 def _f(value):
@@ -199,7 +213,10 @@ def render_generic(title: str, data) -> str:
     elif isinstance(data, dict) and all(not isinstance(v, (dict, list)) for v in data.values()):
         body = _table(("key", "value"), [(k, _cell(v)) for k, v in data.items()])
     else:
-        body = f"<pre>{escape(json.dumps(data, indent=2))}</pre>"
+        text = json.dumps(data, indent=2)
+        body = f"<pre>{escape(text)}</pre>"
+        if text.count("\n") > 40:
+            body = f"<details><summary>{text.count(chr(10)) + 1} lines of data</summary>{body}</details>"
     return _section(title.replace("_", " ").capitalize(), body)
 
 
@@ -207,8 +224,9 @@ def _cell(value) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-RENDERERS = {"summary": render_summary, "validation": render_validation, "profile": render_profile,
-             "latency": render_latency, "channels": render_channels, "groups": render_groups}
+RENDERERS = {"summary": render_summary, "validation": render_validation, "exactness": render_exactness,
+             "drift": render_drift, "profile": render_profile, "latency": render_latency,
+             "channels": render_channels, "groups": render_groups}
 
 
 def _list_of_dicts(data, key: str) -> bool:
@@ -219,11 +237,19 @@ def _list_of_dicts(data, key: str) -> bool:
 ACCEPTS = {
     "summary": lambda d: isinstance(d, (list, str)),
     "validation": lambda d: isinstance(d, dict) and isinstance(d.get("outputs"), list),
+    "exactness": lambda d: isinstance(d, dict) and isinstance(d.get("outputs"), list),
+    "drift": lambda d: isinstance(d, dict) and isinstance(d.get("outputs"), list),
     "profile": lambda d: isinstance(d, dict) and isinstance(d.get("by_op_type"), list),
     "latency": lambda d: isinstance(d, (dict, list)),
     "channels": lambda d: _list_of_dicts(d, "node"),
     "groups": lambda d: _list_of_dicts(d, "group"),
 }
+
+
+def register_section(key: str, render, accepts) -> None:
+    """Give section ``key`` a dedicated view: ``render(data) -> html`` when ``accepts(data)``."""
+    RENDERERS[key] = render
+    ACCEPTS[key] = accepts
 
 
 def render_section(key: str, data) -> str:
