@@ -19,8 +19,7 @@ from ..planning.options import NORMALIZERS
 from ..planning.plan_file import write_masks
 from ..progress import bars_visible
 from ..validation import parse_input_shapes
-from ..validation.images import CHANNEL_ORDERS, LAYOUTS
-from .validate_cmd import _floats, _size, add_input_shape_argument
+from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --ratio 0.3
@@ -129,14 +128,7 @@ def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | Non
 
 def add_calibration_image_arguments(parser: argparse.ArgumentParser) -> None:
     """Preprocessing of an image-folder --calib (prune shares the --data image options instead)."""
-    images = parser.add_argument_group("image folders (--calib DIR)")
-    images.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
-                        "model channel order (e.g. 0.485,0.456,0.406)")
-    images.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
-    images.add_argument("--size", type=_size, metavar="H[xW]", help="resize to H x W (default: the input's size)")
-    images.add_argument("--layout", choices=LAYOUTS, default="NCHW", type=str.upper, help="default NCHW")
-    images.add_argument("--channel-order", choices=CHANNEL_ORDERS, default="RGB", type=str.upper,
-                        help="default RGB")
+    add_image_arguments(parser, "--calib")
 
 
 def image_options(args: argparse.Namespace) -> dict:

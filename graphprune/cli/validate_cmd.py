@@ -58,7 +58,12 @@ def add_validation_arguments(parser: argparse.ArgumentParser, *, samples_help: s
     add_input_shape_argument(group)
     group.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance (default 1e-4)")
     group.add_argument("--atol", type=float, default=1e-5, help="absolute tolerance (default 1e-5)")
-    images = parser.add_argument_group("image folders (--data DIR)")
+    add_image_arguments(parser, "--data")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser, option: str) -> None:
+    """Preprocessing options of an image folder given with ``option`` (--data or --calib)."""
+    images = parser.add_argument_group(f"image folders ({option} DIR)")
     images.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
                         "model channel order (e.g. 0.485,0.456,0.406)")
     images.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
