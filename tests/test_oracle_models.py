@@ -54,7 +54,6 @@ def test_pruning_oracle_at_half(kind, name):
         assert res.params_after < res.params_before
 
 
-@pytest.mark.parametrize("name", list(ZOO) + SHARED[:2])
-def test_ratio_zero_changes_nothing(name):
-    source = build(name, opset=17) if name in ZOO else shared_model(name)
-    assert ratio_zero_check(source) == 0.0
+@pytest.mark.parametrize("kind,name", CASES, ids=[f"{k}-{n}" for k, n in CASES])
+def test_ratio_zero_changes_nothing(kind, name):
+    assert ratio_zero_check(_source(kind, name)) == 0.0
