@@ -26,8 +26,16 @@ from google.protobuf.message import DecodeError
 
 from .errors import ModelLoadError, OutputError, UnsafeModelError, UsageError
 from .graph import copy_fields
-from .safety import (check_declared_shapes, check_structure, check_tensors, check_versions, iter_tensors,
-                     run_checker, tensor_nbytes)
+from .progress import progress
+from .safety import (
+    check_declared_shapes,
+    check_structure,
+    check_tensors,
+    check_versions,
+    iter_tensors,
+    run_checker,
+    tensor_nbytes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,11 +187,17 @@ def _open_no_follow(target: Path):
     return os.fdopen(fd, "rb")
 
 
+#: external data above this size shows a progress bar while it is read (when stderr is a terminal)
+PROGRESS_BYTES = 256 * 2**20
+
+
 def _read_external(plan: dict, path: Path) -> None:
+    total = sum(length for tensors in plan.values() for _, _, length in tensors)
     for target, tensors in plan.items():
         try:
             with _open_no_follow(target) as fh:
-                for tensor, offset, length in tensors:
+                for tensor, offset, length in progress(tensors, total=len(tensors), unit="tensor",
+                                                       desc=f"loading {target.name}", enabled=total > PROGRESS_BYTES):
                     fh.seek(offset)
                     data = fh.read(length)
                     if len(data) != length:
