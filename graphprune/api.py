@@ -174,13 +174,26 @@ class PlanResult:
 
 
 def _decision_lines(analysis: Analysis, decision: Decision, options: PlanOptions) -> list[str]:
-    pruned = sum(1 for v in decision.removed.values() if len(v))
-    removed = sum(len(v) for v in decision.removed.values())
+    return _group_lines(analysis, decision.removed, decision.skipped, _how(options, decision), options.importance)
+
+
+def _group_lines(analysis: Analysis, removed: dict, skipped: dict, how: str, importance: str) -> list[str]:
+    """What happened to the groups: counts, slots removed, and why the blocked ones were kept."""
+    pruned = sum(1 for v in removed.values() if len(v))
     total = sum(g.n_slots for g in analysis.prunable_groups)
     lines = [f"groups: {len(analysis.groups)} total, {pruned} pruned, {len(analysis.blocked_groups)} blocked"
-             + (f", {len(decision.skipped)} excluded" if decision.skipped else "")]
-    lines.append(f"slots removed: {removed:,} of {total:,} prunable ({_how(options, decision)}, importance "
-                 f"{options.importance})")
+             + (f", {len(skipped)} excluded" if skipped else "")]
+    lines.append(f"slots removed: {sum(len(v) for v in removed.values()):,} of {total:,} prunable ({how}, "
+                 f"importance {importance})")
+    reasons: dict[str, int] = {}
+    for group in analysis.blocked_groups:
+        first = sorted({b.reason for b in group.barriers})[0]
+        reasons[first] = reasons.get(first, 0) + 1
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        text = "; ".join(f"{r} ({n})" if n > 1 else r for r, n in top[:3])
+        more = f"; +{len(top) - 3} more reasons" if len(top) > 3 else ""
+        lines.append(f"kept whole: {text}{more} (graphprune inspect lists every group)")
     return lines
 
 
@@ -315,12 +328,7 @@ class PruneResult:
         lines = []
         if self.fold is not None:
             lines += self.fold.summary_lines()[:1]
-        removed_slots = sum(len(v) for v in self.removed.values())
-        total_slots = sum(g.n_slots for g in a.prunable_groups)
-        lines.append(f"groups: {len(a.groups)} total, {self.groups_pruned} pruned, {len(a.blocked_groups)} blocked"
-                     + (f", {len(self.skipped)} excluded" if self.skipped else ""))
-        lines.append(f"slots removed: {removed_slots:,} of {total_slots:,} prunable "
-                     f"({self.how or f'ratio {self.ratio:g}'}, importance {self.importance})")
+        lines += _group_lines(a, self.removed, self.skipped, self.how or f"ratio {self.ratio:g}", self.importance)
         lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,} "
                      f"({_pct(self.params_after, self.params_before)})")
         if self.macs_before is not None and self.macs_after is not None:

@@ -24,7 +24,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..graph import GraphIndex
 from ..rules import lookup
-from ..rules.base import Choice, Link, RuleContext, RuleResult, Space
+from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
 from .shapevalue import PURE_SHAPE_OPS, ShapeValues
 from .types import Analysis, Barrier, Group, ParamSlice
 
@@ -355,6 +355,10 @@ def _build_group(index, infos, flood, comp, links_by_space, gid, size_barriers) 
                 p = params[s]
                 params[s] = ParamSlice(s, p.roles | {link.role}, p.tags | {link.tag},
                                        link.neutral if link.neutral else p.neutral)
+    if not any(p.roles & {PRODUCER, CONSUMER} for p in params.values()):
+        # only elementwise constants (e.g. a detection grid added along spatial axes): no weight
+        # writes or reads these positions, so they are not channels of the network
+        return None
     barriers = []
     for s in comp:
         barriers.extend(_space_barriers(index, infos, flood, s))
