@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -15,10 +14,8 @@ from .analysis.builder import analyze
 from .analysis.types import Analysis
 from .errors import UsageError
 from .graph import GraphIndex
-from .importance import make_importance
 from .io import load_model
 from .passes.normalize import normalize
-from .planning.select import local_plan
 from .surgery.apply import apply_removal
 
 log = logging.getLogger(__name__)
@@ -60,22 +57,18 @@ def check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
-@dataclass
-class Decision:
-    """Which slots go, and why groups were left alone."""
+def decide(analysis: Analysis, *, ratio: float, importance: str = "l2", exclude: tuple = (), seed: int = 0):
+    """The same ratio in every prunable group with a weight-only criterion (the planner of
+    :func:`graphprune.api.plan` with default options; returns its ``Decision``)."""
+    from .planning.options import PlanOptions
+    from .planning.pipeline import make_scorer
+    from .planning.planner import Planner
 
-    removed: dict
-    skipped: dict = field(default_factory=dict)
-
-
-def decide(analysis: Analysis, *, ratio: float, importance: str = "l2", exclude: tuple = (),
-           seed: int = 0) -> Decision:
     check_ratio(ratio)
-    scorer = make_importance(importance, seed=seed)
-    removed, skipped = local_plan(analysis, scorer, ratio, tuple(exclude))
-    return Decision(removed, skipped)
+    options = PlanOptions(ratio=ratio, importance=importance, exclude=tuple(exclude), seed=seed)
+    return Planner(analysis, make_scorer(options, analysis), options).decide()
 
 
-def apply_decision(model: onnx.ModelProto, analysis: Analysis, decision: Decision) -> dict:
+def apply_decision(model: onnx.ModelProto, analysis: Analysis, decision) -> dict:
     """Prune ``model`` (the analysed object) in place."""
     return apply_removal(model, analysis, decision.removed)

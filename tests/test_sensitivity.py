@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphprune.api import sensitivity
 from graphprune.core import analyze_model, apply_decision, as_model, decide, prepare
-from graphprune.core import Decision
+from graphprune.planning.planner import Decision
 from graphprune.importance import MagnitudeImportance
 from graphprune.oracle import kill_slots
 from graphprune.planning.select import select_by_ratio

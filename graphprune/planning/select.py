@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analysis.types import Analysis, Group
+from ..analysis.types import Group
 
 
 def excluded(group: Group, patterns: tuple[str, ...]) -> str | None:
@@ -81,24 +81,3 @@ class GroupLimits:
             kept = min(n_slots, -(-(n_slots - count) // self.round_to) * self.round_to)
             count = n_slots - kept
         return max(count, 0)
-
-
-def local_plan(analysis: Analysis, scorer, ratio: float, exclude: tuple[str, ...] = ()) -> tuple[dict, dict]:
-    """Remove ``ratio`` of the slots of every prunable group.
-
-    Returns (removed slots per group id, skipped group id -> reason).
-    """
-    removed: dict[int, np.ndarray] = {}
-    skipped: dict[int, str] = {}
-    for group in analysis.groups:
-        if not group.prunable:
-            continue
-        hit = excluded(group, exclude)
-        if hit:
-            skipped[group.id] = f"excluded by --exclude (node {hit})"
-            continue
-        scores = scorer.score(group, analysis.index)
-        sel = select_by_ratio(group, scores, ratio)
-        if sel.size:
-            removed[group.id] = sel
-    return removed, skipped
