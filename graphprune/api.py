@@ -187,7 +187,8 @@ def _group_lines(analysis: Analysis, removed: dict, skipped: dict, how: str, imp
                  f"importance {importance})")
     reasons: dict[str, int] = {}
     for group in analysis.blocked_groups:
-        first = sorted({b.reason for b in group.barriers})[0]
+        # the interface is the most telling reason; then the op reasons, alphabetically
+        first = min({b.reason for b in group.barriers}, key=lambda r: ("is a graph " not in r, r))
         reasons[first] = reasons.get(first, 0) + 1
     if reasons:
         top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
