@@ -146,6 +146,8 @@ class PlanResult:
 
     def masks(self, source: bool = True) -> dict:
         """initializer -> {axis: kept indices}; ``source`` names the model as given (BatchNorm included)."""
+        if self.original is None and source and self.plan.fold_batchnorm:
+            raise UsageError("masks of the model as given need the original model, which this plan consumed")
         return export_masks(self.original, self.analysis, self.removed, folded=self.plan.fold_batchnorm and source,
                             strict_initializer_inputs=self.plan.strict_initializer_inputs)
 
@@ -215,8 +217,8 @@ def _own(model, owned: bool) -> onnx.ModelProto:
     return model if owned and isinstance(model, onnx.ModelProto) else as_model(model)
 
 
-def _prepare_for_pruning(original: onnx.ModelProto, keep_bn: bool, strict: bool):
-    m = prepare(as_model(original))
+def _prepare_for_pruning(original: onnx.ModelProto, keep_bn: bool, strict: bool, copy: bool = True):
+    m = prepare(as_model(original) if copy else original)
     fold_result = None
     if not keep_bn:
         from .passes.fold import fold as _fold
@@ -231,7 +233,8 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
          target_latency: float | None = None, calib=None, calib_samples: int | None = DEFAULT_CALIB_SAMPLES,
          compensate: bool | None = None, refit: bool = False, keep_bn: bool = False, input_shapes=None,
          seed: int = 0, strict_initializer_inputs: bool = False, image_options=None, progress: bool = False,
-         latency_threads: int = 1, label: str | None = None, _owned: bool = False) -> PlanResult:
+         latency_threads: int = 1, label: str | None = None, _owned: bool = False,
+         _consume: bool = False) -> PlanResult:
     """Decide which slots to remove (see :class:`~graphprune.planning.options.PlanOptions` for the options).
 
     ``calib`` (a path, arrays or feeds) is needed by the data-driven criteria and by
@@ -252,7 +255,15 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
     compensate = compensate or bool(refit)
     check_calibration(options, calib, compensate)
     original = _own(model, _owned)
-    m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs)
+    # consume: prune the handed-over model itself (no working copy) when nothing later needs the
+    # original: no calibration against it, no BatchNorm scores read before folding
+    consume = (_consume and _owned and original is model and options.importance != "bn-scale"
+               and not needs_calibration(options, compensate))
+    fingerprint = model_fingerprint(original) if consume else None
+    reference_first = model_cost(original, input_shapes) if consume else None
+    m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs, copy=not consume)
+    if consume:
+        original = None
     stats = None
     if calib is not None and needs_calibration(options, compensate):
         stats = run_calibration(m, analysis, calib, reference_model=original, samples=calib_samples,
@@ -261,7 +272,10 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
     scorer = make_scorer(options, analysis, stats=stats, unfolded=unfolded,
                          strict_initializer_inputs=strict_initializer_inputs)
     costs = cost_model(m, analysis, input_shapes)
-    reference = model_cost(original, input_shapes) if costs is not None else None
+    if costs is None:
+        reference = None
+    else:
+        reference = reference_first if consume else model_cost(original, input_shapes)
     latency = None
     if options.target_latency is not None:
         latency = latency_probe(m, input_shapes, threads=latency_threads, progress=progress,
@@ -274,7 +288,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
         predicted.update(params={"before": reference.params, "after": decision.predicted.params},
                          macs={"before": reference.macs, "after": decision.predicted.macs})
     extra = {"calibration": {"source": stats.source, "samples": stats.samples}} if stats is not None else {}
-    the_plan = PruningPlan(model_fingerprint(original), label or _label(model), not keep_bn,
+    the_plan = PruningPlan(fingerprint or model_fingerprint(original), label or _label(model), not keep_bn,
                            group_entries(analysis, decision.removed, decision.skipped),
                            {**options.to_dict(), "how": _how(options, decision), "compensate": compensate,
                             "refit": bool(refit), **extra,
@@ -435,7 +449,7 @@ def _compensated(m: onnx.ModelProto, analysis: Analysis, removed: dict, the_plan
 def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = True, data=None,
           samples: int | None = None, input_shapes=None, seed: int = 0, count_macs: bool = True,
           progress: bool = False, image_options=None, label: str | None = None, _prepared=None,
-          _owned: bool = False) -> PruneResult:
+          _owned: bool = False, _before: tuple | None = None) -> PruneResult:
     """Apply a plan (a :class:`PruningPlan` or a plan file) to ``model``, the model it was made for.
 
     Refuses (:class:`~graphprune.errors.DataError`, exit 3) a plan made for another model. With
@@ -443,7 +457,7 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
     """
     if not isinstance(the_plan, PruningPlan):
         the_plan = PruningPlan.load(the_plan)
-    original = _own(model, _owned)
+    original = None if model is None else _own(model, _owned)
     if _prepared is None:
         the_plan.check_model(model_fingerprint(original), label or _label(model))
         m, analysis, fold_result = _prepare_for_pruning(original, not the_plan.fold_batchnorm,
@@ -453,7 +467,7 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
     removed, notes = removed_from_kept(analysis, the_plan.kept(), the_plan.sizes())
     compensation, analysis, removed = _compensated(m, analysis, removed, the_plan)
     reference = zero_removed(m, analysis, removed) if validate else None
-    params_before = count_params(original)
+    params_before = count_params(original) if _before is None else _before[0]
     changed = apply_removal(m, analysis, removed)
     try:
         run_checker(m, "pruned model")
@@ -466,7 +480,8 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
                          layers=layer_channels(analysis, changed), plan=the_plan, compensation=compensation,
                          notes=notes + list(the_plan.notes), how=str(opts.get("how", "")))
     if count_macs:
-        result.macs_before, result.macs_after = _macs(original, input_shapes), _macs(m, input_shapes)
+        result.macs_before = _macs(original, input_shapes) if _before is None else _before[1]
+        result.macs_after = _macs(m, input_shapes)
     if validate:
         _validate_result(result, original, reference, data=data, samples=samples, input_shapes=input_shapes,
                          seed=seed, progress=progress, image_options=image_options)
@@ -504,7 +519,7 @@ def _scale_checked(report):
 def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep_bn: bool = False,
           validate: bool = True, data=None, samples: int | None = None, input_shapes=None, seed: int = 0,
           strict_initializer_inputs: bool = False, count_macs: bool = True, progress: bool = False,
-          image_options=None, _owned: bool = False, **plan_options) -> PruneResult:
+          image_options=None, _owned: bool = False, _consume: bool = False, **plan_options) -> PruneResult:
     """Plan and apply in one go: remove the least important slots of ``model``.
 
     Stages: normalize, fold BatchNorm (unless ``keep_bn``), analyze, [calibrate], score, plan,
@@ -513,13 +528,15 @@ def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep
     against its oracle (must match: raises :class:`ValidationFailed` otherwise) and compared with
     the original (drift, informative).
     """
+    consume = _consume and _owned and not validate and isinstance(model, onnx.ModelProto)
+    before = (count_params(model), _macs(model, input_shapes) if count_macs else None) if consume else None
     planned = plan(model, ratio=ratio, importance=importance, exclude=exclude, keep_bn=keep_bn,
                    input_shapes=input_shapes, seed=seed, strict_initializer_inputs=strict_initializer_inputs,
-                   image_options=image_options, progress=progress, _owned=_owned, **plan_options)
+                   image_options=image_options, progress=progress, _owned=_owned, _consume=consume, **plan_options)
     result = apply(planned.original, planned.plan, validate=validate, data=data, samples=samples,
                    input_shapes=input_shapes, seed=seed, count_macs=count_macs, progress=progress,
                    image_options=image_options, _prepared=(planned.model, planned.analysis, planned.fold),
-                   _owned=True)
+                   _owned=True, _before=before if planned.original is None else None)
     result.ratio = planned.decision.t
     result.how = _how(planned.options, planned.decision)
     result.notes = list(planned.decision.notes) + [n for n in result.notes if n not in planned.decision.notes]

@@ -36,3 +36,21 @@ def test_non_finite_weights_are_a_model_error_naming_the_initializer():
     weight.CopyFrom(onnx.numpy_helper.from_array(arr, weight.name))
     with pytest.raises(InvalidModelError, match=f"initializer '{weight.name}' holds NaN or infinite values"):
         prune(model, ratio=0.3, keep_bn=True, validate=False)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(target_macs=0.6, global_rank=True), dict(keep_bn=True)])
+def test_consuming_the_model_gives_the_same_result(kwargs):
+    """`prune --no-validate` prunes the loaded model itself (no working copy): same output, same plan."""
+    reference = prune(build("resnet18"), ratio=0.4, validate=False, **kwargs)
+    consumed = prune(build("resnet18"), ratio=0.4, validate=False, _owned=True, _consume=True, **kwargs)
+    assert consumed.model.SerializeToString() == reference.model.SerializeToString()
+    assert consumed.plan.model_sha256 == reference.plan.model_sha256
+    assert (consumed.params_before, consumed.macs_before) == (reference.params_before, reference.macs_before)
+    assert consumed.macs_after == reference.macs_after
+
+
+def test_consume_is_ignored_when_the_original_is_still_needed():
+    model = build("resnet18")
+    before = model.SerializeToString()
+    result = prune(model, ratio=0.4, validate=True, _owned=True, _consume=True)   # drift needs the original
+    assert model.SerializeToString() == before and result.drift is not None

@@ -39,7 +39,8 @@ def _run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     result = prune(model, **plan_kwargs(args), validate=not args.no_validate, data=vkw["data"],
                    samples=vkw["samples"], input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], _owned=True)
+                   image_options=vkw["image_options"], _owned=True,
+                   _consume=args.no_validate and not args.export_masks)
     save_model(result.model, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
         from ..api import export_masks

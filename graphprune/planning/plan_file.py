@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,10 +61,28 @@ def model_fingerprint(model: onnx.ModelProto) -> str:
         for attr in sorted(node.attribute, key=lambda a: a.name):
             h.update(attr.SerializeToString(deterministic=True))
     for init in sorted(graph.initializer, key=lambda t: t.name):
+        raw = _raw_little_endian(init)
+        if raw is not None:  # the bytes to_array(...).tobytes() would give, without two copies
+            dtype, data = raw
+            h.update(f"init:{init.name}:{dtype.str}:{tuple(init.dims)}".encode())
+            h.update(data)
+            continue
         array = numpy_helper.to_array(init)
         h.update(f"init:{init.name}:{array.dtype.str}:{array.shape}".encode())
         h.update(np.ascontiguousarray(array).tobytes())
     return h.hexdigest()
+
+
+_PLAIN_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8,
+                onnx.TensorProto.UINT8, onnx.TensorProto.INT16, onnx.TensorProto.UINT16, onnx.TensorProto.INT32,
+                onnx.TensorProto.UINT32, onnx.TensorProto.INT64, onnx.TensorProto.UINT64}
+
+
+def _raw_little_endian(init: onnx.TensorProto):
+    """(numpy dtype, raw bytes) for plain numeric tensors stored as raw data, else None."""
+    if init.data_type not in _PLAIN_TYPES or not init.HasField("raw_data") or sys.byteorder != "little":
+        return None
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)), init.raw_data
 
 
 @dataclass(frozen=True)
