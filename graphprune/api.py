@@ -135,6 +135,8 @@ class PlanResult:
     fold: object = None
     calibration: object = None
     reference: Cost | None = None
+    #: parameters/MACs of the model as given (profiled once, reused by prune's summary)
+    original_cost: Cost | None = None
 
     @property
     def removed(self) -> dict:
@@ -260,7 +262,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
     consume = (_consume and _owned and original is model and options.importance != "bn-scale"
                and not needs_calibration(options, compensate))
     fingerprint = model_fingerprint(original) if consume else None
-    reference_first = model_cost(original, input_shapes) if consume else None
+    original_cost = _safe_cost(original, input_shapes) if consume else None
     m, analysis, fold_result = _prepare_for_pruning(original, keep_bn, strict_initializer_inputs, copy=not consume)
     if consume:
         original = None
@@ -275,7 +277,7 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
     if costs is None:
         reference = None
     else:
-        reference = reference_first if consume else model_cost(original, input_shapes)
+        reference = original_cost if consume else model_cost(original, input_shapes)
     latency = None
     if options.target_latency is not None:
         latency = latency_probe(m, input_shapes, threads=latency_threads, progress=progress,
@@ -294,7 +296,8 @@ def plan(model, *, ratio: float = 0.3, importance: str = "l2", aggregate: str = 
                             "refit": bool(refit), **extra,
                             **({"search": decision.search} if decision.search else {})},
                            predicted, comp, tuple(decision.notes), strict_initializer_inputs)
-    return PlanResult(the_plan, original, m, analysis, decision, options, fold_result, stats, reference)
+    return PlanResult(the_plan, original, m, analysis, decision, options, fold_result, stats, reference,
+                      original_cost or reference)
 
 
 def export_masks(original: onnx.ModelProto, analysis: Analysis, removed: dict, *, folded: bool,
@@ -394,13 +397,18 @@ def _drift_text(report) -> str:
     return "; ".join(parts[:4]) + (f" (+{len(parts) - 4} outputs)" if len(parts) > 4 else "")
 
 
-def _macs(model: onnx.ModelProto, input_shapes=None) -> int | None:
+def _safe_cost(model: onnx.ModelProto | None, input_shapes=None) -> Cost | None:
+    """Parameters and MACs by the profiler, or None (with a warning) when it cannot count them."""
     try:
-        from .profiling import profile as _profile
-        return int(_profile(model, input_shapes=input_shapes, progress=False).total_macs)
-    except Exception as exc:  # noqa: BLE001 - MACs are informative; never fail a prune on them
+        return model_cost(model, input_shapes)
+    except Exception as exc:  # noqa: BLE001 - counts are informative; never fail a prune on them
         log.warning("MAC count unavailable: %s", exc)
         return None
+
+
+def _macs(model: onnx.ModelProto | None, input_shapes=None) -> int | None:
+    cost = _safe_cost(model, input_shapes)
+    return None if cost is None else cost.macs
 
 
 def layer_channels(analysis: Analysis, changed: dict) -> list[dict]:
@@ -467,7 +475,8 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
     removed, notes = removed_from_kept(analysis, the_plan.kept(), the_plan.sizes())
     compensation, analysis, removed = _compensated(m, analysis, removed, the_plan)
     reference = zero_removed(m, analysis, removed) if validate else None
-    params_before = count_params(original) if _before is None else _before[0]
+    given_params, given_macs = _before or (None, None)
+    params_before = count_params(original) if given_params is None else given_params
     changed = apply_removal(m, analysis, removed)
     try:
         run_checker(m, "pruned model")
@@ -480,7 +489,7 @@ def apply(model, the_plan: PruningPlan | str | os.PathLike, *, validate: bool = 
                          layers=layer_channels(analysis, changed), plan=the_plan, compensation=compensation,
                          notes=notes + list(the_plan.notes), how=str(opts.get("how", "")))
     if count_macs:
-        result.macs_before = _macs(original, input_shapes) if _before is None else _before[1]
+        result.macs_before = _macs(original, input_shapes) if given_macs is None else given_macs
         result.macs_after = _macs(m, input_shapes)
     if validate:
         _validate_result(result, original, reference, data=data, samples=samples, input_shapes=input_shapes,
@@ -529,14 +538,14 @@ def prune(model, *, ratio: float = 0.3, importance: str = "l2", exclude=(), keep
     the original (drift, informative).
     """
     consume = _consume and _owned and not validate and isinstance(model, onnx.ModelProto)
-    before = (count_params(model), _macs(model, input_shapes) if count_macs else None) if consume else None
+    params_first = count_params(model) if consume else None  # before the model is consumed
     planned = plan(model, ratio=ratio, importance=importance, exclude=exclude, keep_bn=keep_bn,
                    input_shapes=input_shapes, seed=seed, strict_initializer_inputs=strict_initializer_inputs,
                    image_options=image_options, progress=progress, _owned=_owned, _consume=consume, **plan_options)
     result = apply(planned.original, planned.plan, validate=validate, data=data, samples=samples,
                    input_shapes=input_shapes, seed=seed, count_macs=count_macs, progress=progress,
                    image_options=image_options, _prepared=(planned.model, planned.analysis, planned.fold),
-                   _owned=True, _before=before if planned.original is None else None)
+                   _owned=True, _before=(params_first, planned.original_cost.macs if planned.original_cost else None))
     result.ratio = planned.decision.t
     result.how = _how(planned.options, planned.decision)
     result.notes = list(planned.decision.notes) + [n for n in result.notes if n not in planned.decision.notes]
@@ -575,10 +584,6 @@ def sensitivity(model, *, ratios=DEFAULT_RATIOS, importance: str = "l2", aggrega
         feeds = make_feeds(original, samples, seed=seed, input_shapes=input_shapes)
         source = f"seeded random inputs (seed {seed})"
     return _sensitivity(m, analysis, scorer, feeds, ratios=ratios, source=source, progress=progress)
-
-
-def removed_as_arrays(removed: dict) -> dict:
-    return {int(k): np.asarray(v, dtype=np.int64) for k, v in removed.items()}
 
 
 # re-exported mirrors of the other commands

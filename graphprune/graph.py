@@ -56,7 +56,7 @@ def _numel(dims) -> int:
 def infer_shapes(model: onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
     """Shape inference on a data-less copy of the model: tensor name -> (shape, elem_type)."""
     light = onnx.ModelProto()
-    _copy_without_weights(model, light)
+    copy_without_weights(model, light)
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
@@ -135,26 +135,20 @@ def _symbolic_inference(light: onnx.ModelProto) -> onnx.ModelProto | None:
     return engine.out_mp_ if complete else None
 
 
-def _copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
-    """Copy everything but the bytes of big initializers (keeps dims and type)."""
-    light.ir_version = model.ir_version
-    light.opset_import.extend(model.opset_import)
-    light.functions.extend(model.functions)
-    graph = light.graph
-    src = model.graph
-    graph.name = src.name
-    graph.node.extend(src.node)
-    graph.input.extend(src.input)
-    graph.output.extend(src.output)
-    graph.value_info.extend(src.value_info)
-    for init in src.initializer:
+def copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None:
+    """Copy everything but the bytes of big initializers (they keep name, type and dims), for
+    shape inference: small int64 constants (shapes, axes) keep their values."""
+    copy_fields(model, light, skip=("graph",))
+    copy_fields(model.graph, light.graph, skip=("initializer",))
+    for init in model.graph.initializer:
         if _numel(init.dims) > _INFERENCE_KEEP_ELEMENTS and init.data_type != onnx.TensorProto.INT64:
-            t = graph.initializer.add()
-            t.name = init.name
-            t.data_type = init.data_type
-            t.dims.extend(init.dims)
+            copy_fields(init, light.graph.initializer.add(), skip=_TENSOR_DATA_FIELDS)
         else:
-            graph.initializer.add().CopyFrom(init)
+            light.graph.initializer.add().CopyFrom(init)
+
+
+_TENSOR_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data",
+                       "uint64_data", "external_data", "data_location")
 
 
 class GraphIndex:
@@ -271,6 +265,16 @@ class GraphIndex:
 
     def uses(self, tensor: str) -> list[Use]:
         return self.consumers.get(tensor, [])
+
+
+def fresh_name(taken: set, base: str) -> str:
+    """``base`` or ``base_1``, ``base_2``... whichever is not in ``taken`` (which it joins)."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
 
 
 def copy_fields(src, dst, skip: tuple[str, ...] = ()) -> None:

@@ -15,6 +15,7 @@ import onnx
 from .analysis.types import Analysis
 from .graph import write_tensor
 from .rules.base import CONSUMER, Space
+from .safety import check_structure
 
 
 def _set_positions(arr: np.ndarray, axis: int, positions: np.ndarray, value: float) -> np.ndarray:
@@ -25,8 +26,9 @@ def _set_positions(arr: np.ndarray, axis: int, positions: np.ndarray, value: flo
     return out
 
 
-def _removed_positions(group, slots: np.ndarray, space: Space) -> np.ndarray:
-    return np.nonzero(np.isin(group.slot_of[space], slots))[0]
+def _current(arrays: dict, analysis: Analysis, name: str) -> np.ndarray:
+    """The edited value of initializer ``name`` so far, else its original value."""
+    return arrays[name] if name in arrays else analysis.index.array(name)
 
 
 def zero_removed(model: onnx.ModelProto, analysis: Analysis, removed: dict) -> onnx.ModelProto:
@@ -44,11 +46,11 @@ def zero_removed(model: onnx.ModelProto, analysis: Analysis, removed: dict) -> o
             continue
         for param in group.params:
             if CONSUMER in param.roles:
-                pos = _removed_positions(group, slots, param.space)
-                arr = arrays.get(param.initializer, analysis.index.array(param.initializer))
+                pos = group.removed_positions(param.space, slots)
+                arr = _current(arrays, analysis, param.initializer)
                 arrays[param.initializer] = _set_positions(arr, param.axis, pos, 0.0)
-        for space in _activation_contractions(analysis, group):
-            masks.append((space, _removed_positions(group, slots, space), group.sizes[space]))
+        for space in group.contractions:
+            masks.append((space, group.removed_positions(space, slots), group.sizes[space]))
     for name, arr in arrays.items():
         write_tensor(inits[name], arr)
     for space, pos, size in masks:
@@ -56,30 +58,8 @@ def zero_removed(model: onnx.ModelProto, analysis: Analysis, removed: dict) -> o
     return out
 
 
-def _activation_contractions(analysis: Analysis, group) -> list[Space]:
-    """Spaces of activations read by a contraction whose other side is not a parameter."""
-    out = []
-    index = analysis.index
-    for space in group.spaces:
-        if index.is_constant(space.tensor):
-            continue
-        rank = len(index.shape(space.tensor))
-        for use in index.uses(space.tensor):
-            node = index.nodes[use.node]
-            if use.index != 0 or any(index.is_constant(i) for i in node.input[:2]):
-                continue
-            if node.op_type == "MatMul":
-                contracted = rank - 1
-            elif node.op_type == "Gemm":
-                contracted = 0 if any(a.name == "transA" and a.i for a in node.attribute) else 1
-            else:
-                continue
-            if space.axis == contracted:
-                out.append(space)
-    return out
-
-
 def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, positions: np.ndarray, size: int) -> None:
+    """Multiply ``space``'s tensor by a 0/1 mask before every reader (only removed positions change)."""
     rank = len(analysis.index.shape(space.tensor))
     shape = [1] * rank
     shape[space.axis] = size
@@ -92,36 +72,11 @@ def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, posit
     masked = f"{space.tensor}__oracle_masked{space.axis}"
     model.graph.initializer.append(onnx.numpy_helper.from_array(mask.astype(dtype), mask_name))
     for node in model.graph.node:
-        if node.op_type in ("MatMul", "Gemm") and node.input and node.input[0] == space.tensor:
-            node.input[0] = masked
+        for i, name in enumerate(node.input):
+            if name == space.tensor:
+                node.input[i] = masked
     model.graph.node.append(onnx.helper.make_node("Mul", [space.tensor, mask_name], [masked]))
-    _toposort(model.graph)
-
-
-def _toposort(graph: onnx.GraphProto) -> None:
-    produced = {o: i for i, n in enumerate(graph.node) for o in n.output}
-    nodes = list(graph.node)
-    order: list[int] = []
-    state = [0] * len(nodes)
-    for start in range(len(nodes)):
-        stack = [(start, False)]
-        while stack:
-            i, done = stack.pop()
-            if done:
-                state[i] = 2
-                order.append(i)
-                continue
-            if state[i]:
-                continue
-            state[i] = 1
-            stack.append((i, True))
-            for name in nodes[i].input:
-                j = produced.get(name)
-                if j is not None and state[j] == 0:
-                    stack.append((j, False))
-    sorted_nodes = [nodes[i] for i in order]
-    del graph.node[:]
-    graph.node.extend(sorted_nodes)
+    check_structure(model, "oracle model")  # puts the new Mul in topological order
 
 
 def kill_slots(model: onnx.ModelProto, analysis: Analysis, slots_by_group: dict) -> None:
@@ -132,8 +87,8 @@ def kill_slots(model: onnx.ModelProto, analysis: Analysis, slots_by_group: dict)
     for gid, slots in slots_by_group.items():
         group = by_id[gid]
         for param in group.params:
-            pos = _removed_positions(group, np.asarray(slots), param.space)
-            arr = arrays.get(param.initializer, analysis.index.array(param.initializer))
+            pos = group.removed_positions(param.space, np.asarray(slots))
+            arr = _current(arrays, analysis, param.initializer)
             arrays[param.initializer] = _set_positions(arr, param.axis, pos, param.neutral)
     for name, arr in arrays.items():
         write_tensor(inits[name], arr)

@@ -53,6 +53,17 @@ def _compare(reference: onnx.ModelProto, candidate: onnx.ModelProto, seeds=(0, 1
     return worst, shapes
 
 
+def _prune_and_compare(m, analysis, decision, reference, exact: bool) -> OracleResult:
+    """Apply ``decision`` to ``m`` (checker-valid afterwards) and compare it with ``reference``."""
+    before = count_params(m)
+    apply_decision(m, analysis, decision)
+    onnx.checker.check_model(m, full_check=True)
+    err, shapes = _compare(reference, m)
+    return OracleResult(len(analysis.prunable_groups), len(analysis.blocked_groups),
+                        sum(len(v) for v in decision.removed.values()), before, count_params(m), err, shapes,
+                        exact, m, analysis)
+
+
 def dead_channel_check(model, ratio: float = 0.25, seed: int = 0) -> OracleResult:
     m = prepare(as_model(model))
     analysis = analyze_model(m)
@@ -63,13 +74,7 @@ def dead_channel_check(model, ratio: float = 0.25, seed: int = 0) -> OracleResul
     decision = decide(analysis, ratio=ratio, importance="l2")
     exact = ({k: sorted(map(int, v)) for k, v in decision.removed.items()}
              == {k: sorted(map(int, v)) for k, v in dead.items()})
-    before = count_params(m)
-    apply_decision(m, analysis, decision)
-    onnx.checker.check_model(m, full_check=True)
-    err, shapes = _compare(reference, m)
-    return OracleResult(len(analysis.prunable_groups), len(analysis.blocked_groups),
-                        sum(len(v) for v in decision.removed.values()), before, count_params(m), err, shapes,
-                        exact, m, analysis)
+    return _prune_and_compare(m, analysis, decision, reference, exact)
 
 
 def pruning_oracle_check(model, ratio: float = 0.5, importance: str = "l2", seed: int = 0) -> OracleResult:
@@ -77,13 +82,7 @@ def pruning_oracle_check(model, ratio: float = 0.5, importance: str = "l2", seed
     analysis = analyze_model(m)
     decision = decide(analysis, ratio=ratio, importance=importance, seed=seed)
     reference = zero_removed(m, analysis, decision.removed)
-    before = count_params(m)
-    apply_decision(m, analysis, decision)
-    onnx.checker.check_model(m, full_check=True)
-    err, shapes = _compare(reference, m)
-    return OracleResult(len(analysis.prunable_groups), len(analysis.blocked_groups),
-                        sum(len(v) for v in decision.removed.values()), before, count_params(m), err, shapes,
-                        True, m, analysis)
+    return _prune_and_compare(m, analysis, decision, reference, True)
 
 
 def ratio_zero_check(model) -> float:

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import connected_components
 from ..graph import GraphIndex
 from ..rules import lookup
 from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
-from .shapevalue import PURE_SHAPE_OPS, ShapeValues
+from .shapevalue import ShapeValues, copies_values
 from .types import Analysis, Barrier, Group, ParamSlice
 
 log = logging.getLogger(__name__)
@@ -213,13 +213,6 @@ def _space_barriers(index: GraphIndex, infos: dict[str, _NodeInfo], flood: _Floo
     return out
 
 
-def _pure_use(node, index: int) -> bool:
-    """Does this input slot only copy integer values along (tracked by ShapeValues)?"""
-    if node.domain not in ("", "ai.onnx") or node.op_type not in PURE_SHAPE_OPS:
-        return False
-    return node.op_type == "Concat" or index == 0
-
-
 def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered: set) -> dict:
     """Barriers for channel spaces whose *size* is read as data (Shape/Size feeding arithmetic...).
 
@@ -248,7 +241,7 @@ def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered
                     out.setdefault(sp, []).append(Barrier(sp, f"the size of {sp} is a graph output ({t})", name))
             for use in index.uses(t):
                 consumer = index.nodes[use.node]
-                if use.index >= 0 and _pure_use(consumer, use.index):
+                if use.index >= 0 and copies_values(consumer, use.index):
                     stack.extend(o for o in consumer.output if o)
                     continue
                 entries = values.value(t)
@@ -365,7 +358,10 @@ def _build_group(index, infos, flood, comp, links_by_space, gid, size_barriers) 
         barriers.extend(size_barriers.get(s, ()))
     sizes = {s: flood.size(s) for s in comp}
     nodes = sorted({n for s in comp for n in _touching_nodes(index, s.tensor)}, key=index.node_pos.__getitem__)
-    group = Group(gid, tuple(comp), sizes, (), tuple(params[s] for s in comp if s in params), tuple(nodes))
+    contractions = sorted({lk.a for lk in links if lk.role == CONSUMER and not index.is_constant(lk.a.tensor)
+                           and not index.is_constant(lk.b.tensor)})
+    group = Group(gid, tuple(comp), sizes, (), tuple(params[s] for s in comp if s in params), tuple(nodes),
+                  contractions=tuple(contractions))
     if all(isinstance(v, int) for v in sizes.values()):
         n_slots, slot_of, errors = _slots(comp, sizes, links)
         barriers.extend(Barrier(comp[0], e) for e in errors)

@@ -198,5 +198,8 @@ class ShapeValues:
 PURE_SHAPE_OPS = frozenset({"Identity", "Cast", "Unsqueeze", "Squeeze", "Concat", "Gather", "Slice"})
 
 
-def values_of(entries: list[Entry] | None) -> list[int | None] | None:
-    return None if entries is None else [e.value for e in entries]
+def copies_values(node, index: int) -> bool:
+    """Does input ``index`` of ``node`` only copy integer values along (followed element by element)?"""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in PURE_SHAPE_OPS:
+        return False
+    return node.op_type == "Concat" or index == 0

@@ -51,6 +51,9 @@ class Group:
     n_slots: int = 0
     #: slot id of every position of every space (only when the group is not blocked)
     slot_of: dict = field(default_factory=dict)
+    #: activation spaces read by a contraction whose other side is an activation too (no weight
+    #: slice to zero there: the oracle masks these)
+    contractions: tuple[Space, ...] = ()
 
     @property
     def blocked(self) -> bool:
@@ -67,13 +70,9 @@ class Group:
             return np.arange(slots.size, dtype=np.int64)
         return np.nonzero(~np.isin(slots, removed))[0].astype(np.int64)
 
-    def slot_members(self) -> list[dict]:
-        """For each slot, {space: positions} (for display and tests)."""
-        out: list[dict] = [dict() for _ in range(self.n_slots)]
-        for space, slots in self.slot_of.items():
-            for pos, s in enumerate(slots):
-                out[int(s)].setdefault(space, []).append(pos)
-        return out
+    def removed_positions(self, space: Space, removed) -> np.ndarray:
+        """Sorted positions of ``space`` whose slot is in ``removed``."""
+        return np.nonzero(np.isin(self.slot_of[space], removed))[0].astype(np.int64)
 
     def spaces_of_slots(self) -> dict:
         """For each space, the set of slot ids it touches."""

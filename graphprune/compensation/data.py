@@ -88,14 +88,13 @@ def compensation_data(analysis: Analysis, removed: dict, stats: CalibrationStats
             st = stats.get(site.activation)
             if site.activation in out or st is None or st.count == 0:
                 continue
-            gone = np.isin(group.slot_of[site.activation], slots)
-            positions = np.nonzero(gone)[0].astype(np.int64)
+            positions = group.removed_positions(site.activation, slots)
             if not positions.size:
                 continue
             shape = (1,) + tuple(st.shape[1:]) if st.shape else ()
             extra = {}
             if refit and st.covariance is not None:
-                kept = np.nonzero(~gone)[0].astype(np.int64)
+                kept = group.kept_positions(site.activation, slots)
                 matrix, intercept = reconstruction(st.covariance, st.mean, positions, kept)
                 extra = {"kept": kept, "matrix": matrix, "intercept": intercept}
             out[site.activation] = SpaceMeans(site.activation, positions, st.mean[positions], shape, **extra)

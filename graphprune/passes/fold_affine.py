@@ -54,7 +54,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..graph import Use, add_initializer, get_attr, infer_shapes, subgraph_reads, write_tensor
+from ..graph import Use, add_initializer, fresh_name, get_attr, infer_shapes, subgraph_reads, write_tensor
 from .base import Pass, PassResult
 from .normalize import NameNodesPass
 
@@ -227,12 +227,7 @@ class FoldContext:
 
     # -- editing
     def fresh_name(self, base: str) -> str:
-        name, k = base, 0
-        while name in self._taken:
-            k += 1
-            name = f"{base}_{k}"
-        self._taken.add(name)
-        return name
+        return fresh_name(self._taken, base)
 
     def set_input(self, node: onnx.NodeProto, index: int, name: str) -> None:
         while len(node.input) <= index:

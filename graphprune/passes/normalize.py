@@ -40,14 +40,9 @@ class NameNodesPass(Pass):
     name = "name-nodes"
 
     def run(self, model: onnx.ModelProto) -> PassResult:
-        seen: set[str] = set()
         renamed = 0
-        for node in model.graph.node:
-            if node.name and node.name not in seen:
-                seen.add(node.name)
-                continue
-        taken = set(seen)
-        seen.clear()
+        taken = {node.name for node in model.graph.node if node.name}
+        seen: set[str] = set()
         counter = 0
         for node in model.graph.node:
             if node.name and node.name not in seen:

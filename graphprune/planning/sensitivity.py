@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from ..analysis.types import Analysis
-from ..oracle import _activation_contractions, zero_removed
+from ..oracle import zero_removed
 from ..progress import progress as progress_iter
 from ..rules.base import CONSUMER
 from ..validation.runner import make_session
@@ -101,7 +101,7 @@ class _Runner:
         return out
 
     def drift(self, group, slots: np.ndarray) -> float:
-        if _activation_contractions(self.analysis, group):
+        if group.contractions:
             masked = zero_removed(self.model, self.analysis, {group.id: slots})
             values = self.run(make_session(masked, exact=True, label="sensitivity model"), {})
         else:
@@ -109,7 +109,7 @@ class _Runner:
             for p in _consumer_params(group):
                 arr = np.array(weights.get(p.initializer, self.analysis.index.array(p.initializer)), copy=True)
                 where = [slice(None)] * arr.ndim
-                where[p.axis] = np.nonzero(np.isin(group.slot_of[p.space], slots))[0]
+                where[p.axis] = group.removed_positions(p.space, slots)
                 arr[tuple(where)] = 0
                 weights[p.initializer] = arr
             values = self.run(self.session, weights)

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 
 from ..errors import GraphPruneError
-from ..graph import _copy_without_weights, infer_shapes
+from ..graph import copy_without_weights, infer_shapes
 from ..validation.feeds import make_feeds, resolve_shapes
 from ..validation.runner import make_session, run_session
 
@@ -57,7 +57,7 @@ def _set_dims(vi: onnx.ValueInfoProto, shape) -> None:
 
 def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
     light = onnx.ModelProto()
-    _copy_without_weights(model, light)
+    copy_without_weights(model, light)
     light.graph.ClearField("value_info")  # stale declared shapes (symbolic batch) would win over inferred ones
     for vi in light.graph.input:
         if vi.name in inputs:

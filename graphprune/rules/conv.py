@@ -42,25 +42,34 @@ def _spatial_reasons(res: RuleResult, ctx: RuleContext, x: str, y: str, what: st
             res.barrier(Space(t, ax), f"{what} mixes spatial axis {ax} of {t}")
 
 
-@register("Conv")
-def conv_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+def _common(ctx: RuleContext, res: RuleResult):
+    """What Conv and ConvTranspose share: batch passes, spatial axes mix, bias follows the output
+    channels. Returns (x, w, y, weight shape, group) or None when the weight shape is unknown."""
     x, w, b, y = ctx.input(0), ctx.input(1), ctx.input(2), ctx.output(0)
     wshape = ctx.shape(w)
     if wshape is None or len(wshape) < 3 or None in wshape[:2]:
-        res.barrier(Space(y, 1), f"Conv {ctx.name}: weight {w} has no static shape")
-        return res
-    g = int(ctx.attr("group", 1))
-    c_out, cin_g = wshape[0], wshape[1]
+        res.barrier(Space(y, 1), f"{ctx.node.op_type} {ctx.name}: weight {w} has no static shape")
+        return None
     res.link(Space(x, 0), Space(y, 0))
-    _spatial_reasons(res, ctx, x, y, f"Conv {ctx.name}")
-    res.link(Space(w, 0), Space(y, 1), role=PRODUCER, tag="weight")
+    _spatial_reasons(res, ctx, x, y, f"{ctx.node.op_type} {ctx.name}")
     if b:
         res.link(Space(b, 0), Space(y, 1), role=PRODUCER, tag="bias")
+    return x, w, y, wshape, int(ctx.attr("group", 1))
+
+
+@register("Conv")
+def conv_rule(ctx: RuleContext) -> RuleResult:
+    res = RuleResult()
+    common = _common(ctx, res)
+    if common is None:
+        return res
+    x, w, y, wshape, g = common
+    c_out, cin_g = wshape[0], wshape[1]
+    res.link(Space(w, 0), Space(y, 1), role=PRODUCER, tag="weight")
     if g == 1:
         res.link(Space(w, 1), Space(x, 1), role=CONSUMER, tag="weight")
     elif cin_g == 1:
-        res.link(Space(x, 1), Space(y, 1), block_pairs(g, c_out // g), role=CONSUMER)
+        res.link(Space(x, 1), Space(y, 1), block_pairs(g, c_out // g))
         res.fixups.append(_group_fixup(ctx.name, Space(x, 1)))
     else:
         cout_g = c_out // g
@@ -72,23 +81,17 @@ def conv_rule(ctx: RuleContext) -> RuleResult:
 @register("ConvTranspose")
 def conv_transpose_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult()
-    x, w, b, y = ctx.input(0), ctx.input(1), ctx.input(2), ctx.output(0)
-    wshape = ctx.shape(w)
-    if wshape is None or len(wshape) < 3 or None in wshape[:2]:
-        res.barrier(Space(y, 1), f"ConvTranspose {ctx.name}: weight {w} has no static shape")
+    common = _common(ctx, res)
+    if common is None:
         return res
-    g = int(ctx.attr("group", 1))
+    x, w, y, wshape, g = common
     c_in, cout_g = wshape[0], wshape[1]
     cin_g = c_in // g
-    res.link(Space(x, 0), Space(y, 0))
-    _spatial_reasons(res, ctx, x, y, f"ConvTranspose {ctx.name}")
     res.link(Space(w, 0), Space(x, 1), role=CONSUMER, tag="weight")
-    if b:
-        res.link(Space(b, 0), Space(y, 1), role=PRODUCER, tag="bias")
     if g == 1:
         res.link(Space(w, 1), Space(y, 1), role=PRODUCER, tag="weight")
     elif cin_g == 1:
-        res.link(Space(x, 1), Space(y, 1), block_pairs(g, cout_g), role=PRODUCER)
+        res.link(Space(x, 1), Space(y, 1), block_pairs(g, cout_g))
         res.explained.add(Space(w, 1))
         res.fixups.append(_group_fixup(ctx.name, Space(x, 1)))
     else:

@@ -11,7 +11,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import PruningError
-from ..graph import add_initializer, remove_initializers, subgraph_reads
+from ..graph import add_initializer, fresh_name, remove_initializers, subgraph_reads
 
 
 class ModelEditor:
@@ -28,12 +28,7 @@ class ModelEditor:
 
     # ------------------------------------------------------------------ names
     def unique_name(self, base: str) -> str:
-        name, k = base, 0
-        while name in self._names:
-            k += 1
-            name = f"{base}_{k}"
-        self._names.add(name)
-        return name
+        return fresh_name(self._names, base)
 
     def _node(self, name: str) -> onnx.NodeProto:
         try:
