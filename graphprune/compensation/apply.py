@@ -26,7 +26,7 @@ import onnx
 
 from ..analysis.types import Analysis
 from ..calibration.sites import consumer_sites
-from ..graph import add_initializer, write_tensor
+from ..graph import add_initializer, fresh_name, write_tensor
 from .data import SpaceMeans
 from .response import Probe, responses
 
@@ -163,18 +163,10 @@ def _collect_probes(model: onnx.ModelProto, analysis: Analysis, data: list[Space
 
 
 def _insert_add(model: onnx.ModelProto, node: onnx.NodeProto, constant: np.ndarray, names: set[str]) -> str:
-    def unique(base: str) -> str:
-        name, k = base, 0
-        while name in names:
-            k += 1
-            name = f"{base}_{k}"
-        names.add(name)
-        return name
-
     out = node.output[0]
-    pre = unique(f"{out}__uncompensated")
-    const = unique(f"{node.name}_compensation")
-    add_name = unique(f"{node.name}_compensate")
+    pre = fresh_name(names, f"{out}__uncompensated")
+    const = fresh_name(names, f"{node.name}_compensation")
+    add_name = fresh_name(names, f"{node.name}_compensate")
     add_initializer(model.graph, const, constant)
     position = next(i for i, n in enumerate(model.graph.node) if n.name == node.name)
     node.output[0] = pre
