@@ -329,72 +329,24 @@ def _check_data_target(data_path: Path, out: Path, inputs: tuple, force: bool) -
                 "(choose another -o)")
 
 
-def _external_size(tensor: onnx.TensorProto) -> int | None:
-    """Bytes ``tensor`` puts in the data file, or None when it stays inline."""
-    nbytes = tensor_nbytes(tensor) if tensor.HasField("raw_data") else None
-    return nbytes if nbytes is not None and nbytes >= EXTERNAL_TENSOR_MIN_BYTES else None
-
-
-def _write_external(model: onnx.ModelProto, model_path: Path, data_path: Path, location: str) -> bool:
-    """Write ``model`` as a small proto plus a data file, streaming one tensor at a time.
-
-    Returns False (and writes no data file) when no tensor is large enough to go external.
-    """
-    skeleton = onnx.ModelProto()
-    copy_fields(model, skeleton, skip=("graph",))
-    copy_fields(model.graph, skeleton.graph, skip=("initializer",))
-    if not any(_external_size(t) for t in model.graph.initializer):
-        skeleton.graph.initializer.extend(model.graph.initializer)
-        _write_bytes(model_path, skeleton.SerializeToString())
-        return False
-    offset = 0
-    with open(data_path, "wb") as fh:
-        for tensor in model.graph.initializer:
-            new = skeleton.graph.initializer.add()
-            nbytes = _external_size(tensor)
-            if nbytes is None:
-                new.CopyFrom(tensor)
-                continue
-            copy_fields(tensor, new, skip=("raw_data", "external_data", "data_location"))
-            pad = -offset % EXTERNAL_ALIGNMENT
-            if pad:
-                fh.write(b"\0" * pad)
-                offset += pad
-            data = tensor.raw_data
-            fh.write(data)
-            del data
-            new.data_location = onnx.TensorProto.EXTERNAL
-            for key, value in (("location", location), ("offset", str(offset)), ("length", str(nbytes))):
-                entry = new.external_data.add()
-                entry.key, entry.value = key, value
-            offset += nbytes
-        fh.flush()
-        os.fsync(fh.fileno())
-    if skeleton.ByteSize() > PROTOBUF_LIMIT:
-        raise OutputError(f"{model_path.name}: even without its initializers the model exceeds 2 GB (huge tensors "
-                          "inside nodes or subgraphs); cannot write it")
-    _write_bytes(model_path, skeleton.SerializeToString())
-    return True
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def save_model(model: onnx.ModelProto, output: str | os.PathLike, *, inputs: tuple = (),
+def save_model(model, output: str | os.PathLike, *, inputs: tuple = (),
                force: bool = False, external_data: bool | None = None) -> Path:
-    """Write ``model`` atomically; big models go to ``<output>.data`` beside the output.
+    """Write ``model`` (an editable graph or a ModelProto) atomically; big models go to
+    ``<output>.data`` beside the output.
 
     ``external_data`` None decides by size (above :data:`EXTERNAL_DATA_THRESHOLD`). ``model``
-    is not modified.
+    is not modified; its initializers are streamed one at a time (no second copy of the weights).
     """
+    import onnx_ir as ir
+
+    from .graph.model import from_proto
+    from .graph.write import External, serialized_size
+
+    graph = model if isinstance(model, ir.Model) else from_proto(model)
     out = _check_output(Path(output), inputs, force, parse=True)
     parent = out.parent if str(out.parent) else Path(".")
     if external_data is None:
-        external_data = model_byte_size(model) > EXTERNAL_DATA_THRESHOLD
+        external_data = serialized_size(graph) > EXTERNAL_DATA_THRESHOLD
     data_name = out.name + ".data"
     if external_data:
         _check_data_target(parent / data_name, out, inputs, force)
@@ -404,18 +356,9 @@ def save_model(model: onnx.ModelProto, output: str | os.PathLike, *, inputs: tup
         raise OutputError(f"{out}: cannot create a temporary file in {parent} ({exc.strerror or exc})") from exc
     try:
         tmp_model = tmpdir / out.name
-        if external_data:
-            external_data = _write_external(model, tmp_model, tmpdir / data_name, data_name)
-            if external_data:
-                os.replace(tmpdir / data_name, parent / data_name)
-        else:
-            try:
-                data = model.SerializeToString()
-            except ValueError as exc:
-                raise OutputError(f"{out}: the model exceeds the 2 GB protobuf limit; save it with external data") \
-                    from exc
-            _write_bytes(tmp_model, data)
-            del data
+        wrote_data = _write_graph(graph, tmp_model, tmpdir / data_name if external_data else None, data_name)
+        if wrote_data:
+            os.replace(tmpdir / data_name, parent / data_name)
         os.replace(tmp_model, out)
     except OSError as exc:
         raise OutputError(f"{out}: cannot write ({exc.strerror or exc})") from exc
@@ -425,6 +368,38 @@ def save_model(model: onnx.ModelProto, output: str | os.PathLike, *, inputs: tup
         tmpdir.rmdir()
     log.info("wrote %s%s", out, f" (+ {data_name})" if external_data else "")
     return out
+
+
+def _write_graph(graph, model_path: Path, data_path: Path | None, location: str) -> bool:
+    """Stream ``graph`` into ``model_path`` (big tensors into ``data_path`` when given); returns
+    whether a data file was written."""
+    from .graph.write import External, serialized_size, write_model
+
+    if data_path is None:
+        if serialized_size(graph) > PROTOBUF_LIMIT:
+            raise OutputError(f"{model_path.name}: the model exceeds the 2 GB protobuf limit; save it with external "
+                              "data")
+        with open(model_path, "wb") as fh:
+            write_model(graph, fh)
+            _sync(fh)
+        return False
+    with open(data_path, "wb") as data:
+        external = External(data, location, EXTERNAL_TENSOR_MIN_BYTES, EXTERNAL_ALIGNMENT)
+        if serialized_size(graph, external) > PROTOBUF_LIMIT:
+            raise OutputError(f"{model_path.name}: even without its initializers the model exceeds 2 GB (huge "
+                              "tensors inside nodes or subgraphs); cannot write it")
+        with open(model_path, "wb") as fh:
+            wrote = write_model(graph, fh, external)
+            _sync(fh)
+        _sync(data)
+    if not wrote:
+        data_path.unlink()
+    return wrote
+
+
+def _sync(fh) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 __all__ = ["EXTERNAL_DATA_THRESHOLD", "PROTOBUF_LIMIT", "check_external_location", "check_output_path",

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from .analysis.types import Analysis
-from .graph import write_tensor
+from .graph import edit, write_tensor
 from .rules.base import CONSUMER, Space
 from .safety import check_structure
 
@@ -31,10 +32,11 @@ def _current(arrays: dict, analysis: Analysis, name: str) -> np.ndarray:
     return arrays[name] if name in arrays else analysis.index.array(name)
 
 
-def zero_removed(model: onnx.ModelProto, analysis: Analysis, removed: dict) -> onnx.ModelProto:
-    """Copy of ``model`` (the analysed one) with removed slots' consumer slices zeroed."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.ModelProto:
+    """A ModelProto of ``model`` (the analysed graph) with removed slots' consumer slices zeroed."""
+    from .graph.model import to_proto
+
+    out = to_proto(model)
     inits = {t.name: t for t in out.graph.initializer}
     by_id = {g.id: g for g in analysis.groups}
     arrays: dict[str, np.ndarray] = {}
@@ -79,9 +81,9 @@ def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, posit
     check_structure(model, "oracle model")  # puts the new Mul in topological order
 
 
-def kill_slots(model: onnx.ModelProto, analysis: Analysis, slots_by_group: dict) -> None:
-    """Set every parameter slice of the given slots to its neutral value (in place)."""
-    inits = {t.name: t for t in model.graph.initializer}
+def kill_slots(model: ir.Model, analysis: Analysis, slots_by_group: dict) -> None:
+    """Set every parameter slice of the given slots to its neutral value (in place, on the
+    editable graph the analysis was computed on)."""
     by_id = {g.id: g for g in analysis.groups}
     arrays: dict[str, np.ndarray] = {}
     for gid, slots in slots_by_group.items():
@@ -91,4 +93,4 @@ def kill_slots(model: onnx.ModelProto, analysis: Analysis, slots_by_group: dict)
             arr = _current(arrays, analysis, param.initializer)
             arrays[param.initializer] = _set_positions(arr, param.axis, pos, param.neutral)
     for name, arr in arrays.items():
-        write_tensor(inits[name], arr)
+        edit.write_initializer(model.graph.initializers[name], arr)

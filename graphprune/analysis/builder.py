@@ -22,8 +22,9 @@ import onnx
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ..graph import GraphIndex
-from ..rules import lookup
+from ..graph.index import GraphIndex
+from ..graph.nodes import has_subgraph, inputs, outputs
+from ..rules import DEFAULT_RULES
 from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
 from .shapevalue import ShapeValues, copies_values
 from .types import Analysis, Barrier, Group, ParamSlice
@@ -43,18 +44,18 @@ class _NodeInfo:
     chosen: dict = field(default_factory=dict)  # choice index -> option index
 
 
-def _evaluate_rules(index: GraphIndex, values: ShapeValues) -> dict[str, _NodeInfo]:
+def _evaluate_rules(index: GraphIndex, values: ShapeValues, rules) -> dict[str, _NodeInfo]:
     infos: dict[str, _NodeInfo] = {}
     for name in index.node_order:
         node = index.nodes[name]
         domain = node.domain or ""
-        fn = lookup(domain, node.op_type, index.opset(domain))
+        fn = rules.lookup(domain, node.op_type, index.opset(domain))
         label = f"{node.op_type}" if domain in ("", "ai.onnx") else f"{domain}.{node.op_type}"
         if fn is None:
-            known = "opset" if lookup(domain, node.op_type, 10**6) or lookup(domain, node.op_type, 1) else "op"
+            known = "opset" if rules.lookup(domain, node.op_type, 10**6) or rules.lookup(domain, node.op_type, 1) else "op"
             why = (f"{label} node {name}: no rule for this {known}"
                    + (f" at opset {index.opset(domain)}" if known == "opset" else ""))
-            if any(a.HasField("g") or a.graphs for a in node.attribute):
+            if has_subgraph(node):
                 why = f"{label} node {name}: subgraph ops are barriers"
             infos[name] = _NodeInfo(name, label, None, why)
             continue
@@ -122,7 +123,7 @@ class _Flood:
         for space in self.adj:
             size = self.size(space)
             if (self.index.is_constant(space.tensor) and isinstance(size, int) and size >= 2
-                    and self.index.initializers[space.tensor].data_type in _FLOAT_TYPES):
+                    and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES):
                 out.append(space)
         return sorted(out)
 
@@ -227,10 +228,10 @@ def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered
         node = index.nodes[name]
         if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx"):
             continue
-        spaces = by_tensor.get(node.input[0])
+        spaces = by_tensor.get(inputs(node)[0] if node.inputs else "")
         if not spaces:
             continue
-        stack, seen = [node.output[0]], set()
+        stack, seen = [outputs(node)[0]], set()
         while stack:
             t = stack.pop()
             if t in seen:
@@ -242,7 +243,7 @@ def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered
             for use in index.uses(t):
                 consumer = index.nodes[use.node]
                 if use.index >= 0 and copies_values(consumer, use.index):
-                    stack.extend(o for o in consumer.output if o)
+                    stack.extend(o for o in outputs(consumer) if o)
                     continue
                 entries = values.value(t)
                 for sp in spaces:
@@ -299,10 +300,10 @@ def _slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, di
     return n_slots, slot_of, []
 
 
-def analyze(index: GraphIndex) -> Analysis:
-    """Analyze a (normalized) model: groups, slots, barriers, fix-ups."""
+def analyze(index: GraphIndex, rules=DEFAULT_RULES) -> Analysis:
+    """Analyze a (normalized) model with ``rules``: groups, slots, barriers, fix-ups."""
     values = ShapeValues(index)
-    infos = _evaluate_rules(index, values)
+    infos = _evaluate_rules(index, values, rules)
     flood = _Flood(index, infos)
     flood.run()
     flood.complete_sizes()

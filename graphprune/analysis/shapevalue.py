@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..graph import GraphIndex, get_attr
+from ..graph.index import GraphIndex
+from ..graph.nodes import get_attr, input_name, inputs, output_name
 
 MAX_ELEMENTS = 64
 
@@ -44,7 +45,7 @@ class ShapeValues:
 
     def input_value(self, node, index: int) -> list[Entry] | None:
         """Entries of ``node.input[index]`` (constants get sources naming this use)."""
-        name = node.input[index] if index < len(node.input) else ""
+        name = input_name(node, index)
         if not name:
             return None
         if self.index.is_constant(name):
@@ -64,7 +65,7 @@ class ShapeValues:
                 stack.pop()
                 continue
             node = self.index.node_of(name)
-            pending = [] if node is None else [i for i in node.input if i and i not in self._memo
+            pending = [] if node is None else [i for i in inputs(node) if i and i not in self._memo
                                                and not self.index.is_constant(i)]
             if pending and len(stack) < 10_000:
                 stack.extend(pending)
@@ -87,18 +88,18 @@ class ShapeValues:
         if node is None or node.domain not in ("", "ai.onnx"):
             return None
         ins = [self._memo.get(i) if not self.index.is_constant(i) else self._const(i, (node.name, k)) if i else None
-               for k, i in enumerate(node.input)]
+               for k, i in enumerate(inputs(node))]
         op = node.op_type
         try:
             handler = getattr(self, f"_op_{op}", None)
-            if handler is None or name != node.output[0]:
+            if handler is None or name != output_name(node, 0):
                 return None
             return handler(node, ins)
         except (ValueError, IndexError, TypeError):
             return None
 
     def _op_Shape(self, node, ins):
-        shape = self.index.shape(node.input[0])
+        shape = self.index.shape(input_name(node, 0))
         if shape is None:
             return None
         rank = len(shape)
@@ -106,15 +107,15 @@ class ShapeValues:
         end = get_attr(node, "end", rank)
         start = max(0, min(rank, start + rank if start < 0 else start))
         end = max(0, min(rank, end + rank if end < 0 else end))
-        x = node.input[0]
+        x = input_name(node, 0)
         return [Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", x, a), frozenset({(x, a)}))
                 for a in range(start, end)]
 
     def _op_Size(self, node, ins):
-        shape = self.index.shape(node.input[0])
+        shape = self.index.shape(input_name(node, 0))
         if shape is None:
             return None
-        x = node.input[0]
+        x = input_name(node, 0)
         total = 1
         for d in shape:
             total = total * d if isinstance(d, int) and total is not None else None
@@ -151,7 +152,7 @@ class ShapeValues:
         data = ins[0]
         if data is None:
             return None
-        if len(node.input) > 1:
+        if len(node.inputs) > 1:
             params = [ins[i] if i < len(ins) else None for i in range(1, 5)]
             if params[0] is None or params[1] is None:
                 return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.types import Group
+from ..graph.nodes import inputs
 from ..rules.base import CONSUMER, Space
 
 
@@ -40,7 +41,7 @@ def consumer_sites(group: Group, index) -> list[ConsumerSite]:
             if use.index < 0:
                 continue
             node = index.nodes[use.node]
-            for i, name in enumerate(node.input):
+            for i, name in enumerate(inputs(node)):
                 if not name or index.is_constant(name):
                     continue
                 for space in _spaces_of(name, members):

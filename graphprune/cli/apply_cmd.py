@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import apply, export_masks
-from ..io import check_output_path, load_model, save_model
+from ..api import apply
+from ..io import check_output_path, save_model
+from ..pipeline.load import load
+from ..pipeline.masks import export_masks
 from ..planning.plan_file import PruningPlan, write_masks
 from ..report import check_report_path
 from .prune_cmd import print_result
@@ -30,13 +32,13 @@ def _run(args: argparse.Namespace) -> int:
         check_output_path(args.export_masks, (args.model, args.plan, args.output))
     vkw = validation_kwargs(args)
     the_plan = PruningPlan.load(args.plan)
-    model = load_model(args.model)
-    result = apply(model, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
+    source = load(args.model)
+    result = apply(source, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
                    input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], label=Path(args.model).name, _owned=True)
-    save_model(result.model, out, inputs=(args.model,), force=args.force)
+                   image_options=vkw["image_options"], label=Path(args.model).name)
+    save_model(result.graph, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
-        write_masks(args.export_masks, export_masks(model, result.analysis, result.removed,
+        write_masks(args.export_masks, export_masks(source, result.analysis, result.removed,
                                                     folded=the_plan.fold_batchnorm,
                                                     strict_initializer_inputs=the_plan.strict_initializer_inputs))
     print_result(args, out, result, f"apply {args.plan} to {args.model} -> {out}")

@@ -12,7 +12,8 @@ import logging
 
 
 from ..errors import ValidationFailed
-from ..io import check_output_path, load_model, save_model
+from ..io import check_output_path, save_model
+from ..pipeline.load import load
 from ..passes.fold import FoldResult, fold
 from .validate_cmd import add_report_argument, add_validation_arguments, failure_message, validation_kwargs
 
@@ -58,15 +59,15 @@ def _run(args: argparse.Namespace) -> int:
 
         check_report_path(args.report)
     check_output_path(args.output, (args.model,), force=args.force)
-    model = load_model(args.model)
-    result = fold(model, inplace=args.no_validate)
+    source = load(args.model)
+    result = fold(source.editable())
     report = None
     if not args.no_validate:
         from ..validation import validate
 
-        report = validate(model, result.model, **validation_kwargs(args))
+        report = validate(source.proto, result.model, **validation_kwargs(args))
     failed = report is not None and not report.passed
-    written = None if failed and not args.force else str(save_model(result.model, args.output,
+    written = None if failed and not args.force else str(save_model(result.graph, args.output,
                                                                     inputs=(args.model,), force=args.force))
     _print(result, report, args.json, written)
     if args.report:

@@ -5,13 +5,11 @@ import argparse
 import json
 
 from ..api import inspect
-from ..io import load_model
+from ..pipeline.load import load
 
 
 def _run(args: argparse.Namespace) -> int:
-    model = load_model(args.model)
-    result = inspect(model, strict_initializer_inputs=args.strict_initializer_inputs)
-    result.model_name = args.model
+    result = inspect(load(args.model), strict_initializer_inputs=args.strict_initializer_inputs, label=args.model)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

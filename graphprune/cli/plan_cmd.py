@@ -14,7 +14,8 @@ from ..api import plan
 from ..calibration.collect import DEFAULT_CALIB_SAMPLES
 from ..errors import UsageError
 from ..importance import AGGREGATES, IMPORTANCE_NAMES
-from ..io import check_output_path, load_model
+from ..io import check_output_path
+from ..pipeline.load import load
 from ..planning.options import NORMALIZERS
 from ..planning.plan_file import write_masks
 from ..progress import bars_visible
@@ -170,10 +171,9 @@ def _run(args: argparse.Namespace) -> int:
         check_output_path(args.export_masks, (args.model,))
     if args.calib is None and any(v is not None for v in (args.mean, args.std, args.size)):
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
-    model = load_model(args.model)
-    result = plan(model, **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
-                  image_options=image_options(args), progress=bars_visible(), label=Path(args.model).name,
-                  _owned=True)
+    result = plan(load(args.model), **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape),
+                  seed=args.seed, image_options=image_options(args), progress=bars_visible(),
+                  label=Path(args.model).name)
     result.plan.save(out)
     if args.export_masks:
         write_masks(args.export_masks, result.masks())

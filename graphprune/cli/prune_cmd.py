@@ -5,7 +5,8 @@ import argparse
 import json
 
 from ..api import prune
-from ..io import check_output_path, load_model, save_model
+from ..io import check_output_path, save_model
+from ..pipeline.load import load
 from ..planning.plan_file import write_masks
 from ..report import check_report_path, write_report
 from .plan_cmd import add_plan_arguments, check_plan_arguments, plan_kwargs
@@ -36,15 +37,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.export_masks:
         check_output_path(args.export_masks, (args.model, args.output))
     vkw = _validation_kwargs(args)
-    model = load_model(args.model)
-    result = prune(model, **plan_kwargs(args), validate=not args.no_validate, data=vkw["data"],
+    source = load(args.model)
+    result = prune(source, **plan_kwargs(args), validate=not args.no_validate, data=vkw["data"],
                    samples=vkw["samples"], input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], _owned=True,
-                   _consume=args.no_validate and not args.export_masks)
-    save_model(result.model, out, inputs=(args.model,), force=args.force)
+                   image_options=vkw["image_options"])
+    save_model(result.graph, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
-        from ..api import export_masks
-        write_masks(args.export_masks, export_masks(model, result.analysis, result.removed,
+        from ..pipeline.masks import export_masks
+        write_masks(args.export_masks, export_masks(source, result.analysis, result.removed,
                                                     folded=not args.keep_bn,
                                                     strict_initializer_inputs=args.strict_initializer_inputs))
     print_result(args, out, result, f"prune {args.model} -> {out}")

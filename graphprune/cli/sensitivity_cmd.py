@@ -6,9 +6,9 @@ import json
 
 from ..api import SENSITIVITY_SAMPLES, sensitivity
 from ..errors import UsageError
-from ..io import load_model
-from ..planning.sensitivity import DEFAULT_RATIOS
-from ..planning.sensitivity_report import register as register_section
+from ..pipeline.load import load
+from ..execution.sensitivity import DEFAULT_RATIOS
+from ..report.sensitivity import register as register_section
 from ..progress import bars_visible
 from ..report import check_report_path, write_report
 from ..validation import parse_input_shapes
@@ -41,8 +41,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH")
     if args.calib is None and any(v is not None for v in (args.mean, args.std, args.size)):
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
-    model = load_model(args.model)
-    result = sensitivity(model, ratios=args.ratios, importance=args.importance, aggregate=args.aggregate,
+    result = sensitivity(load(args.model), ratios=args.ratios, importance=args.importance, aggregate=args.aggregate,
                          calib=args.calib, calib_samples=args.calib_samples, samples=args.samples,
                          keep_bn=args.keep_bn, input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
                          image_options=image_options(args), progress=bars_visible())

@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
 from ..analysis.types import Analysis
 from ..calibration.sites import consumer_sites
-from ..graph import add_initializer, fresh_name, write_tensor
+from ..graph import edit
+from ..graph.model import node_into
+from ..graph.nodes import inputs
 from .data import SpaceMeans
 from .response import Probe, responses
 
@@ -62,11 +65,12 @@ class CompensationReport:
                 "skipped": dict(self.skipped), "into_bias": self.into_bias, "refit": list(self.refit)}
 
 
-def _unsupported(node: onnx.NodeProto, input_index: int, index) -> str | None:
+def _unsupported(node: ir.Node, input_index: int, index) -> str | None:
     if node.domain not in ("", "ai.onnx"):
         return f"custom-domain op {node.domain}.{node.op_type}"
-    x = node.input[input_index]
-    for k, name in enumerate(node.input):
+    names = inputs(node)
+    x = names[input_index]
+    for k, name in enumerate(names):
         if not name or k == input_index:
             continue
         if name == x:
@@ -87,18 +91,18 @@ def _constant_input(means: SpaceMeans, values: np.ndarray, dtype: np.dtype) -> n
     return x
 
 
-def channel_axes(analysis: Analysis, node: onnx.NodeProto) -> set[int]:
+def channel_axes(analysis: Analysis, node: ir.Node) -> set[int]:
     """Axes of the node's first output that share a group with one of the node's parameters."""
     from ..rules.base import Space
 
-    out = node.output[0]
+    out = node.outputs[0].name
     rank = analysis.index.rank(out) or 0
-    inputs = set(node.input)
+    names = set(inputs(node))
     groups = {g.id: g for g in analysis.groups}
     axes = set()
     for axis in range(rank):
         gid = analysis.space_group.get(Space(out, axis))
-        if gid is not None and any(p.initializer in inputs for p in groups[gid].params):
+        if gid is not None and any(p.initializer in names for p in groups[gid].params):
             axes.add(axis)
     return axes
 
@@ -124,17 +128,16 @@ def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:
     return a is not None and w is not None and a.size == w.size and np.array_equal(a, w)
 
 
-def _refit_weight(model: onnx.ModelProto, analysis: Analysis, site, means: SpaceMeans) -> None:
+def _refit_weight(model: ir.Model, analysis: Analysis, site, means: SpaceMeans) -> None:
     """W_K += W_R A along the consumer axis (the removed columns go with pruning)."""
     array = np.asarray(analysis.index.array(site.weight.tensor))
     moved = np.moveaxis(array.astype(np.float64), site.weight.axis, -1).copy()
     moved[..., means.kept] += moved[..., means.positions] @ means.matrix
     updated = np.moveaxis(moved, -1, site.weight.axis).astype(array.dtype)
-    tensor = next(t for t in model.graph.initializer if t.name == site.weight.tensor)
-    write_tensor(tensor, updated)
+    edit.write_initializer(model.graph.initializers[site.weight.tensor], updated)
 
 
-def _collect_probes(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans],
+def _collect_probes(model: ir.Model, analysis: Analysis, data: list[SpaceMeans],
                     report: CompensationReport) -> list[Probe]:
     index = analysis.index
     by_space: dict = {}
@@ -158,30 +161,35 @@ def _collect_probes(model: onnx.ModelProto, analysis: Analysis, data: list[Space
                 _refit_weight(model, analysis, site, means)
                 values = means.intercept
                 report.refit.append(site.node)
-            probes.append(Probe(node, site.input_index, _constant_input(means, values, dtype)))
+            proto = onnx.NodeProto()
+            node_into(proto, node)
+            probes.append(Probe(proto, site.input_index, _constant_input(means, values, dtype)))
     return probes
 
 
-def _insert_add(model: onnx.ModelProto, node: onnx.NodeProto, constant: np.ndarray, names: set[str]) -> str:
-    out = node.output[0]
-    pre = fresh_name(names, f"{out}__uncompensated")
-    const = fresh_name(names, f"{node.name}_compensation")
-    add_name = fresh_name(names, f"{node.name}_compensate")
-    add_initializer(model.graph, const, constant)
-    position = next(i for i, n in enumerate(model.graph.node) if n.name == node.name)
-    node.output[0] = pre
-    model.graph.node.insert(position + 1, onnx.helper.make_node("Add", [pre, const], [out], name=add_name))
-    return add_name
+def _insert_add(model: ir.Model, node: ir.Node, constant: np.ndarray, names: edit.Names) -> str:
+    """``y = node(...)`` becomes ``y__uncompensated = node(...)``, ``y = Add(y__uncompensated, Δ)``."""
+    y = node.outputs[0]
+    out = y.name
+    pre = names.fresh(f"{out}__uncompensated")
+    const = edit.add_initializer(model, names.fresh(f"{node.name}_compensation"), constant)
+    added = ir.Value(name=None)
+    y.replace_all_uses_with(added, replace_graph_outputs=True)
+    add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(f"{node.name}_compensate"))
+    y.name = pre
+    added.name = out
+    model.graph.insert_after(node, add)
+    return add.name
 
 
-def compensate(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,
+def compensate(model: ir.Model, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,
                fold_batchnorm: bool = True) -> CompensationReport:
     """Edit ``model`` (the analysed object, before pruning) so every consumer adds its Δ."""
     report = CompensationReport()
     probes = _collect_probes(model, analysis, data, report)
     deltas = responses(model, probes)
-    names = ({t.name for t in model.graph.initializer} | {n.name for n in model.graph.node}
-             | {o for n in model.graph.node for o in n.output} | {i.name for i in model.graph.input})
+    names = edit.Names(model.graph)
+    names.taken |= {n.name for n in model.graph}
     inserted = []
     for probe, delta in zip(probes, deltas):
         node = analysis.index.nodes[probe.node.name]
@@ -191,14 +199,14 @@ def compensate(model: onnx.ModelProto, analysis: Analysis, data: list[SpaceMeans
         constant, deviation = per_channel(delta, channel_axes(analysis, node))
         if deviation > APPROX_RTOL:
             report.approximate[node.name] = deviation
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(node.output[0]) or 1))
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(node.outputs[0].name) or 1))
         inserted.append(_insert_add(model, node, constant.astype(dtype), names))
         report.compensated.append(node.name)
     if inserted and fold_bias:
         from ..passes.fold import fold
 
         fold(model, batchnorm=fold_batchnorm)
-        left = {n.name for n in model.graph.node}
+        left = {n.name for n in model.graph}
         report.into_bias = sum(1 for name in inserted if name not in left)
     log.info("%s", report.summary_line())
     return report

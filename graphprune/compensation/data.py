@@ -96,6 +96,7 @@ def compensation_data(analysis: Analysis, removed: dict, stats: CalibrationStats
             if refit and st.covariance is not None:
                 kept = group.kept_positions(site.activation, slots)
                 matrix, intercept = reconstruction(st.covariance, st.mean, positions, kept)
+                matrix = matrix.astype("<f4").astype(np.float64)  # what a plan file carries (prune = plan + apply)
                 extra = {"kept": kept, "matrix": matrix, "intercept": intercept}
             out[site.activation] = SpaceMeans(site.activation, positions, st.mean[positions], shape, **extra)
     return [out[s] for s in sorted(out)]

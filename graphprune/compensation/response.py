@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 
+from ..graph.model import tensor_into
 from ..validation.runner import make_session
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class Probe:
     x: np.ndarray
 
 
-def _probe_model(model: onnx.ModelProto, probes: list[Probe], inits: dict) -> onnx.ModelProto:
+def _probe_model(model: ir.Model, probes: list[Probe]) -> onnx.ModelProto:
     graph = onnx.GraphProto(name="compensation_probe")
     used: set[str] = set()
     for i, probe in enumerate(probes):
@@ -51,18 +53,18 @@ def _probe_model(model: onnx.ModelProto, probes: list[Probe], inits: dict) -> on
         graph.output.append(onnx.helper.make_empty_tensor_value_info(f"probe{i}_y0"))
         used.update(n for k, n in enumerate(probe.node.input) if n and k != probe.index)
     for name in sorted(used):
-        graph.initializer.append(inits[name])
-    out = onnx.helper.make_model(graph, opset_imports=list(model.opset_import))
+        tensor_into(graph.initializer.add(), model.graph.initializers[name].const_value, name)
+    opsets = [onnx.helper.make_opsetid(d, v) for d, v in model.opset_imports.items()]
+    out = onnx.helper.make_model(graph, opset_imports=opsets)
     out.ir_version = model.ir_version
     return out
 
 
-def responses(model: onnx.ModelProto, probes: list[Probe]) -> list[np.ndarray | None]:
+def responses(model: ir.Model, probes: list[Probe]) -> list[np.ndarray | None]:
     """Δ for every probe (None when the node is not affine in that input)."""
     if not probes:
         return []
-    inits = {t.name: t for t in model.graph.initializer}
-    session = make_session(_probe_model(model, probes, inits), exact=True, label="compensation probe")
+    session = make_session(_probe_model(model, probes), exact=True, label="compensation probe")
     names = [f"probe{i}_y0" for i in range(len(probes))]
 
     def run(scale: float) -> list[np.ndarray]:

@@ -21,114 +21,88 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-import onnx
+import onnx_ir as ir
 
-from ..graph import remove_initializers, subgraph_reads
+from ..graph import edit
+from ..graph.index import subgraph_reads
+from ..graph.model import value_info
 from .base import Pass, PassResult
 
 log = logging.getLogger(__name__)
 
 
-def _delete_nodes(graph: onnx.GraphProto, doomed: set[int]) -> None:
-    """Delete nodes by position, from the end, without copying the survivors."""
-    for i in sorted(doomed, reverse=True):
-        del graph.node[i]
-
-
-def _uses(graph: onnx.GraphProto) -> dict[str, list[tuple[int, int]]]:
-    uses: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for pos, node in enumerate(graph.node):
-        for slot, name in enumerate(node.input):
-            if name:
-                uses[name].append((pos, slot))
-    return uses
-
-
-def _remove_identities(graph: onnx.GraphProto, pinned: set[str]) -> int:
+def _remove_identities(graph: ir.Graph, pinned: set[str]) -> int:
     """Bypass Identity nodes (see module docstring); returns how many were removed."""
-    outputs = {o.name for o in graph.output}
-    inputs = {i.name for i in graph.input}
-    producer = {name: pos for pos, node in enumerate(graph.node) for name in node.output if name}
-    uses = _uses(graph)
-    doomed: set[int] = set()
-    for pos, node in enumerate(graph.node):
-        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or len(node.input) != 1:
+    doomed: list[ir.Node] = []
+    gone: set[int] = set()
+    for node in list(graph):
+        if node.op_type != "Identity" or node.domain not in ("", "ai.onnx") or len(node.inputs) != 1:
             continue
-        x, y = node.input[0], node.output[0]
-        if y in pinned or x in pinned or producer.get(x) in doomed:
+        x, y = node.inputs[0], node.outputs[0]
+        if x is None or y.name in pinned or x.name in pinned or id(x.producer()) in gone:
             continue
-        if y in outputs:
-            if x in inputs or x in outputs or x not in producer:
+        if y.is_graph_output():
+            if x.is_graph_input() or x.is_graph_output() or x.producer() is None or x.is_initializer():
                 continue
-            graph.node[producer[x]].output[list(graph.node[producer[x]].output).index(x)] = y
-            producer[y] = producer.pop(x)
-            _rewire(graph, uses, x, y, skip=pos)
+            name = y.name
+            y.replace_all_uses_with(x, replace_graph_outputs=True)
+            y.name = None
+            x.name = name
         else:
-            _rewire(graph, uses, y, x, skip=pos)
-        doomed.add(pos)
-    _delete_nodes(graph, doomed)
+            y.replace_all_uses_with(x)
+        doomed.append(node)
+        gone.add(id(node))
+    edit.remove_nodes(graph, doomed)
     return len(doomed)
 
 
-def _rewire(graph, uses, old: str, new: str, skip: int) -> None:
-    """Make every reader of ``old`` (except node ``skip``) read ``new``; keeps ``uses`` current."""
-    for pos, slot in uses.pop(old, []):
-        if pos == skip:
-            continue
-        graph.node[pos].input[slot] = new
-        uses[new].append((pos, slot))
-
-
-def _remove_dead_nodes(graph: onnx.GraphProto, pinned: set[str]) -> int:
+def _remove_dead_nodes(graph: ir.Graph, pinned: set[str]) -> int:
     """Worklist removal of nodes whose outputs nobody reads; returns how many were removed."""
-    outputs = {o.name for o in graph.output}
+    outputs = {v.name for v in graph.outputs}
     readers: dict[str, int] = defaultdict(int)
-    for node in graph.node:
-        for name in node.input:
-            if name:
-                readers[name] += 1
-    producer = {name: pos for pos, node in enumerate(graph.node) for name in node.output if name}
+    for node in graph:
+        for value in node.inputs:
+            if value is not None and value.name:
+                readers[value.name] += 1
+    nodes = list(graph)
 
-    def dead(pos: int) -> bool:
-        outs = [o for o in graph.node[pos].output if o]
+    def dead(node: ir.Node) -> bool:
+        outs = [v.name for v in node.outputs if v.name]
         return bool(outs) and not any(readers[o] or o in outputs or o in pinned for o in outs)
 
-    work = [pos for pos in range(len(graph.node)) if dead(pos)]
-    doomed: set[int] = set()
+    work = [n for n in nodes if dead(n)]
+    doomed: dict[int, ir.Node] = {}
     while work:
-        pos = work.pop()
-        if pos in doomed or not dead(pos):
+        node = work.pop()
+        if id(node) in doomed or not dead(node):
             continue
-        doomed.add(pos)
-        for name in graph.node[pos].input:
-            if not name:
+        doomed[id(node)] = node
+        for value in node.inputs:
+            if value is None or not value.name:
                 continue
-            readers[name] -= 1
-            if readers[name] == 0 and name in producer:
-                work.append(producer[name])
-    _delete_nodes(graph, doomed)
+            readers[value.name] -= 1
+            producer = value.producer()
+            if readers[value.name] == 0 and producer is not None and producer.graph is graph:
+                work.append(producer)
+    edit.remove_nodes(graph, doomed.values())
     return len(doomed)
 
 
-def _remove_unused_initializers(graph: onnx.GraphProto, pinned: set[str]) -> int:
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output} | pinned
-    unused = {t.name for t in graph.initializer if t.name not in used}
-    if not unused:
-        return 0
-    remove_initializers(graph, unused)
-    for i in range(len(graph.input) - 1, -1, -1):
-        if graph.input[i].name in unused:
-            del graph.input[i]
-    return len(unused)
+def _remove_unused_initializers(model: ir.Model, pinned: set[str]) -> int:
+    graph = model.graph
+    used = {v.name for node in graph for v in node.inputs if v is not None}
+    used |= {v.name for v in graph.outputs} | pinned
+    return edit.remove_initializers(model, {name for name in graph.initializers if name not in used})
 
 
-def _remove_stale_value_info(graph: onnx.GraphProto) -> int:
-    alive = {name for node in graph.node for name in node.output}
-    alive |= {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    stale = [i for i, vi in enumerate(graph.value_info) if vi.name not in alive]
-    for i in reversed(stale):
-        del graph.value_info[i]
-    return len(stale)
+def _remove_stale_value_info(graph: ir.Graph) -> int:
+    alive = {v.name for node in graph for v in node.outputs}
+    alive |= {v.name for v in graph.inputs} | set(graph.initializers)
+    entries = value_info(graph)
+    fresh = [vi for vi in entries if vi.name in alive]
+    stale = len(entries) - len(fresh)
+    entries[:] = fresh
+    return stale
 
 
 class CleanupPass(Pass):
@@ -139,13 +113,13 @@ class CleanupPass(Pass):
     def __init__(self, identities: bool = True):
         self.identities = identities
 
-    def run(self, model: onnx.ModelProto) -> PassResult:
+    def run(self, model: ir.Model) -> PassResult:
         graph = model.graph
         pinned = subgraph_reads(graph)
         counts = {
             "Identity nodes": _remove_identities(graph, pinned) if self.identities else 0,
             "dead nodes": _remove_dead_nodes(graph, pinned),
-            "unused initializers": _remove_unused_initializers(graph, pinned),
+            "unused initializers": _remove_unused_initializers(model, pinned),
             "stale value_info entries": _remove_stale_value_info(graph),
         }
         notes = [f"removed {n} {what}" for what, n in counts.items() if n]
@@ -154,6 +128,6 @@ class CleanupPass(Pass):
         return PassResult(model, any(counts.values()), notes)
 
 
-def cleanup(model: onnx.ModelProto) -> PassResult:
+def cleanup(model: ir.Model) -> PassResult:
     """Run :class:`CleanupPass` on ``model`` (mutated in place)."""
     return CleanupPass()(model)

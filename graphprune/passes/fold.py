@@ -16,9 +16,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-import onnx
+import onnx_ir as ir
 
-from ..graph import infer_shapes
+from ..graph.shapes import infer_shapes
+from .base import FixpointPass
 from .cleanup import CleanupPass
 from .fold_affine import FoldAffinePass, FoldedNode
 from .fold_batchnorm import FoldBatchNormPass
@@ -30,15 +31,15 @@ log = logging.getLogger(__name__)
 MAX_ROUNDS = 8
 
 
-def count_batchnorm(model: onnx.ModelProto) -> int:
-    return sum(n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx") for n in model.graph.node)
+def count_batchnorm(model: ir.Model) -> int:
+    return sum(n.op_type == "BatchNormalization" and n.domain in ("", "ai.onnx") for n in model.graph)
 
 
 @dataclass
 class FoldResult:
     """What :func:`fold` did: the model, every node folded, every BN kept with its reason."""
 
-    model: onnx.ModelProto
+    graph: ir.Model
     folded: list[FoldedNode] = field(default_factory=list)
     #: (BatchNormalization node name, reason it was not folded)
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -46,6 +47,13 @@ class FoldResult:
     batchnorm_before: int = 0
     batchnorm_after: int = 0
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def model(self):
+        """The folded model as an ``onnx.ModelProto`` (``graph`` is the editable graph itself)."""
+        from ..graph.model import to_proto
+
+        return to_proto(self.graph)
 
     @property
     def folded_batchnorm(self) -> int:
@@ -84,25 +92,20 @@ class FoldResult:
         }
 
 
-def _fold_rounds(model: onnx.ModelProto, batchnorm: bool, affine: bool, result: FoldResult) -> None:
+def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldResult) -> None:
     shapes = infer_shapes(model)  # once: folds keep the shapes of every surviving tensor
     passes = (([FoldBatchNormPass(shapes)] if batchnorm else [])
               + ([FoldAffinePass(batchnorm, shapes)] if affine else []))
-    for _ in range(MAX_ROUNDS):
-        changed = False
-        for p in passes:
-            outcome = p(model)
-            result.folded.extend(outcome.folded)
-            if isinstance(p, FoldBatchNormPass):
-                result.skipped = list(outcome.skipped)
-            changed |= outcome.modified
-        result.modified |= changed
-        if not changed:
-            return
-    log.warning("folding still changed the graph after %d rounds; stopping", MAX_ROUNDS)
+    outcome = FixpointPass(passes, max_rounds=MAX_ROUNDS)(model)
+    for round_ in outcome.parts:
+        for part in round_.parts:
+            result.folded.extend(part.folded)
+        if batchnorm:  # the BatchNorm pass runs first in every round: its last word stands
+            result.skipped = list(round_.parts[0].skipped)
+    result.modified |= outcome.modified
 
 
-def fold(model: onnx.ModelProto, *, inplace: bool = True, batchnorm: bool = True, affine: bool = True,
+def fold(model: ir.Model, *, inplace: bool = True, batchnorm: bool = True, affine: bool = True,
          cleanup: bool = True) -> FoldResult:
     """Fold BatchNormalization and per-channel Mul/Add/Sub/Div into neighbouring linear nodes.
 
@@ -112,9 +115,9 @@ def fold(model: onnx.ModelProto, *, inplace: bool = True, batchnorm: bool = True
     stage neither folds through a BN nor into one), for importance that reads BN statistics.
     """
     if not inplace:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        model = copy
+        from ..graph.model import copy_model
+
+        model = copy_model(model)
     result = FoldResult(model, batchnorm_before=count_batchnorm(model))
     prepared = normalize(model)
     result.modified |= prepared.modified

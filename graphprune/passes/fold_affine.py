@@ -47,14 +47,16 @@ read by subgraphs. The chain's last tensor keeps its name, so graph outputs keep
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
-from ..graph import Use, add_initializer, fresh_name, get_attr, infer_shapes, subgraph_reads, write_tensor
+from ..graph import edit
+from ..graph.index import subgraph_reads
+from ..graph.nodes import get_attr
+from ..graph.shapes import infer_shapes
 from .base import Pass, PassResult
 from .normalize import NameNodesPass
 
@@ -128,197 +130,148 @@ class Channel:
     count: int
 
 
-# ----------------------------------------------------------------------------- mutable index
+# ----------------------------------------------------------------------------- context
 class FoldContext:
-    """A name-keyed, editable index of the main graph, kept current as folds rewrite it.
+    """What folds read and write on the editable graph (whose links stay consistent by themselves).
 
-    Nodes are removed by marking; :meth:`commit` deletes them from the graph in one go.
     ``shapes`` (from :func:`graphprune.graph.infer_shapes`) may be shared between passes: folds
-    keep every surviving tensor's shape, and new initializers are added to it.
+    keep every surviving tensor's shape (a spliced node's output name moves to the producer).
     """
 
-    def __init__(self, model: onnx.ModelProto, shapes: dict | None = None):
-        graph = model.graph
-        self.model, self.graph = model, graph
-        self.nodes = {n.name: n for n in graph.node}
-        self.order = [n.name for n in graph.node]
-        self.producer: dict[str, str] = {}
-        self.consumers: dict[str, list[Use]] = defaultdict(list)
-        for node in graph.node:
-            for i, name in enumerate(node.input):
-                if name:
-                    self.consumers[name].append(Use(node.name, i))
-            for name in node.output:
-                if name:
-                    self.producer[name] = node.name
-        self.inits = {t.name: t for t in graph.initializer}
-        declared = {i.name for i in graph.input}
-        self.declared_inputs = declared
-        self.real_inputs = declared - set(self.inits)
-        self.outputs = {o.name for o in graph.output}
-        self.pinned = subgraph_reads(graph)
+    def __init__(self, model: ir.Model, shapes: dict | None = None):
+        self.model, self.graph = model, model.graph
+        self.pinned = subgraph_reads(self.graph)
         self.shapes = infer_shapes(model) if shapes is None else shapes
-        self.opsets = {(o.domain or ""): o.version for o in model.opset_import}
-        self.removed: set[str] = set()
-        self._taken = set(self.producer) | set(self.consumers) | set(self.inits) | declared | self.outputs
+        self.names = edit.Names(self.graph)
+        self.removed: list[ir.Node] = []
+        self._removed_ids: set[int] = set()
 
     # -- reading
     def opset(self) -> int:
-        return self.opsets.get("", self.opsets.get("ai.onnx", 0))
+        opsets = self.model.opset_imports
+        return opsets.get("", opsets.get("ai.onnx", 0))
 
-    def live(self, name: str) -> onnx.NodeProto | None:
-        return None if name in self.removed else self.nodes.get(name)
+    def live_nodes(self) -> list[ir.Node]:
+        """The nodes, in graph order (a snapshot: check :meth:`is_removed` while folding)."""
+        return list(self.graph)
 
-    def node_of(self, tensor: str) -> onnx.NodeProto | None:
-        name = self.producer.get(tensor)
-        return self.nodes[name] if name is not None else None
+    def is_removed(self, node: ir.Node) -> bool:
+        return id(node) in self._removed_ids
 
-    def uses(self, tensor: str) -> list[Use]:
-        return self.consumers.get(tensor, [])
+    def value_uses(self, value: ir.Value) -> list:
+        """Readers of ``value``'s contents (Shape/Size read only its shape)."""
+        return [u for u in value.uses() if u.node.op_type not in SHAPE_ONLY_OPS]
 
-    def value_uses(self, tensor: str) -> list[Use]:
-        """Readers of ``tensor``'s values (Shape/Size read only its shape)."""
-        return [u for u in self.uses(tensor) if self.nodes[u.node].op_type not in SHAPE_ONLY_OPS]
-
-    def is_constant(self, name: str) -> bool:
+    @staticmethod
+    def is_constant(value: ir.Value | None) -> bool:
         """An initializer (initializers also declared as graph inputs, the legacy exporter habit
         that IR < 4 required, are weights here, as in :class:`GraphIndex`; they are never
         overwritten, see :meth:`write_param`)."""
-        return name in self.inits
+        return value is not None and value.is_initializer()
 
-    def array(self, name: str) -> np.ndarray:
-        return numpy_helper.to_array(self.inits[name])
+    def is_real_input(self, value: ir.Value) -> bool:
+        return value.is_graph_input() and not value.is_initializer()
 
-    def shape(self, name: str):
-        entry = self.shapes.get(name)
+    @staticmethod
+    def array(value: ir.Value) -> np.ndarray:
+        return np.asarray(value.const_value.numpy())
+
+    def shape(self, value: ir.Value):
+        entry = self.shapes.get(value.name)
         return entry[0] if entry else None
 
-    def rank(self, name: str) -> int | None:
-        shape = self.shape(name)
+    def rank(self, value: ir.Value) -> int | None:
+        shape = self.shape(value)
         return None if shape is None else len(shape)
 
-    def float_param(self, node: onnx.NodeProto, index: int, what: str) -> np.ndarray:
+    def float_param(self, node: ir.Node, index: int, what: str) -> np.ndarray:
         """A constant float input of ``node``, or a refusal naming it."""
-        name = node.input[index] if index < len(node.input) else ""
-        if not name:
+        value = node.inputs[index] if index < len(node.inputs) else None
+        if value is None:
             raise NotFoldable(f"{node.op_type} {node.name} has no {what}")
-        if name in self.real_inputs:
-            raise NotFoldable(f"{what} {name!r} of {node.name} is a graph input, not a constant")
-        if not self.is_constant(name):
-            raise NotFoldable(f"{what} {name!r} of {node.name} is not a constant initializer")
-        value = self.array(name)
-        if value.dtype.type not in FLOAT_TYPES:
-            raise NotFoldable(f"{what} {name!r} of {node.name} has dtype {value.dtype}, not a float type")
-        return value
+        if self.is_real_input(value):
+            raise NotFoldable(f"{what} {value.name!r} of {node.name} is a graph input, not a constant")
+        if not self.is_constant(value):
+            raise NotFoldable(f"{what} {value.name!r} of {node.name} is not a constant initializer")
+        array = self.array(value)
+        if array.dtype.type not in FLOAT_TYPES:
+            raise NotFoldable(f"{what} {value.name!r} of {node.name} has dtype {array.dtype}, not a float type")
+        return array
 
-    def intermediate_problem(self, tensor: str) -> str | None:
-        """Why ``tensor`` cannot vanish inside a fold (None: it can)."""
-        if tensor in self.real_inputs:
-            return f"{tensor!r} is a graph input"
-        if tensor in self.outputs:
-            return f"{tensor!r} is also a graph output"
-        if tensor in self.pinned:
-            return f"{tensor!r} is read by a subgraph"
-        readers = self.value_uses(tensor)
+    def intermediate_problem(self, value: ir.Value) -> str | None:
+        """Why ``value`` cannot vanish inside a fold (None: it can)."""
+        if self.is_real_input(value):
+            return f"{value.name!r} is a graph input"
+        if value.is_graph_output():
+            return f"{value.name!r} is also a graph output"
+        if value.name in self.pinned:
+            return f"{value.name!r} is read by a subgraph"
+        readers = self.value_uses(value)
         if len(readers) != 1:
-            others = ", ".join(sorted({u.node for u in readers}))
-            return f"{tensor!r} feeds {len(readers)} inputs ({others})"
+            others = ", ".join(sorted({u.node.name for u in readers}))
+            return f"{value.name!r} feeds {len(readers)} inputs ({others})"
         return None
 
     # -- editing
-    def fresh_name(self, base: str) -> str:
-        return fresh_name(self._taken, base)
-
-    def set_input(self, node: onnx.NodeProto, index: int, name: str) -> None:
-        while len(node.input) <= index:
-            node.input.append("")
-        old = node.input[index]
-        if old:
-            self.consumers[old] = [u for u in self.consumers[old] if u != Use(node.name, index)]
-        node.input[index] = name
-        if name:
-            self.consumers[name].append(Use(node.name, index))
-
-    def _owned(self, name: str, node: onnx.NodeProto, index: int) -> bool:
+    def _owned(self, value: ir.Value, node: ir.Node, index: int) -> bool:
         """Whether the initializer may be overwritten in place for this one input slot."""
-        return (self.uses(name) == [Use(node.name, index)] and name not in self.outputs
-                and name not in self.declared_inputs and name not in self.pinned)
+        uses = list(value.uses())
+        return (len(uses) == 1 and uses[0].node is node and uses[0].idx == index and not value.is_graph_output()
+                and not value.is_graph_input() and value.name not in self.pinned)
 
-    def write_param(self, node: onnx.NodeProto, index: int, value: np.ndarray, dtype, role: str) -> None:
-        """Give input ``index`` of ``node`` the value ``value`` (cast to ``dtype``): in place when
+    def write_param(self, node: ir.Node, index: int, array: np.ndarray, dtype, role: str) -> None:
+        """Give input ``index`` of ``node`` the value ``array`` (cast to ``dtype``): in place when
         the initializer belongs to this slot alone, else as a new initializer (copy on write)."""
-        value = np.asarray(value).astype(dtype)
-        name = node.input[index] if index < len(node.input) else ""
-        if name and self._owned(name, node, index):
-            write_tensor(self.inits[name], value)
+        array = np.asarray(array).astype(dtype)
+        value = node.inputs[index] if index < len(node.inputs) else None
+        if value is not None and self._owned(value, node, index):
+            edit.write_initializer(value, array)
         else:
-            name = self.fresh_name(f"{node.name}_{role}")
-            self.inits[name] = add_initializer(self.graph, name, value)
-            if self.model.ir_version < 4:
-                self.graph.input.append(onnx.helper.make_tensor_value_info(
-                    name, onnx.helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape)))
-                self.declared_inputs.add(name)
-            self.set_input(node, index, name)
-        self.shapes[name] = (tuple(value.shape), onnx.helper.np_dtype_to_tensor_dtype(value.dtype))
+            value = edit.add_initializer(self.model, self.names.fresh(f"{node.name}_{role}"), array)
+            edit.set_input(node, index, value)
+        self.shapes[value.name] = (tuple(array.shape), onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
 
-    def set_attr(self, node: onnx.NodeProto, name: str, value) -> None:
-        for i, attr in enumerate(node.attribute):
-            if attr.name == name:
-                del node.attribute[i]
-                break
-        node.attribute.append(onnx.helper.make_attribute(name, value))
+    @staticmethod
+    def set_attr(node: ir.Node, name: str, value) -> None:
+        edit.set_attribute(node, name, value)
 
-    def drop(self, node: onnx.NodeProto) -> None:
+    def drop(self, node: ir.Node) -> None:
         """Forget ``node`` (its inputs lose a reader); the caller has rewired its outputs."""
-        for i, name in enumerate(node.input):
-            if name:
-                self.consumers[name] = [u for u in self.consumers[name] if u != Use(node.name, i)]
-        for name in node.output:
-            if self.producer.get(name) == node.name:
-                del self.producer[name]
-        self.removed.add(node.name)
+        for i in range(len(node.inputs)):
+            node.replace_input_with(i, None)
+        self.removed.append(node)
+        self._removed_ids.add(id(node))
 
-    def splice_out(self, node: onnx.NodeProto, data_index: int) -> None:
+    def splice_out(self, node: ir.Node, data_index: int) -> None:
         """Remove ``y = node(x, …)`` by making the producer of ``x`` write ``y`` directly.
 
         Valid because ``x`` has no other value reader and is not a graph output (checked by the
         chain); Shape/Size readers of ``x`` read ``y`` instead (an affine node keeps the shape).
         """
-        x, y = node.input[data_index], node.output[0]
-        upstream = self.node_of(x)
+        x, y = node.inputs[data_index], node.outputs[0]
+        name = y.name
         self.drop(node)
-        for use in list(self.uses(x)):
-            self.set_input(self.nodes[use.node], use.index, y)
-        slot = list(upstream.output).index(x)
-        upstream.output[slot] = y
-        del self.producer[x]
-        self.producer[y] = upstream.name
-        self.consumers.pop(x, None)
+        y.replace_all_uses_with(x, replace_graph_outputs=True)
+        y.name = None
+        x.name = name
 
-    def bypass(self, node: onnx.NodeProto, data_index: int) -> None:
+    def bypass(self, node: ir.Node, data_index: int) -> None:
         """Remove ``y = node(x, …)`` by making every reader of ``y`` read ``x``."""
-        x, y = node.input[data_index], node.output[0]
-        readers = list(self.uses(y))
+        x, y = node.inputs[data_index], node.outputs[0]
         self.drop(node)
-        for use in readers:
-            self.set_input(self.nodes[use.node], use.index, x)
+        y.replace_all_uses_with(x)
 
     def commit(self) -> None:
-        """Delete the removed nodes from the graph (survivors are not copied)."""
-        if not self.removed:
-            return
-        graph = self.graph
-        for i in range(len(graph.node) - 1, -1, -1):
-            if graph.node[i].name in self.removed:
-                del graph.node[i]
-        self.nodes = {n.name: n for n in graph.node}
-        self.removed.clear()
+        """Delete the removed nodes from the graph."""
+        if self.removed:
+            edit.remove_nodes(self.graph, self.removed)
+            self.removed, self._removed_ids = [], set()
 
 
 # ----------------------------------------------------------------------------- node affines
-def batchnorm_training_reason(ctx: FoldContext, node: onnx.NodeProto) -> str | None:
+def batchnorm_training_reason(ctx: FoldContext, node: ir.Node) -> str | None:
     """Why a BatchNormalization is not in inference form (None when it is)."""
-    if any(node.output[1:]):
+    if any(v.name for v in node.outputs[1:]):
         return "declares training outputs (running/saved mean and variance), so it runs in training mode"
     if get_attr(node, "training_mode", 0):
         return "training_mode=1 (normalizes with batch statistics)"
@@ -329,7 +282,7 @@ def batchnorm_training_reason(ctx: FoldContext, node: onnx.NodeProto) -> str | N
     return None
 
 
-def batchnorm_affine(ctx: FoldContext, node: onnx.NodeProto) -> ChannelAffine:
+def batchnorm_affine(ctx: FoldContext, node: ir.Node) -> ChannelAffine:
     """``s = γ / √(σ² + ε)``, ``t = β − μ s`` in float64, or a refusal."""
     reason = batchnorm_training_reason(ctx, node)
     if reason:
@@ -362,11 +315,11 @@ def per_channel_vector(value: np.ndarray, channel: Channel, where: str) -> np.nd
     return flat if flat.size == channel.count else np.full(channel.count, flat[0])
 
 
-def constant_operand(ctx: FoldContext, node: onnx.NodeProto) -> int | None:
+def constant_operand(ctx: FoldContext, node: ir.Node) -> int | None:
     """Index of the data input of a binary op whose other input is a constant (else None)."""
-    if node.op_type not in AFFINE_OPS or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+    if node.op_type not in AFFINE_OPS or node.domain not in ("", "ai.onnx") or len(node.inputs) != 2:
         return None
-    const = [ctx.is_constant(name) for name in node.input]
+    const = [ctx.is_constant(name) for name in node.inputs]
     if const == [False, True]:
         return 0
     if const == [True, False]:
@@ -374,7 +327,7 @@ def constant_operand(ctx: FoldContext, node: onnx.NodeProto) -> int | None:
     return None
 
 
-def data_index(ctx: FoldContext, node: onnx.NodeProto) -> int | None:
+def data_index(ctx: FoldContext, node: ir.Node) -> int | None:
     """Input index carrying the data through an affine or view node (None: neither)."""
     if node.domain not in ("", "ai.onnx"):
         return None
@@ -385,9 +338,9 @@ def data_index(ctx: FoldContext, node: onnx.NodeProto) -> int | None:
     return constant_operand(ctx, node)
 
 
-def binary_affine(ctx: FoldContext, node: onnx.NodeProto, index: int, channel: Channel) -> ChannelAffine:
+def binary_affine(ctx: FoldContext, node: ir.Node, index: int, channel: Channel) -> ChannelAffine:
     where = f"{node.op_type} {node.name}"
-    value = ctx.array(node.input[1 - index])
+    value = ctx.array(node.inputs[1 - index])
     if value.dtype.type not in FLOAT_TYPES:
         raise NotFoldable(f"{where}: constant has dtype {value.dtype}, not a float type")
     k = per_channel_vector(value, channel, where)
@@ -405,7 +358,7 @@ def binary_affine(ctx: FoldContext, node: onnx.NodeProto, index: int, channel: C
     return ChannelAffine(1.0 / k, zeros)
 
 
-def node_affine(ctx: FoldContext, node: onnx.NodeProto, index: int, channel: Channel) -> ChannelAffine:
+def node_affine(ctx: FoldContext, node: ir.Node, index: int, channel: Channel) -> ChannelAffine:
     """The per-channel affine an affine node applies on ``channel``, or a refusal."""
     if node.op_type == "BatchNormalization":
         if channel.axis != 1:
@@ -427,15 +380,15 @@ def _suffix(shape, start: int) -> int | None:
     return n
 
 
-def view_channel(ctx: FoldContext, node: onnx.NodeProto, channel: Channel) -> Channel:
+def view_channel(ctx: FoldContext, node: ir.Node, channel: Channel) -> Channel:
     """Where ``channel`` lands after a view op, or a refusal (channel axis split or merged)."""
     if node.op_type == "Identity":
         return channel
     if node.op_type == "Transpose":
         perm = get_attr(node, "perm") or list(range(channel.rank - 1, -1, -1))
         return Channel(list(perm).index(channel.axis), channel.rank, channel.count)
-    out_shape = ctx.shape(node.output[0])
-    in_shape = ctx.shape(node.input[0])
+    out_shape = ctx.shape(node.outputs[0])
+    in_shape = ctx.shape(node.inputs[0])
     if out_shape is None or in_shape is None:
         raise NotFoldable(f"{node.op_type} {node.name}: shapes unknown, cannot follow the channel axis")
     after = _suffix(in_shape, channel.axis + 1)
@@ -447,8 +400,8 @@ def view_channel(ctx: FoldContext, node: onnx.NodeProto, channel: Channel) -> Ch
 
 
 # ----------------------------------------------------------------------------- absorbers
-def _weight_dtype(ctx: FoldContext, node: onnx.NodeProto):
-    return ctx.array(node.input[1]).dtype
+def _weight_dtype(ctx: FoldContext, node: ir.Node):
+    return ctx.array(node.inputs[1]).dtype
 
 
 def _conv_channel(ctx, node) -> Channel:
@@ -465,8 +418,8 @@ def _gemm_channel(ctx, node) -> Channel:
     b = ctx.float_param(node, 1, "weight B")
     if ctx.opset() < 7:
         raise NotFoldable(f"Gemm {node.name}: opset < 7 Gemm broadcasting is not supported")
-    if len(node.input) > 2 and node.input[2] and not ctx.is_constant(node.input[2]):
-        raise NotFoldable(f"Gemm {node.name}: input C {node.input[2]!r} is not a constant")
+    if len(node.inputs) > 2 and node.inputs[2] and not ctx.is_constant(node.inputs[2]):
+        raise NotFoldable(f"Gemm {node.name}: input C {node.inputs[2].name!r} is not a constant")
     return Channel(1, 2, b.shape[0] if get_attr(node, "transB", 0) else b.shape[1])
 
 
@@ -474,7 +427,7 @@ def _matmul_channel(ctx, node) -> Channel:
     w = ctx.float_param(node, 1, "weight")
     if w.ndim != 2:
         raise NotFoldable(f"MatMul {node.name}: weight has rank {w.ndim}, only 2-D weights are folded")
-    rank = ctx.rank(node.output[0])
+    rank = ctx.rank(node.outputs[0])
     if rank is None:
         raise NotFoldable(f"MatMul {node.name}: output rank unknown")
     return Channel(rank - 1, rank, w.shape[1])
@@ -482,20 +435,20 @@ def _matmul_channel(ctx, node) -> Channel:
 
 def _batchnorm_channel(ctx, node) -> Channel:
     scale = ctx.float_param(node, 1, "scale")
-    rank = ctx.rank(node.input[0])
+    rank = ctx.rank(node.inputs[0])
     if rank is None:
         raise NotFoldable(f"BatchNormalization {node.name}: input rank unknown")
     return Channel(1, rank, scale.size)
 
 
 def _bias(ctx, node, index: int, count: int) -> np.ndarray:
-    if index < len(node.input) and node.input[index]:
+    if index < len(node.inputs) and node.inputs[index]:
         return ctx.float_param(node, index, "bias").astype(np.float64).reshape(-1)
     return np.zeros(count)
 
 
 def _absorb_conv(ctx, node, affine: ChannelAffine) -> bool:
-    w = ctx.array(node.input[1])
+    w = ctx.array(node.inputs[1])
     scale = affine.scale.reshape((-1,) + (1,) * (w.ndim - 1))
     ctx.write_param(node, 1, w.astype(np.float64) * scale, w.dtype, "weight")
     absorb_bias(ctx, node, 2, affine, w.dtype)
@@ -504,7 +457,7 @@ def _absorb_conv(ctx, node, affine: ChannelAffine) -> bool:
 
 def absorb_bias(ctx, node, index: int, affine: ChannelAffine, dtype) -> None:
     """``b' = s b + t`` on the bias input ``index`` (created when absent and ``t ≠ 0``)."""
-    has_bias = index < len(node.input) and bool(node.input[index])
+    has_bias = index < len(node.inputs) and bool(node.inputs[index])
     if has_bias or affine.has_shift:
         bias = _bias(ctx, node, index, affine.scale.size)
         ctx.write_param(node, index, affine.scale * bias + affine.shift, dtype, "bias")
@@ -517,7 +470,7 @@ def convtranspose_out_channels(cin: int, cout_per_group: int, group: int) -> np.
 
 
 def _absorb_convtranspose(ctx, node, affine: ChannelAffine) -> bool:
-    w = ctx.array(node.input[1])
+    w = ctx.array(node.inputs[1])
     out = convtranspose_out_channels(w.shape[0], w.shape[1], get_attr(node, "group", 1))
     scale = affine.scale[out].reshape(out.shape + (1,) * (w.ndim - 2))
     ctx.write_param(node, 1, w.astype(np.float64) * scale, w.dtype, "weight")
@@ -526,7 +479,7 @@ def _absorb_convtranspose(ctx, node, affine: ChannelAffine) -> bool:
 
 
 def _absorb_gemm(ctx, node, affine: ChannelAffine) -> bool:
-    b = ctx.array(node.input[1])
+    b = ctx.array(node.inputs[1])
     scale = affine.scale[:, None] if get_attr(node, "transB", 0) else affine.scale[None, :]
     ctx.write_param(node, 1, b.astype(np.float64) * scale, b.dtype, "B")
     absorb_gemm_c(ctx, node, affine, b.dtype)
@@ -536,23 +489,23 @@ def _absorb_gemm(ctx, node, affine: ChannelAffine) -> bool:
 def absorb_gemm_c(ctx, node, affine: ChannelAffine, dtype) -> None:
     """``C' = β s C + t`` on a Gemm's C (created when absent and ``t ≠ 0``), then ``β = 1``."""
     beta = float(get_attr(node, "beta", 1.0))
-    has_c = len(node.input) > 2 and bool(node.input[2])
+    has_c = len(node.inputs) > 2 and bool(node.inputs[2])
     if has_c or affine.has_shift:
-        c = ctx.array(node.input[2]).astype(np.float64) if has_c else np.zeros(1)
+        c = ctx.array(node.inputs[2]).astype(np.float64) if has_c else np.zeros(1)
         ctx.write_param(node, 2, beta * c * affine.scale + affine.shift, dtype, "C")
         if beta != 1.0:
             ctx.set_attr(node, "beta", 1.0)
 
 
 def _absorb_matmul(ctx, node, affine: ChannelAffine) -> bool:
-    w = ctx.array(node.input[1])
+    w = ctx.array(node.inputs[1])
     ctx.write_param(node, 1, w.astype(np.float64) * affine.scale[None, :], w.dtype, "weight")
     return not affine.has_shift
 
 
 def _absorb_batchnorm(ctx, node, affine: ChannelAffine) -> bool:
     batchnorm_affine(ctx, node)  # refuses training form and broken parameters
-    gamma, beta = ctx.array(node.input[1]), ctx.array(node.input[2])
+    gamma, beta = ctx.array(node.inputs[1]), ctx.array(node.inputs[2])
     ctx.write_param(node, 1, affine.scale * gamma.astype(np.float64), gamma.dtype, "scale")
     ctx.write_param(node, 2, affine.scale * beta.astype(np.float64) + affine.shift, beta.dtype, "bias")
     return True
@@ -579,7 +532,7 @@ ABSORBERS = {
 # ----------------------------------------------------------------------------- chains
 @dataclass
 class Step:
-    node: onnx.NodeProto
+    node: ir.Node
     index: int           # data input
     affine: bool         # False: a view op
     channel: Channel | None = None  # channel layout of this node's output (set by plan)
@@ -589,7 +542,7 @@ class Step:
 class Chain:
     """``absorber → steps…``: the affine/view nodes between a linear node and the target."""
 
-    absorber: onnx.NodeProto
+    absorber: ir.Node
     steps: list[Step]
     affine: ChannelAffine | None = None
 
@@ -598,12 +551,12 @@ class Chain:
         return [s for s in self.steps if s.affine]
 
 
-def _is_absorber(ctx: FoldContext, node: onnx.NodeProto, tensor: str) -> bool:
+def _is_absorber(ctx: FoldContext, node: ir.Node, tensor: ir.Value) -> bool:
     return (node.op_type in ABSORBER_OPS and node.domain in ("", "ai.onnx")
-            and node.output[0] == tensor and not ctx.is_constant(node.input[0]))
+            and node.outputs[0] == tensor and not ctx.is_constant(node.inputs[0]))
 
 
-def walk_back(ctx: FoldContext, target: onnx.NodeProto, index: int,
+def walk_back(ctx: FoldContext, target: ir.Node, index: int,
               batchnorm: bool = True) -> tuple[Chain | None, Chain | None, str]:
     """Walk from ``target`` up through single-reader affine/view nodes.
 
@@ -613,26 +566,26 @@ def walk_back(ctx: FoldContext, target: onnx.NodeProto, index: int,
     """
     steps = [Step(target, index, target.op_type not in VIEW_OPS)]
     nearest_bn = None
-    tensor = target.input[index]
+    tensor = target.inputs[index]
     while True:
         problem = ctx.intermediate_problem(tensor)
         if problem:
             return None, nearest_bn, problem
-        upstream = ctx.node_of(tensor)
+        upstream = tensor.producer()
         if upstream is None:
-            return None, nearest_bn, f"{tensor!r} has no producer"
+            return None, nearest_bn, f"{tensor.name!r} has no producer"
         if _is_absorber(ctx, upstream, tensor):
             return Chain(upstream, steps), nearest_bn, ""
         if upstream.op_type == "BatchNormalization" and not batchnorm:
             return None, None, f"input comes from BatchNormalization {upstream.name}, which is kept"
         through = data_index(ctx, upstream)
-        if through is None or upstream.output[0] != tensor:
+        if through is None or upstream.outputs[0] != tensor:
             return None, nearest_bn, (f"input comes from {upstream.op_type} {upstream.name}, which cannot absorb "
                                       "it (only Conv, ConvTranspose, Gemm and MatMul with constant weights)")
         if upstream.op_type == "BatchNormalization" and nearest_bn is None:
             nearest_bn = Chain(upstream, list(steps))
         steps.insert(0, Step(upstream, through, upstream.op_type not in VIEW_OPS))
-        tensor = upstream.input[through]
+        tensor = upstream.inputs[through]
 
 
 def plan(ctx: FoldContext, chain: Chain) -> Chain:
@@ -651,7 +604,7 @@ def plan(ctx: FoldContext, chain: Chain) -> Chain:
     return chain
 
 
-def find_chain(ctx: FoldContext, target: onnx.NodeProto, index: int, batchnorm: bool = True) -> Chain:
+def find_chain(ctx: FoldContext, target: ir.Node, index: int, batchnorm: bool = True) -> Chain:
     """The planned chain that folds ``target`` upstream, or NotFoldable with the reason.
 
     ``batchnorm=False``: BatchNormalization nodes are left exactly as they are."""
@@ -677,21 +630,21 @@ def _turn_into_add(ctx: FoldContext, step: Step, shift: np.ndarray, dtype) -> No
     """Rewrite the step's node in place as ``Add(x, t)`` with ``t`` laid out on its channel axis."""
     node, channel = step.node, step.channel
     shape = (channel.count,) + (1,) * (channel.rank - channel.axis - 1)
-    data = node.input[step.index]
-    for i in range(len(node.input) - 1, -1, -1):
-        ctx.set_input(node, i, "")
-    del node.input[:]
-    del node.attribute[:]
-    del node.output[1:]
+    data = node.inputs[step.index]
+    for i in range(len(node.inputs)):
+        node.replace_input_with(i, None)
+    node.resize_inputs(2)
+    node.attributes.clear()
+    node.resize_outputs(1)
     node.op_type, node.domain = "Add", ""
-    ctx.set_input(node, 0, data)
+    edit.set_input(node, 0, data)
     ctx.write_param(node, 1, shift.reshape(shape), dtype, "shift")
 
 
 def apply_chain(ctx: FoldContext, chain: Chain) -> list[FoldedNode]:
     """Fold a planned chain; returns the nodes that disappeared."""
     absorber = chain.absorber
-    dtype = ctx.array(absorber.input[1]).dtype
+    dtype = ctx.array(absorber.inputs[1]).dtype
     shift_done = ABSORBERS[absorber.op_type].absorb(ctx, absorber, chain.affine)
     steps = chain.affine_steps
     keep_last = not shift_done
@@ -709,7 +662,7 @@ def apply_chain(ctx: FoldContext, chain: Chain) -> list[FoldedNode]:
 
 
 # ----------------------------------------------------------------------------- the pass
-def prepare(model: onnx.ModelProto, shapes: dict | None = None) -> tuple[FoldContext, bool]:
+def prepare(model: ir.Model, shapes: dict | None = None) -> tuple[FoldContext, bool]:
     """Unique node names (folds key nodes by name), then a fresh context."""
     named = NameNodesPass()(model).modified
     return FoldContext(model, shapes), named
@@ -726,17 +679,16 @@ class FoldAffinePass(Pass):
         self.batchnorm = batchnorm
         self.shapes = shapes
 
-    def run(self, model: onnx.ModelProto) -> FoldPassResult:
+    def run(self, model: ir.Model) -> FoldPassResult:
         ctx, modified = prepare(model, self.shapes)
         folded: list[FoldedNode] = []
-        for name in list(ctx.order):
-            node = ctx.live(name)
-            if node is None or constant_operand(ctx, node) is None:
+        for node in ctx.live_nodes():
+            if ctx.is_removed(node) or constant_operand(ctx, node) is None:
                 continue
             try:
                 chain = find_chain(ctx, node, constant_operand(ctx, node), self.batchnorm)
             except NotFoldable as exc:
-                log.debug("%s %s stays: %s", node.op_type, name, exc)
+                log.debug("%s %s stays: %s", node.op_type, node.name, exc)
                 continue
             if not is_pointless(chain):
                 folded.extend(apply_chain(ctx, chain))

@@ -36,9 +36,9 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
+import onnx_ir as ir
 
-from ..graph import get_attr
+from ..graph.nodes import get_attr
 from .base import Pass
 from .fold_affine import (
     ChannelAffine, FoldContext, FoldedNode, FoldPassResult, NotFoldable, absorb_bias, absorb_gemm_c, apply_chain,
@@ -52,11 +52,11 @@ log = logging.getLogger(__name__)
 class Site:
     """A consumer that takes the BN in: ``node`` with the BN's channels repeated ``repeat`` times."""
 
-    node: onnx.NodeProto
+    node: ir.Node
     repeat: int = 1
 
 
-def conv_reads_padding(node: onnx.NodeProto, kernel: tuple[int, ...]) -> bool:
+def conv_reads_padding(node: ir.Node, kernel: tuple[int, ...]) -> bool:
     """Whether any output of this Conv reads a padded (virtual zero) input position."""
     auto_pad = get_attr(node, "auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
@@ -67,7 +67,7 @@ def conv_reads_padding(node: onnx.NodeProto, kernel: tuple[int, ...]) -> bool:
     return any(p != 0 for p in get_attr(node, "pads", []))
 
 
-def _conv_site(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine) -> Site:
+def _conv_site(ctx: FoldContext, node: ir.Node, affine: ChannelAffine) -> Site:
     w = ctx.float_param(node, 1, "weight")
     group = get_attr(node, "group", 1)
     if w.shape[1] * group != affine.scale.size:
@@ -78,7 +78,7 @@ def _conv_site(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine) ->
     return Site(node)
 
 
-def _gemm_site(ctx: FoldContext, node: onnx.NodeProto, count: int, repeat: int) -> Site:
+def _gemm_site(ctx: FoldContext, node: ir.Node, count: int, repeat: int) -> Site:
     if get_attr(node, "transA", 0):
         raise NotFoldable(f"Gemm {node.name} has transA=1 (the BN channels are not its reduction axis)")
     b = ctx.float_param(node, 1, "weight B")
@@ -87,14 +87,14 @@ def _gemm_site(ctx: FoldContext, node: onnx.NodeProto, count: int, repeat: int) 
     k = b.shape[1] if get_attr(node, "transB", 0) else b.shape[0]
     if k != count * repeat:
         raise NotFoldable(f"Gemm {node.name} reduces over {k} features, not {count}×{repeat}")
-    if len(node.input) > 2 and node.input[2] and not ctx.is_constant(node.input[2]):
-        raise NotFoldable(f"Gemm {node.name}: input C {node.input[2]!r} is not a constant")
+    if len(node.inputs) > 2 and node.inputs[2] and not ctx.is_constant(node.inputs[2]):
+        raise NotFoldable(f"Gemm {node.name}: input C {node.inputs[2].name!r} is not a constant")
     return Site(node, repeat)
 
 
-def _flatten_repeat(ctx: FoldContext, view: onnx.NodeProto, count: int) -> int:
+def _flatten_repeat(ctx: FoldContext, view: ir.Node, count: int) -> int:
     """``∏d`` when ``view`` flattens ``[N, C, d…]`` into ``[N, C·∏d]`` (else a refusal)."""
-    in_shape, out_shape = ctx.shape(view.input[0]), ctx.shape(view.output[0])
+    in_shape, out_shape = ctx.shape(view.inputs[0]), ctx.shape(view.outputs[0])
     where = f"{view.op_type} {view.name}"
     if view.op_type == "Flatten" and get_attr(view, "axis", 1) != 1:
         raise NotFoldable(f"{where} flattens from axis {get_attr(view, 'axis', 1)}, not 1")
@@ -110,33 +110,34 @@ def _flatten_repeat(ctx: FoldContext, view: onnx.NodeProto, count: int) -> int:
     return repeat
 
 
-def _flatten_sites(ctx: FoldContext, view: onnx.NodeProto, count: int) -> list[Site]:
-    if view.output[0] in ctx.outputs or view.output[0] in ctx.pinned:
-        raise NotFoldable(f"{view.output[0]!r} is a graph output or read by a subgraph")
+def _flatten_sites(ctx: FoldContext, view: ir.Node, count: int) -> list[Site]:
+    out = view.outputs[0]
+    if out.is_graph_output() or out.name in ctx.pinned:
+        raise NotFoldable(f"{out.name!r} is a graph output or read by a subgraph")
     repeat = _flatten_repeat(ctx, view, count)
     sites = []
-    for use in ctx.uses(view.output[0]):
-        reader = ctx.nodes[use.node]
-        if reader.op_type != "Gemm" or use.index != 0:
+    for use in out.uses():
+        reader = use.node
+        if reader.op_type != "Gemm" or use.idx != 0:
             raise NotFoldable(f"{view.op_type} {view.name} feeds {reader.op_type} {reader.name}, not a Gemm input A")
         sites.append(_gemm_site(ctx, reader, count, repeat))
     return sites
 
 
-def consumer_sites(ctx: FoldContext, bn: onnx.NodeProto, affine: ChannelAffine) -> list[Site]:
+def consumer_sites(ctx: FoldContext, bn: ir.Node, affine: ChannelAffine) -> list[Site]:
     """Every reader of the BN output as an absorbing site, or a refusal."""
-    y = bn.output[0]
-    if y in ctx.outputs or y in ctx.pinned:
-        raise NotFoldable(f"{y!r} is a graph output or read by a subgraph")
-    readers = ctx.uses(y)
+    y = bn.outputs[0]
+    if y.is_graph_output() or y.name in ctx.pinned:
+        raise NotFoldable(f"{y.name!r} is a graph output or read by a subgraph")
+    readers = list(y.uses())
     if not readers:
-        raise NotFoldable(f"{y!r} is not read by any node")
-    rank = ctx.rank(bn.input[0])
+        raise NotFoldable(f"{y.name!r} is not read by any node")
+    rank = ctx.rank(bn.inputs[0])
     sites: list[Site] = []
     for use in readers:
-        node = ctx.nodes[use.node]
-        if use.index != 0 or node.domain not in ("", "ai.onnx"):
-            raise NotFoldable(f"output is input {use.index} of {node.op_type} {node.name}")
+        node = use.node
+        if use.idx != 0 or node.domain not in ("", "ai.onnx"):
+            raise NotFoldable(f"output is input {use.idx} of {node.op_type} {node.name}")
         if node.op_type == "Conv":
             sites.append(_conv_site(ctx, node, affine))
         elif node.op_type == "Gemm" and rank == 2:
@@ -149,8 +150,8 @@ def consumer_sites(ctx: FoldContext, bn: onnx.NodeProto, affine: ChannelAffine) 
     return sites
 
 
-def _absorb_into_conv(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine) -> None:
-    w = ctx.array(node.input[1])
+def _absorb_into_conv(ctx: FoldContext, node: ir.Node, affine: ChannelAffine) -> None:
+    w = ctx.array(node.inputs[1])
     wd = w.astype(np.float64)
     group = get_attr(node, "group", 1)
     cout, cin_per_group = w.shape[:2]
@@ -163,8 +164,8 @@ def _absorb_into_conv(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAff
     absorb_bias(ctx, node, 2, ChannelAffine(np.ones(cout), added), w.dtype)
 
 
-def _absorb_into_gemm(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAffine, repeat: int) -> None:
-    b = ctx.array(node.input[1])
+def _absorb_into_gemm(ctx: FoldContext, node: ir.Node, affine: ChannelAffine, repeat: int) -> None:
+    b = ctx.array(node.inputs[1])
     bd = b.astype(np.float64)
     scale, shift = np.repeat(affine.scale, repeat), np.repeat(affine.shift, repeat)
     trans_b = get_attr(node, "transB", 0)
@@ -173,7 +174,7 @@ def _absorb_into_gemm(ctx: FoldContext, node: onnx.NodeProto, affine: ChannelAff
     absorb_gemm_c(ctx, node, ChannelAffine(np.ones(added.size), added), b.dtype)
 
 
-def fold_into_consumers(ctx: FoldContext, bn: onnx.NodeProto) -> FoldedNode:
+def fold_into_consumers(ctx: FoldContext, bn: ir.Node) -> FoldedNode:
     affine = batchnorm_affine(ctx, bn)
     sites = consumer_sites(ctx, bn, affine)
     for site in sites:
@@ -185,7 +186,7 @@ def fold_into_consumers(ctx: FoldContext, bn: onnx.NodeProto) -> FoldedNode:
     return FoldedNode(bn.name, bn.op_type, tuple(s.node.name for s in sites), "consumers")
 
 
-def fold_one(ctx: FoldContext, bn: onnx.NodeProto) -> list[FoldedNode]:
+def fold_one(ctx: FoldContext, bn: ir.Node) -> list[FoldedNode]:
     """Fold ``bn`` into its producer, else into its consumers; NotFoldable says why neither."""
     reason = batchnorm_training_reason(ctx, bn)
     if reason:
@@ -208,19 +209,18 @@ class FoldBatchNormPass(Pass):
         #: shapes shared with other passes on the same model (see :class:`FoldContext`)
         self.shapes = shapes
 
-    def run(self, model: onnx.ModelProto) -> FoldPassResult:
+    def run(self, model: ir.Model) -> FoldPassResult:
         ctx, modified = prepare(model, self.shapes)
         folded: list[FoldedNode] = []
         skipped: list[tuple[str, str]] = []
-        for name in list(ctx.order):
-            node = ctx.live(name)
-            if node is None or node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
+        for node in ctx.live_nodes():
+            if ctx.is_removed(node) or node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
                 continue
             try:
                 folded.extend(fold_one(ctx, node))
             except NotFoldable as exc:
-                skipped.append((name, str(exc)))
-                log.info("BatchNormalization %s stays: %s", name, exc)
+                skipped.append((node.name, str(exc)))
+                log.info("BatchNormalization %s stays: %s", node.name, exc)
         ctx.commit()
         count = sum(f.op_type == "BatchNormalization" for f in folded)
         notes = [f"folded {count} BatchNormalization nodes"] if count else []

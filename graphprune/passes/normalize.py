@@ -11,9 +11,13 @@ import logging
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import numpy_helper
 
-from ..graph import add_initializer, remove_initializers, subgraph_reads
+from ..graph import edit
+from ..graph.index import subgraph_reads
+from ..graph.model import node_into, value_info
+from ..graph.nodes import inputs
 from .base import Pass, PassResult
 
 log = logging.getLogger(__name__)
@@ -39,12 +43,12 @@ class NameNodesPass(Pass):
 
     name = "name-nodes"
 
-    def run(self, model: onnx.ModelProto) -> PassResult:
+    def run(self, model: ir.Model) -> PassResult:
         renamed = 0
-        taken = {node.name for node in model.graph.node if node.name}
+        taken = {node.name for node in model.graph if node.name}
         seen: set[str] = set()
         counter = 0
-        for node in model.graph.node:
+        for node in model.graph:
             if node.name and node.name not in seen:
                 seen.add(node.name)
                 continue
@@ -82,92 +86,92 @@ class LiftConstantsPass(Pass):
 
     name = "lift-constants"
 
-    def run(self, model: onnx.ModelProto) -> PassResult:
-        from onnx.reference import ReferenceEvaluator
-
+    def run(self, model: ir.Model) -> PassResult:
         graph = model.graph
-        inits = {t.name: t for t in graph.initializer}
-        values: dict[str, np.ndarray] = {}
-        graph_inputs = {i.name for i in graph.input}
-        graph_outputs = {o.name for o in graph.output}
-        opset_imports = list(model.opset_import)
-        keep: list[onnx.NodeProto] = []
-        lifted = 0
-        budget = MAX_LIFTED_ELEMENTS
-
-        def value(name: str) -> np.ndarray:
-            if name not in values:
-                values[name] = numpy_helper.to_array(inits[name])
-            return values[name]
-
-        def is_const(name: str) -> bool:
-            if name == "":
-                return True
-            if name in values:
-                return True
-            return name in inits and (name not in graph_inputs or model.ir_version < 4)
-
-        for node in graph.node:
-            foldable = (node.domain in ("", "ai.onnx") and node.op_type in FOLDABLE_OPS
-                        and all(is_const(i) for i in node.input)
-                        and not any(o in graph_inputs for o in node.output))
-            if not foldable:
-                keep.append(node)
-                continue
-            predicted = _predicted_elements(node, [value(i) if i else None for i in node.input])
-            unknown_growth = predicted is None and node.op_type in _GROWING_OPS
-            if unknown_growth or (predicted is not None and predicted > min(MAX_FOLD_ELEMENTS, budget)):
-                log.info("not folding %s (%s): its output would be too large (%s elements)", node.name,
-                     node.op_type, predicted)
-                keep.append(node)
-                continue
-            try:
-                if node.op_type == "Constant":
-                    results = [_constant_value(node)]
-                    if results[0] is None:
-                        keep.append(node)
-                        continue
-                else:
-                    feeds = {i: value(i) for i in node.input if i}
-                    results = _fast_fold(node, feeds) or _evaluate(ReferenceEvaluator, node, feeds, opset_imports)
-            except Exception as exc:  # noqa: BLE001 - a node we cannot fold simply stays a node
-                log.debug("not folding %s (%s): %s", node.name, node.op_type, exc)
-                keep.append(node)
-                continue
-            if results is None or any(r.size > MAX_FOLD_ELEMENTS for r in results):
-                keep.append(node)
-                continue
-            for name, arr in zip(node.output, results):
-                if name:
-                    values[name] = np.asarray(arr)
-                    budget -= values[name].size
-            lifted += 1
-
+        lifter = _Lifter(model)
+        lifted = [node for node in list(graph) if lifter.lift(node)]
         if not lifted:
             return PassResult(model, False, [])
-        used = {i for n in keep for i in n.input} | graph_outputs | subgraph_reads(graph)
-        remove_initializers(graph, {name for name in inits if name not in used})
-        for name, arr in values.items():
-            if name in used and name not in inits:
-                add_initializer(graph, name, arr)
-        new_inits = list(graph.initializer)
-        del graph.node[:]
-        graph.node.extend(keep)
-        init_names = {t.name for t in new_inits}
-        if model.ir_version < 4:
-            # old IR: every initializer must also be declared as a graph input
-            declared = {i.name for i in graph.input}
-            for t in new_inits:
-                if t.name not in declared:
-                    graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-        kept_inputs = [i for i in graph.input if i.name in init_names or i.name not in inits]
-        if len(kept_inputs) != len(graph.input):
-            del graph.input[:]
-            graph.input.extend(kept_inputs)
-        kept_vi = [v for v in graph.value_info if v.name not in init_names]
-        del graph.value_info[:]
-        graph.value_info.extend(kept_vi)
-        return PassResult(model, True, [f"lifted {lifted} constant nodes to initializers"])
+        lifted_ids = {id(n) for n in lifted}
+        keep = [n for n in graph if id(n) not in lifted_ids]
+        used = {v.name for n in keep for v in n.inputs if v is not None}
+        used |= {v.name for v in graph.outputs} | subgraph_reads(graph)
+        edit.remove_initializers(model, {name for name in graph.initializers if name not in used})
+        for node in lifted:
+            for out in node.outputs:
+                if out.name in used and out.name not in graph.initializers:
+                    _replace_by_initializer(model, out, lifter.values[out.name])
+        edit.remove_nodes(graph, lifted)
+        inits = set(graph.initializers)
+        value_info(graph)[:] = [v for v in value_info(graph) if v.name not in inits]
+        return PassResult(model, True, [f"lifted {len(lifted)} constant nodes to initializers"])
+
+
+def _replace_by_initializer(model: ir.Model, out: ir.Value, array: np.ndarray) -> None:
+    """``out`` (a node output) becomes an initializer of the same name holding ``array``."""
+    name = out.name
+    out.name = None
+    value = edit.add_initializer(model, name, array)
+    out.replace_all_uses_with(value, replace_graph_outputs=True)
+
+
+class _Lifter:
+    """Decides, node by node in graph order, whether a node is evaluated once into constants."""
+
+    def __init__(self, model: ir.Model):
+        graph = model.graph
+        self.model = model
+        self.inits = graph.initializers
+        self.values: dict[str, np.ndarray] = {}
+        self.graph_inputs = {v.name for v in graph.inputs}
+        self.opset_imports = [onnx.helper.make_opsetid(d, v) for d, v in model.opset_imports.items()]
+        self.budget = MAX_LIFTED_ELEMENTS
+
+    def value(self, name: str) -> np.ndarray:
+        if name not in self.values:
+            self.values[name] = np.asarray(self.inits[name].const_value.numpy())
+        return self.values[name]
+
+    def is_const(self, name: str) -> bool:
+        if name == "" or name in self.values:
+            return True
+        return name in self.inits and (name not in self.graph_inputs or self.model.ir_version < 4)
+
+    def lift(self, node: ir.Node) -> bool:
+        names = inputs(node)
+        if not (node.domain in ("", "ai.onnx") and node.op_type in FOLDABLE_OPS
+                and all(self.is_const(i) for i in names)
+                and not any(o.name in self.graph_inputs for o in node.outputs)):
+            return False
+        proto = onnx.NodeProto()
+        node_into(proto, node)
+        predicted = _predicted_elements(proto, [self.value(i) if i else None for i in names])
+        unknown_growth = predicted is None and node.op_type in _GROWING_OPS
+        if unknown_growth or (predicted is not None and predicted > min(MAX_FOLD_ELEMENTS, self.budget)):
+            log.info("not folding %s (%s): its output would be too large (%s elements)", node.name,
+                     node.op_type, predicted)
+            return False
+        results = self._evaluate(proto, names)
+        if results is None or any(r.size > MAX_FOLD_ELEMENTS for r in results):
+            return False
+        for out, arr in zip(node.outputs, results):
+            if out.name:
+                self.values[out.name] = np.asarray(arr)
+                self.budget -= self.values[out.name].size
+        return True
+
+    def _evaluate(self, proto: onnx.NodeProto, names: list[str]) -> list | None:
+        try:
+            if proto.op_type == "Constant":
+                value = _constant_value(proto)
+                return None if value is None else [value]
+            from onnx.reference import ReferenceEvaluator
+
+            feeds = {i: self.value(i) for i in names if i}
+            return _fast_fold(proto, feeds) or _evaluate(ReferenceEvaluator, proto, feeds, self.opset_imports)
+        except Exception as exc:  # noqa: BLE001 - a node we cannot fold simply stays a node
+            log.debug("not folding %s (%s): %s", proto.name, proto.op_type, exc)
+            return None
 
 
 def _predicted_elements(node: onnx.NodeProto, inputs: list) -> int | None:
@@ -243,8 +247,8 @@ def _evaluate(evaluator_cls, node, feeds, opset_imports):
     return [np.asarray(o) for o in out]
 
 
-def normalize(model: onnx.ModelProto) -> PassResult:
+def normalize(model: ir.Model) -> PassResult:
     """Run the normalization passes in order (mutates ``model``)."""
-    from .base import run_passes
+    from .base import PassSequence
 
-    return run_passes(model, [NameNodesPass(), LiftConstantsPass()])
+    return PassSequence([NameNodesPass(), LiftConstantsPass()])(model)

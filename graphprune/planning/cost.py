@@ -33,9 +33,12 @@ class Cost:
 class CostModel:
     """Parameters and MACs of ``model`` (the analysed object) after removing slots."""
 
-    def __init__(self, model: onnx.ModelProto, analysis: Analysis, input_shapes: Mapping | None = None):
+    def __init__(self, model: onnx.ModelProto, analysis: Analysis, input_shapes: Mapping | None = None,
+                 runnable=None):
+        """``model``: the analysed model as a proto (a weight-less skeleton will do: ``runnable``
+        then gives the full proto if shapes must be read from an onnxruntime run)."""
         self.analysis = analysis
-        self.infos, self.input_shapes = tensor_infos(model, input_shapes)
+        self.infos, self.input_shapes = tensor_infos(model, input_shapes, runnable)
         self.nodes = list(model.graph.node)
         self.groups = {g.id: g for g in analysis.groups}
         read = {name for node in self.nodes for name in node.input if name}

@@ -95,8 +95,12 @@ def _runtime_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]
     return out
 
 
-def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> tuple[dict[str, TensorInfo], dict]:
-    """Shape and element type of every tensor the nodes read or write, and the resolved input shapes."""
+def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None,
+                 runnable=None) -> tuple[dict[str, TensorInfo], dict]:
+    """Shape and element type of every tensor the nodes read or write, and the resolved input shapes.
+
+    ``runnable`` gives the full model when ``model`` is a weight-less skeleton (called only when
+    shape inference leaves shapes that one onnxruntime run must supply)."""
     inputs = resolve_shapes(model, input_shapes)
     infos = _static_shapes(model, inputs)
     for t in model.graph.initializer:
@@ -106,7 +110,7 @@ def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None) ->
         log.info("shape inference left %d tensor(s) without a concrete shape (e.g. %s); reading them from one "
                  "onnxruntime run", len(missing), sorted(missing)[0])
         try:
-            infos.update(_runtime_shapes(model, inputs, missing))
+            infos.update(_runtime_shapes(runnable() if runnable is not None else model, inputs, missing))
         except GraphPruneError as exc:  # e.g. custom ops: their nodes are reported as not counted
             log.warning("shapes of %d tensor(s) stay unknown (%s); their nodes' MACs are not counted",
                         len(missing), exc)

@@ -3,8 +3,8 @@
 Importing this package registers every rule module.
 """
 from . import conv, elementwise, layout, linear, reduction, reshape  # noqa: F401 - registration
-from .base import (CHANNEL, CONSUMER, PRODUCER, Choice, FixUp, Link, RuleContext, RuleResult, Space, lookup,
-                   register, registered_ops)
+from .base import (CHANNEL, CONSUMER, DEFAULT_RULES, PRODUCER, Choice, FixUp, Link, RuleContext, RuleRegistry,
+                   RuleResult, Space, lookup, register, registered_ops)
 
-__all__ = ["CHANNEL", "CONSUMER", "PRODUCER", "Choice", "FixUp", "Link", "RuleContext", "RuleResult", "Space",
-           "lookup", "register", "registered_ops"]
+__all__ = ["CHANNEL", "CONSUMER", "DEFAULT_RULES", "PRODUCER", "Choice", "FixUp", "Link", "RuleContext",
+           "RuleRegistry", "RuleResult", "Space", "lookup", "register", "registered_ops"]

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import onnx
+import onnx_ir as ir
 
-from ..graph import GraphIndex, get_attr
+from ..graph.index import GraphIndex
+from ..graph.nodes import get_attr, input_name, inputs, output_name, outputs
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class RuleResult:
 class RuleContext:
     """What a rule may read about its node: attributes, shapes, constants, shape values."""
 
-    def __init__(self, index: GraphIndex, node: onnx.NodeProto, shape_values):
+    def __init__(self, index: GraphIndex, node: ir.Node, shape_values):
         self.index = index
         self.node = node
         self._shape_values = shape_values
@@ -133,10 +134,19 @@ class RuleContext:
         return get_attr(self.node, name, default)
 
     def input(self, i: int) -> str:
-        return self.node.input[i] if i < len(self.node.input) else ""
+        return input_name(self.node, i)
 
     def output(self, i: int) -> str:
-        return self.node.output[i] if i < len(self.node.output) else ""
+        return output_name(self.node, i)
+
+    @property
+    def inputs(self) -> list[str]:
+        """Input names (``""`` for an omitted optional input)."""
+        return inputs(self.node)
+
+    @property
+    def outputs(self) -> list[str]:
+        return outputs(self.node)
 
     def shape(self, tensor: str):
         return self.index.shape(tensor) if tensor else None
@@ -173,30 +183,49 @@ class _Entry:
     until: int | None
 
 
-_REGISTRY: dict[tuple[str, str], list[_Entry]] = {}
+class RuleRegistry:
+    """Rules keyed by (domain, op type), each for an opset range. Analysis is handed one registry
+    (:data:`DEFAULT_RULES` unless told otherwise); extend a :meth:`copy`, never the default."""
+
+    def __init__(self, entries: dict | None = None):
+        self._entries: dict[tuple[str, str], list[_Entry]] = {k: list(v) for k, v in (entries or {}).items()}
+
+    def register(self, *op_types: str, domain: str = "", since: int = 1, until: int | None = None):
+        """Decorator: register a rule for op types in ``domain`` for opsets ``since``..``until`` (inclusive)."""
+
+        def deco(fn: RuleFn) -> RuleFn:
+            for op in op_types:
+                self._entries.setdefault((domain, op), []).append(_Entry(fn, since, until))
+            return fn
+
+        return deco
+
+    def lookup(self, domain: str, op_type: str, opset: int) -> RuleFn | None:
+        domain = "" if domain == "ai.onnx" else domain
+        for entry in self._entries.get((domain, op_type), []):
+            if opset >= entry.since and (entry.until is None or opset <= entry.until):
+                return entry.fn
+        return None
+
+    def ops(self) -> list[tuple[str, str]]:
+        """(domain, op type) of every registered rule, sorted."""
+        return sorted(self._entries)
+
+    def copy(self) -> "RuleRegistry":
+        return RuleRegistry(self._entries)
 
 
-def register(*op_types: str, domain: str = "", since: int = 1, until: int | None = None):
-    """Register a rule for op types in ``domain`` for opsets ``since``..``until`` (inclusive)."""
-
-    def deco(fn: RuleFn) -> RuleFn:
-        for op in op_types:
-            _REGISTRY.setdefault((domain, op), []).append(_Entry(fn, since, until))
-        return fn
-
-    return deco
+#: the registry every rule module of this package registers into
+DEFAULT_RULES = RuleRegistry()
+register = DEFAULT_RULES.register
 
 
 def lookup(domain: str, op_type: str, opset: int) -> RuleFn | None:
-    domain = "" if domain == "ai.onnx" else domain
-    for entry in _REGISTRY.get((domain, op_type), []):
-        if opset >= entry.since and (entry.until is None or opset <= entry.until):
-            return entry.fn
-    return None
+    return DEFAULT_RULES.lookup(domain, op_type, opset)
 
 
 def registered_ops() -> list[tuple[str, str]]:
-    return sorted(_REGISTRY)
+    return DEFAULT_RULES.ops()
 
 
 # --------------------------------------------------------------------------- helpers for rules

@@ -83,7 +83,7 @@ def broadcast_links(ctx: RuleContext, res: RuleResult, inputs: list[str], out: s
 @register(*BROADCAST_OPS)
 def broadcast_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult()
-    broadcast_links(ctx, res, list(ctx.node.input), ctx.output(0))
+    broadcast_links(ctx, res, ctx.inputs, ctx.output(0))
     return res
 
 

@@ -113,7 +113,7 @@ def concat_rule(ctx: RuleContext) -> RuleResult:
         return res
     axis = normalize_axis(int(ctx.attr("axis", 0)), rank)
     offset = 0
-    for name in ctx.node.input:
+    for name in ctx.inputs:
         shape = ctx.shape(name)
         if shape is None or len(shape) != rank:
             return RuleResult()
@@ -165,7 +165,7 @@ def split_rule(ctx: RuleContext) -> RuleResult:
         return res
     rank = len(shape)
     axis = normalize_axis(int(ctx.attr("axis", 0)), rank)
-    outs = [o for o in ctx.node.output]
+    outs = list(ctx.outputs)
     for o in outs:
         if o:
             identity_all(res, x, o, rank, skip=(axis,))

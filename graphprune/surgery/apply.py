@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import onnx
+import onnx_ir as ir
 
 from ..analysis.types import Analysis
 from ..errors import PruningError
-from ..graph import write_tensor
+from ..graph import edit
+from ..graph.model import value_info
 from ..rules.base import Space
 from .editor import ModelEditor
 
@@ -42,32 +43,43 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
 
 def _slice_initializers(editor: ModelEditor, analysis: Analysis, changed: dict[Space, np.ndarray]) -> None:
     by_init: dict[str, list[Space]] = {}
+    inits = editor.graph.initializers
     for space in changed:
-        if space.tensor in editor.inits:
+        if space.tensor in inits:
             by_init.setdefault(space.tensor, []).append(space)
     for name, spaces in by_init.items():
         arr = analysis.index.array(name)
         for space in sorted(spaces):
             arr = np.take(arr, changed[space], axis=space.axis)
-        write_tensor(editor.inits[name], arr)
+        edit.write_initializer(inits[name], arr)
 
 
-def _update_declared_shapes(model: onnx.ModelProto, changed: dict[Space, np.ndarray]) -> None:
+def _update_declared_shapes(model: ir.Model, changed: dict[Space, np.ndarray]) -> None:
+    """Pruned sizes into the shapes the model declares (value_info and graph inputs)."""
     by_tensor: dict[str, dict[int, int]] = {}
     for space, kept in changed.items():
         by_tensor.setdefault(space.tensor, {})[space.axis] = int(kept.size)
-    for vi in list(model.graph.value_info) + list(model.graph.input):
+    for vi in value_info(model.graph):
         axes = by_tensor.get(vi.name)
-        if not axes or not vi.type.HasField("tensor_type"):
+        if axes and vi.type.HasField("tensor_type"):
+            dims = vi.type.tensor_type.shape.dim
+            for axis, size in axes.items():
+                if axis < len(dims):
+                    dims[axis].Clear()
+                    dims[axis].dim_value = size
+    for value in model.graph.inputs:
+        axes = by_tensor.get(value.name)
+        if not axes or value.shape is None:
             continue
-        dims = vi.type.tensor_type.shape.dim
+        dims = list(value.shape.dims)
+        denotations = [value.shape.get_denotation(i) for i in range(len(dims))]
         for axis, size in axes.items():
             if axis < len(dims):
-                dims[axis].Clear()
-                dims[axis].dim_value = size
+                dims[axis], denotations[axis] = size, None
+        value.shape = ir.Shape(dims, denotations=denotations)
 
 
-def apply_removal(model: onnx.ModelProto, analysis: Analysis, removed: dict[int, np.ndarray]) -> dict:
+def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.ndarray]) -> dict:
     """Prune ``model`` (the model ``analysis`` was computed on) in place.
 
     Returns ``{space: kept positions}`` for every changed space.

@@ -1,4 +1,4 @@
-"""Small, safe edits of a ModelProto used by surgery and rule fix-ups.
+"""The edits rule fix-ups ask for, by node name, on the editable graph.
 
 Constants are edited copy-on-write: a constant read by several nodes is only modified in
 place when every one of its uses asks for the same modification; otherwise each use that needs
@@ -7,30 +7,28 @@ a different value gets its own copy under a new name.
 from __future__ import annotations
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
+import onnx_ir as ir
 
 from ..errors import PruningError
-from ..graph import add_initializer, fresh_name, remove_initializers, subgraph_reads
+from ..graph import edit
+from ..graph.nodes import get_attr
 
 
 class ModelEditor:
-    def __init__(self, model: onnx.ModelProto):
+    def __init__(self, model: ir.Model):
         self.model = model
         self.graph = model.graph
-        self.nodes = {n.name: n for n in self.graph.node}
-        self.inits = {t.name: t for t in self.graph.initializer}
+        self.nodes = {n.name: n for n in self.graph}
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
-        self._names = set(self.inits) | {o for n in self.graph.node for o in n.output} | {
-            i.name for i in self.graph.input}
+        self._names = edit.Names(self.graph)
         self.touched_nodes: set[str] = set()
-        self._unused_before = self._unused()
+        self._unused_before = edit.unused_initializers(model)
 
     # ------------------------------------------------------------------ names
     def unique_name(self, base: str) -> str:
-        return fresh_name(self._names, base)
+        return self._names.fresh(base)
 
-    def _node(self, name: str) -> onnx.NodeProto:
+    def _node(self, name: str) -> ir.Node:
         try:
             return self.nodes[name]
         except KeyError as exc:
@@ -38,41 +36,28 @@ class ModelEditor:
 
     # ------------------------------------------------------------------ attributes
     def set_attr(self, node: str, name: str, value) -> None:
-        n = self._node(node)
-        for i, attr in enumerate(n.attribute):
-            if attr.name == name:
-                del n.attribute[i]
-                break
-        n.attribute.append(onnx.helper.make_attribute(name, value))
+        edit.set_attribute(self._node(node), name, value)
         self.touched_nodes.add(node)
 
     def set_attr_element(self, node: str, name: str, index: int, value: int) -> None:
-        n = self._node(node)
-        for attr in n.attribute:
-            if attr.name == name:
-                values = list(onnx.helper.get_attribute_value(attr))
-                values[index] = value
-                self.set_attr(node, name, values)
-                return
-        raise PruningError(f"node {node} has no attribute {name}")
+        values = get_attr(self._node(node), name)
+        if values is None:
+            raise PruningError(f"node {node} has no attribute {name}")
+        values = list(values)
+        values[index] = value
+        self.set_attr(node, name, values)
 
     def del_attr(self, node: str, name: str) -> None:
-        n = self._node(node)
-        for i, attr in enumerate(n.attribute):
-            if attr.name == name:
-                del n.attribute[i]
-                self.touched_nodes.add(node)
-                return
+        if edit.delete_attribute(self._node(node), name):
+            self.touched_nodes.add(node)
 
     # ------------------------------------------------------------------ constants
     def set_input_constant(self, node: str, index: int, array: np.ndarray) -> str:
-        """Point ``node.input[index]`` at a new initializer holding ``array``."""
+        """Point input ``index`` of ``node`` at a new initializer holding ``array``."""
         n = self._node(node)
         name = self.unique_name(f"{node}_input{index}")
-        self._new_initializer(name, np.asarray(array))
-        while len(n.input) <= index:
-            n.input.append("")
-        n.input[index] = name
+        value = edit.add_initializer(self.model, name, np.asarray(array))
+        edit.set_input(n, index, value)
         self.touched_nodes.add(node)
         return name
 
@@ -81,62 +66,39 @@ class ModelEditor:
         _, init, flat, node, idx = source
         self._patches.setdefault(init, {}).setdefault((node, idx), {})[flat] = int(value)
 
-    def _uses_of(self, init: str) -> list[tuple]:
-        uses = [(n.name, i) for n in self.graph.node for i, x in enumerate(n.input) if x == init]
-        return uses
+    def _uses_of(self, init: str) -> list[tuple[str, int]]:
+        return [(n.name, i) for n in self.graph for i, v in enumerate(n.inputs) if v is not None and v.name == init]
 
     def finalize(self) -> None:
         """Apply pending constant patches, copying constants whose uses disagree."""
         for init, by_use in self._patches.items():
+            value = self.graph.initializers[init]
             uses = self._uses_of(init)
-            shared_outside = any(o.name == init for o in self.graph.output) or any(
-                i.name == init for i in self.graph.input)
+            shared_outside = value.is_graph_output() or value in self.graph.inputs
             wanted = [by_use.get(u, {}) for u in uses]
-            original = numpy_helper.to_array(self.inits[init])
+            original = np.asarray(value.const_value.numpy())
             if not shared_outside and all(w == wanted[0] for w in wanted):
-                self._write(self.inits[init], original, wanted[0])
+                edit.write_initializer(value, _patched(original, wanted[0]))
                 continue
-            copies: dict[tuple, str] = {}
+            copies: dict[tuple, ir.Value] = {}
             for use, patch in zip(uses, wanted):
                 if not patch:
                     continue
                 key = tuple(sorted(patch.items()))
                 if key not in copies:
                     name = self.unique_name(f"{init}_{use[0]}")
-                    tensor = self._new_initializer(name, original)
-                    self._write(tensor, original, patch)
-                    copies[key] = name
-                self.nodes[use[0]].input[use[1]] = copies[key]
+                    copies[key] = edit.add_initializer(self.model, name, _patched(original, patch))
+                edit.set_input(self.nodes[use[0]], use[1], copies[key])
         self._patches.clear()
         self.remove_unused_initializers()
 
-    def _new_initializer(self, name: str, array: np.ndarray) -> onnx.TensorProto:
-        tensor = add_initializer(self.graph, name, array)
-        self.inits[name] = tensor
-        if self.model.ir_version < 4:  # old IR: initializers must be declared as graph inputs
-            self.graph.input.append(onnx.helper.make_tensor_value_info(name, tensor.data_type, list(tensor.dims)))
-        return tensor
-
-    @staticmethod
-    def _write(tensor: onnx.TensorProto, original: np.ndarray, patch: dict[int, int]) -> None:
-        from ..graph import write_tensor
-
-        arr = original.copy().reshape(-1)
-        for flat, value in patch.items():
-            arr[flat] = value
-        write_tensor(tensor, arr.reshape(original.shape))
-
-    def _unused(self) -> set[str]:
-        used = {i for n in self.graph.node for i in n.input} | {o.name for o in self.graph.output}
-        used |= subgraph_reads(self.graph)
-        declared_inputs = set() if self.model.ir_version < 4 else {i.name for i in self.graph.input}
-        return {t.name for t in self.graph.initializer if t.name not in used and t.name not in declared_inputs}
-
     def remove_unused_initializers(self) -> int:
         """Drop initializers that our edits left without a reader (others are left alone)."""
-        gone = self._unused() - self._unused_before
-        if gone and self.model.ir_version < 4:
-            keep = [i for i in self.graph.input if i.name not in gone]
-            del self.graph.input[:]
-            self.graph.input.extend(keep)
-        return remove_initializers(self.graph, gone)
+        return edit.remove_initializers(self.model, edit.unused_initializers(self.model) - self._unused_before)
+
+
+def _patched(original: np.ndarray, patch: dict[int, int]) -> np.ndarray:
+    arr = original.copy().reshape(-1)
+    for flat, value in patch.items():
+        arr[flat] = value
+    return arr.reshape(original.shape)

@@ -21,7 +21,7 @@ from ..oracle import zero_removed
 from ..progress import progress as progress_iter
 from ..rules.base import CONSUMER
 from ..validation.runner import make_session
-from .select import select_by_ratio
+from ..planning.select import select_by_ratio
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,14 @@ def _overridable(model: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
 class _Runner:
     """Runs feeds through the model with some consumer initializers replaced."""
 
-    def __init__(self, model: onnx.ModelProto, analysis: Analysis, feeds: list[dict]):
+    def __init__(self, graph, analysis: Analysis, feeds: list[dict]):
+        from ..graph.model import to_proto
+
         self.analysis = analysis
         self.feeds = feeds
         self.names = {p.initializer for g in analysis.prunable_groups for p in _consumer_params(g)}
-        self.model = model
+        self.graph = graph
+        model = self.model = to_proto(graph)
         self.session = make_session(_overridable(model, self.names), exact=True, label="sensitivity model")
         self.outputs = [o.name for o in model.graph.output]
         self.reference = self.run(self.session, {})
@@ -102,7 +105,7 @@ class _Runner:
 
     def drift(self, group, slots: np.ndarray) -> float:
         if group.contractions:
-            masked = zero_removed(self.model, self.analysis, {group.id: slots})
+            masked = zero_removed(self.graph, self.analysis, {group.id: slots})
             values = self.run(make_session(masked, exact=True, label="sensitivity model"), {})
         else:
             weights = {}
@@ -125,9 +128,9 @@ def _relative_error(reference, values) -> float:
     return worst
 
 
-def sensitivity(model: onnx.ModelProto, analysis: Analysis, scorer, feeds: list[dict], *,
+def sensitivity(model, analysis: Analysis, scorer, feeds: list[dict], *,
                 ratios=DEFAULT_RATIOS, source: str = "random inputs", progress: bool = False) -> SensitivityResult:
-    """Drift of ``model`` (the analysed, prepared model) per prunable group and ratio."""
+    """Drift of ``model`` (the analysed, prepared editable graph) per prunable group and ratio."""
     runner = _Runner(model, analysis, feeds)
     rows = []
     groups = analysis.prunable_groups

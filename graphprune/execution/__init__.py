@@ -1,0 +1,1 @@
+"""Services that run onnxruntime for the stages: latency probes, candidate evaluations."""

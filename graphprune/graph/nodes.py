@@ -1,0 +1,67 @@
+"""Reading nodes of the editable graph by name: inputs, outputs, attributes.
+
+Analysis and rules speak of tensors by name (spaces are ``(tensor name, axis)``), so these
+helpers give an ``onnx_ir.Node``'s inputs and outputs as names (``""`` for an omitted optional
+input) and its attributes as the plain values ``onnx.helper.get_attribute_value`` would give
+(strings as bytes, repeated fields as lists).
+"""
+from __future__ import annotations
+
+import onnx
+import onnx_ir as ir
+from onnx_ir import serde
+
+_PLAIN = {
+    ir.AttributeType.INT: int,
+    ir.AttributeType.FLOAT: float,
+    ir.AttributeType.INTS: list,
+    ir.AttributeType.FLOATS: list,
+}
+
+
+def inputs(node: ir.Node) -> list[str]:
+    return [v.name if v is not None else "" for v in node.inputs]
+
+
+def outputs(node: ir.Node) -> list[str]:
+    return [v.name for v in node.outputs]
+
+
+def input_name(node: ir.Node, i: int) -> str:
+    v = node.inputs[i] if i < len(node.inputs) else None
+    return v.name if v is not None else ""
+
+
+def output_name(node: ir.Node, i: int) -> str:
+    return node.outputs[i].name if i < len(node.outputs) else ""
+
+
+def get_attr(node: ir.Node | onnx.NodeProto, name: str, default=None):
+    """The attribute's value as ``onnx.helper.get_attribute_value`` gives it, or ``default``
+    (of an editable-graph node or of a NodeProto)."""
+    if isinstance(node, onnx.NodeProto):
+        for attr in node.attribute:
+            if attr.name == name:
+                return onnx.helper.get_attribute_value(attr)
+        return default
+    attr = node.attributes.get(name)
+    if attr is None:
+        return default
+    if attr.is_ref():
+        return default
+    convert = _PLAIN.get(attr.type)
+    if convert is not None:
+        return convert(attr.value)
+    if attr.type == ir.AttributeType.STRING:
+        return attr.value.encode()
+    if attr.type == ir.AttributeType.STRINGS:
+        return [s.encode() for s in attr.value]
+    return onnx.helper.get_attribute_value(serde.serialize_attribute(attr))
+
+
+def has_subgraph(node: ir.Node) -> bool:
+    return any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values())
+
+
+def is_default_domain(node: ir.Node) -> bool:
+    return node.domain in ("", "ai.onnx")

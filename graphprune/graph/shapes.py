@@ -1,0 +1,121 @@
+"""Tensor shapes of a model: onnx shape inference, refined by onnxruntime's symbolic inference.
+
+Inference runs on a weight-less copy (``to_proto(model, tensors="skeleton")``): weights keep
+their names, types and dims, small int64 constants (shapes, axes) their values. Results never
+enter the editable graph (they would be written out as value_info); they live in the index.
+"""
+from __future__ import annotations
+
+import logging
+
+import onnx
+import onnx_ir as ir
+
+log = logging.getLogger(__name__)
+
+Shape = tuple  # tuple of int | str | None: static size, named symbolic size, unknown
+
+
+def _dims(type_proto: onnx.TypeProto) -> Shape | None:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return None
+    out = []
+    for d in type_proto.tensor_type.shape.dim:
+        if d.HasField("dim_value"):
+            out.append(d.dim_value)
+        elif d.HasField("dim_param") and not d.dim_param.startswith("unk__"):
+            out.append(d.dim_param)  # a named symbolic dimension (same name = same size)
+        else:
+            out.append(None)
+    return tuple(out)
+
+
+def infer_shapes(model: ir.Model | onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
+    """Shape inference on a weight-less copy of the model: tensor name -> (shape, elem_type)."""
+    if isinstance(model, onnx.ModelProto):
+        from .proto import copy_without_weights
+
+        light = onnx.ModelProto()
+        copy_without_weights(model, light)
+    else:
+        from .model import to_proto
+
+        light = to_proto(model, tensors="skeleton")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
+        log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
+        inferred = light
+    result: dict[str, tuple[Shape | None, int]] = {}
+    _collect_shapes(inferred.graph, result)
+    if any(shape is None or None in shape for shape, _ in result.values()) or len(result) < len(light.graph.node):
+        _refine_with_symbolic_inference(inferred, result)
+    for init in light.graph.initializer:
+        result[init.name] = (tuple(init.dims), init.data_type)
+    return result
+
+
+def _collect_shapes(graph: onnx.GraphProto, result: dict) -> None:
+    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
+        shape = _dims(vi.type)
+        elem = vi.type.tensor_type.elem_type if vi.type.HasField("tensor_type") else 0
+        prev = result.get(vi.name)
+        if prev is None or (prev[0] is None and shape is not None):
+            result[vi.name] = (shape, elem)
+
+
+def _merge_dims(a: Shape | None, b: Shape | None) -> Shape | None:
+    """Per dimension, prefer a static size, then a named symbol, then unknown."""
+    if a is None or b is None or len(a) != len(b):
+        return a if a is not None else b
+    out = []
+    for x, y in zip(a, b):
+        out.append(x if isinstance(x, int) else y if isinstance(y, int) else x if x is not None else y)
+    return tuple(out)
+
+
+def _refine_with_symbolic_inference(light: onnx.ModelProto, result: dict) -> None:
+    """onnxruntime's symbolic shape inference follows computed shapes (Shape→Slice→Concat→Resize
+    sizes, Reshape of computed shapes) that onnx's inference leaves unknown."""
+    try:
+        refined = _symbolic_inference(light)
+    except ImportError as exc:  # sympy missing: say so, the affected groups will be blocked
+        log.warning("onnxruntime symbolic shape inference unavailable (%s); computed shapes stay unknown", exc)
+        return
+    except Exception as exc:  # noqa: BLE001 - best effort; unknown shapes stay unknown (barriers)
+        log.debug("symbolic shape inference failed: %s", exc)
+        return
+    if refined is None:
+        return
+    extra: dict = {}
+    _collect_shapes(refined.graph, extra)
+    for name, (shape, elem) in extra.items():
+        prev = result.get(name)
+        if prev is None:
+            result[name] = (shape, elem)
+        else:
+            result[name] = (_merge_dims(prev[0], shape), prev[1] or elem)
+
+
+def _symbolic_inference(light: onnx.ModelProto) -> onnx.ModelProto | None:
+    """onnxruntime's symbolic shape inference, or None when it cannot infer every shape.
+
+    ``SymbolicShapeInference.infer_shapes`` saves ``sym_shape_infer_temp.onnx`` (and its data)
+    into the current directory whenever inference is incomplete; graphprune never writes files
+    it was not asked to, so the same steps are run here without that save.
+    """
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference, get_opset
+
+    logging.getLogger("onnxruntime.tools.symbolic_shape_infer").setLevel(logging.ERROR)
+    opset = get_opset(light)
+    if not opset or opset < 7:
+        return None
+    engine = SymbolicShapeInference(2**31 - 1, True, False, 0)
+    complete = False
+    engine._preprocess(light)
+    while engine.run_:
+        complete = engine._infer_impl()
+    engine._update_output_from_vi()
+    return engine.out_mp_ if complete else None
+
+

@@ -1,0 +1,42 @@
+"""Stage ``decide``: how many slots each group loses and which, by ratio or by target."""
+from __future__ import annotations
+
+from ..planning.planner import Planner
+from .costs import cost_model, safe_cost
+from .options import Options
+from .values import Decided, Scored
+
+
+def decide(scored: Scored, options: Options) -> Decided:
+    analyzed = scored.analyzed
+    model, analysis = analyzed.prepared.model, analyzed.analysis
+    plan_options = options.plan_options
+    costs = cost_model(model, analysis, options.input_shapes)
+    reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes)
+    latency = None
+    if plan_options.target_latency is not None:
+        from ..execution.latency import latency_probe
+
+        latency = latency_probe(model, options.input_shapes, threads=options.latency_threads,
+                                progress=options.progress,
+                                strict_initializer_inputs=options.strict_initializer_inputs)
+    decision = Planner(analysis, scored.scorer, plan_options, cost_model=costs, reference=reference).decide(
+        latency=latency)
+    compensation = None
+    if options.compensate and scored.stats is not None:
+        from ..compensation import compensation_data
+
+        compensation = tuple(compensation_data(analysis, decision.removed, scored.stats, refit=options.refit))
+    return Decided(scored, decision, reference, compensation, how(options, decision))
+
+
+def how(options: Options, decision) -> str:
+    """How the decision was made, in words (``ratio 0.3``, ``target MACs 0.5: ...``)."""
+    mode = "global ranking" if options.global_rank else "ratio"
+    target = options.plan_options.target
+    if target is None:
+        return f"{mode} {options.ratio:g}" if options.global_rank else f"ratio {options.ratio:g}"
+    kind, value = target
+    label = {"macs": "MACs", "params": "parameters", "latency": "latency"}[kind]
+    per = "of all slots" if options.global_rank else "per group"
+    return f"target {label} {value:g}: {mode} t={decision.t:.4f} {per}"

@@ -1,0 +1,17 @@
+"""Stage ``prepare``: normalize the model (unique names, constants lifted) and fold BatchNorm, once."""
+from __future__ import annotations
+
+from ..passes.normalize import normalize
+from .options import Options
+from .values import Prepared, Source
+
+
+def prepare(source: Source, options: Options) -> Prepared:
+    model = source.editable()
+    if options.keep_bn:
+        normalize(model)
+        return Prepared(source, model, None)
+    from ..passes.fold import fold
+
+    result = fold(model)  # normalizes first
+    return Prepared(source, result.graph, result)

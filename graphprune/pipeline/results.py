@@ -1,0 +1,245 @@
+"""What ``inspect``, ``plan``, ``prune`` and ``apply`` return: the values, a summary and a dict.
+
+``summary_lines()`` is what the CLI prints; ``to_dict()`` what ``--json`` and ``--report`` write.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import onnx
+import onnx_ir as ir
+
+from ..analysis.types import Analysis
+from ..planning.plan_file import PruningPlan
+
+
+# --------------------------------------------------------------------------- inspect
+@dataclass
+class InspectResult:
+    model_name: str
+    analysis: Analysis
+    nodes: int
+    params: int
+
+    @property
+    def groups(self):
+        return self.analysis.groups
+
+    def to_dict(self) -> dict:
+        a = self.analysis
+        reasons: dict[str, int] = {}
+        for g in a.blocked_groups:
+            for r in {b.reason for b in g.barriers}:
+                reasons[r] = reasons.get(r, 0) + 1
+        return {
+            "model": self.model_name, "nodes": self.nodes, "parameters": self.params,
+            "groups": len(a.groups), "prunable_groups": len(a.prunable_groups),
+            "blocked_groups": len(a.blocked_groups),
+            "prunable_slots": sum(g.n_slots for g in a.prunable_groups),
+            "barrier_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "unknown_ops": a.unknown_nodes,
+            "group_list": [g.to_dict() for g in a.groups],
+        }
+
+    def summary_lines(self, show_all: bool = False, limit: int = 40) -> list[str]:
+        a = self.analysis
+        lines = [f"{self.model_name}: {self.nodes} nodes, {self.params:,} parameters",
+                 f"groups: {len(a.groups)} ({len(a.prunable_groups)} prunable, {len(a.blocked_groups)} blocked), "
+                 f"{sum(g.n_slots for g in a.prunable_groups):,} prunable slots"]
+        lines.append(f"{'group':>5}  {'slots':>6}  {'spaces':>6}  {'status':<9} first parameter / reason")
+        shown = a.groups if show_all else a.groups[:limit]
+        for g in shown:
+            status = "prunable" if g.prunable else ("blocked" if g.blocked else "single")
+            detail = str(g.representative)
+            if g.blocked:
+                detail += ": " + "; ".join(sorted({b.reason for b in g.barriers})[:2])
+                extra = len({b.reason for b in g.barriers}) - 2
+                if extra > 0:
+                    detail += f" (+{extra} more)"
+            lines.append(f"{g.id:>5}  {g.n_slots:>6}  {len(g.spaces):>6}  {status:<9} {detail}")
+        if len(shown) < len(a.groups):
+            lines.append(f"  ... {len(a.groups) - len(shown)} more groups (--all to list them, --json for data)")
+        if a.unknown_nodes:
+            lines.append(f"nodes without a rule ({len(a.unknown_nodes)}): "
+                         + ", ".join(sorted(a.unknown_nodes)[:8]) + (" ..." if len(a.unknown_nodes) > 8 else ""))
+        return lines
+
+
+# --------------------------------------------------------------------------- plan
+@dataclass
+class PlanResult:
+    """What ``plan`` decided: ``plan`` is the :class:`PruningPlan` value (JSON with ``plan.save``)."""
+
+    plan: PruningPlan
+    decided: object  # Decided
+    options: object  # Options
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.decided.scored.analyzed.analysis
+
+    @property
+    def decision(self):
+        return self.decided.decision
+
+    @property
+    def removed(self) -> dict:
+        return self.decision.removed
+
+    @property
+    def skipped(self) -> dict:
+        return self.decision.skipped
+
+    @property
+    def fold(self):
+        return self.decided.scored.analyzed.prepared.fold
+
+    @property
+    def calibration(self):
+        return self.decided.scored.stats
+
+    def masks(self, source: bool = True) -> dict:
+        """initializer -> {axis: kept indices}; ``source`` names the model as given (BatchNorm included)."""
+        from .masks import export_masks
+
+        prepared = self.decided.scored.analyzed.prepared
+        return export_masks(prepared.source, self.analysis, self.removed,
+                            folded=self.plan.fold_batchnorm and source,
+                            strict_initializer_inputs=self.plan.strict_initializer_inputs)
+
+    def summary_lines(self) -> list[str]:
+        lines = self.fold.summary_lines()[:1] if self.fold is not None else []
+        lines += group_lines(self.analysis, self.removed, self.skipped, self.decided.how, self.options.importance)
+        pred = self.plan.predicted
+        for key, label in (("params", "parameters"), ("macs", "MACs")):
+            entry = pred.get(key) or {}
+            if entry.get("after") is not None and entry.get("before"):
+                lines.append(f"predicted {label}: {entry['before']:,} -> {entry['after']:,} "
+                             f"({pct(entry['after'], entry['before'])})")
+        if self.calibration is not None:
+            lines.append(f"calibration: {self.calibration.samples} samples, {len(self.calibration.spaces)} "
+                         "activations measured")
+        comp = self.plan.compensation
+        if comp:
+            channels = sum(len(s["positions"]) for s in comp.get("spaces", ()))
+            lines.append(f"compensation: calibration means of {channels} removed channels in "
+                         f"{len(comp.get('spaces', ()))} activations (applied with the plan)")
+        lines += [f"note: {n}" for n in self.decision.notes]
+        return lines
+
+    def to_dict(self) -> dict:
+        return self.plan.to_dict()
+
+
+def group_lines(analysis: Analysis, removed: dict, skipped: dict, how: str, importance: str) -> list[str]:
+    """What happened to the groups: counts, slots removed, and why the blocked ones were kept."""
+    pruned = sum(1 for v in removed.values() if len(v))
+    total = sum(g.n_slots for g in analysis.prunable_groups)
+    lines = [f"groups: {len(analysis.groups)} total, {pruned} pruned, {len(analysis.blocked_groups)} blocked"
+             + (f", {len(skipped)} excluded" if skipped else "")]
+    lines.append(f"slots removed: {sum(len(v) for v in removed.values()):,} of {total:,} prunable ({how}, "
+                 f"importance {importance})")
+    reasons: dict[str, int] = {}
+    for group in analysis.blocked_groups:
+        # the interface is the most telling reason; then the op reasons, alphabetically
+        first = min({b.reason for b in group.barriers}, key=lambda r: ("is a graph " not in r, r))
+        reasons[first] = reasons.get(first, 0) + 1
+    if reasons:
+        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        text = "; ".join(f"{r} ({n})" if n > 1 else r for r, n in top[:3])
+        more = f"; +{len(top) - 3} more reasons" if len(top) > 3 else ""
+        lines.append(f"kept whole: {text}{more} (graphprune inspect lists every group)")
+    return lines
+
+
+def pct(after, before) -> str:
+    return f"{100.0 * after / before:.1f}% kept" if before else "n/a"
+
+
+# --------------------------------------------------------------------------- apply / prune
+@dataclass
+class PruneResult:
+    """What ``prune`` or ``apply`` did; ``graph`` is the pruned editable graph, ``model`` its ModelProto."""
+
+    graph: ir.Model
+    analysis: Analysis
+    removed: dict
+    skipped: dict
+    ratio: float
+    importance: str
+    params_before: int | None
+    params_after: int | None
+    macs_before: int | None = None
+    macs_after: int | None = None
+    fold: object = None
+    oracle: object = None
+    drift: object = None
+    layers: list = field(default_factory=list)
+    plan: PruningPlan | None = None
+    compensation: object = None
+    notes: list = field(default_factory=list)
+    how: str = ""
+    source: object = None
+    #: the decision's predicted counts (prune) or the plan's (apply)
+    predicted: dict | None = None
+
+    @cached_property
+    def model(self) -> onnx.ModelProto:
+        from ..graph.model import to_proto
+
+        return to_proto(self.graph)
+
+    @property
+    def groups_pruned(self) -> int:
+        return sum(1 for v in self.removed.values() if len(v))
+
+    def summary_lines(self) -> list[str]:
+        lines = self.fold.summary_lines()[:1] if self.fold is not None else []
+        lines += group_lines(self.analysis, self.removed, self.skipped, self.how or f"ratio {self.ratio:g}",
+                             self.importance)
+        if self.params_before is not None and self.params_after is not None:
+            lines.append(f"parameters: {self.params_before:,} -> {self.params_after:,} "
+                         f"({pct(self.params_after, self.params_before)})")
+        if self.macs_before is not None and self.macs_after is not None:
+            lines.append(f"MACs:       {self.macs_before:,} -> {self.macs_after:,} "
+                         f"({pct(self.macs_after, self.macs_before)})")
+        if self.compensation is not None:
+            lines.append(self.compensation.summary_line())
+        if self.oracle is not None:
+            worst = max((o.max_abs for o in self.oracle.outputs), default=0.0)
+            lines.append(f"exactness: pruned model equals its oracle (max abs diff {worst:.3g}, "
+                         f"{self.oracle.samples} samples)" if self.oracle.passed else
+                         "exactness: FAILED (pruned model differs from its oracle)")
+        if self.drift is not None:
+            lines.append("drift vs original: " + drift_text(self.drift))
+        lines += [f"note: {n}" for n in self.notes]
+        return lines
+
+    def to_dict(self) -> dict:
+        return {
+            "ratio": self.ratio, "importance": self.importance, "how": self.how,
+            "groups": {"total": len(self.analysis.groups), "pruned": self.groups_pruned,
+                       "blocked": len(self.analysis.blocked_groups),
+                       "excluded": {str(k): v for k, v in self.skipped.items()}},
+            "removed_slots": {str(k): [int(s) for s in v] for k, v in self.removed.items()},
+            "parameters": {"before": self.params_before, "after": self.params_after},
+            "macs": {"before": self.macs_before, "after": self.macs_after},
+            "predicted": self.plan.predicted if self.plan is not None else self.predicted,
+            "compensation": self.compensation.to_dict() if self.compensation is not None else None,
+            "fold": self.fold.to_dict() if self.fold is not None else None,
+            "oracle": self.oracle.to_dict() if self.oracle is not None else None,
+            "drift": self.drift.to_dict() if self.drift is not None else None,
+            "notes": list(self.notes),
+            "layers": self.layers,
+        }
+
+
+def drift_text(report) -> str:
+    parts = []
+    for o in report.outputs:
+        text = f"{o.name}: cosine {o.cosine:.4f}"
+        if getattr(o, "top1", None) is not None:
+            text += f", top-1 agreement {100 * o.top1:.1f}%"
+        parts.append(text)
+    return "; ".join(parts[:4]) + (f" (+{len(parts) - 4} outputs)" if len(parts) > 4 else "")
