@@ -56,7 +56,10 @@ import onnx_ir as ir
 from ..graph import edit
 from ..graph.index import subgraph_reads
 from ..graph.nodes import get_attr
+from ..graph.index import GraphIndex
 from ..graph.shapes import infer_shapes
+from ..rules import DEFAULT_RULES
+from ..rules.base import Space, channel_maps, evaluate
 from .base import Pass, PassResult
 from .normalize import NameNodesPass
 
@@ -64,7 +67,6 @@ log = logging.getLogger(__name__)
 
 FLOAT_TYPES = (np.float16, np.float32, np.float64)
 AFFINE_OPS = ("Mul", "Add", "Sub", "Div")
-VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity")
 ABSORBER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 #: readers that see only a tensor's shape, which no fold changes
 SHAPE_ONLY_OPS = ("Shape", "Size")
@@ -138,13 +140,43 @@ class FoldContext:
     keep every surviving tensor's shape (a spliced node's output name moves to the producer).
     """
 
-    def __init__(self, model: ir.Model, shapes: dict | None = None):
+    def __init__(self, model: ir.Model, shapes: dict | None = None, rules=None):
         self.model, self.graph = model, model.graph
         self.pinned = subgraph_reads(self.graph)
         self.shapes = infer_shapes(model) if shapes is None else shapes
         self.names = edit.Names(self.graph)
+        self.rules = DEFAULT_RULES if rules is None else rules
+        self._index: GraphIndex | None = None
+        self._rule_results: dict[int, object] = {}
         self.removed: list[ir.Node] = []
         self._removed_ids: set[int] = set()
+
+    # -- what the rules say about a node (folding keeps no op knowledge of its own)
+    def rule(self, node: ir.Node):
+        """The node's rule result (None without a rule), from an index of the current graph."""
+        key = id(node)
+        if key not in self._rule_results:
+            if self._index is None:
+                self._index = GraphIndex(self.model, shapes=self.shapes)
+            self._rule_results[key] = evaluate(self.rules, self._index, node)
+        return self._rule_results[key]
+
+    def is_view(self, node: ir.Node) -> bool:
+        """Whether the node only moves the elements of its first input (Transpose, Reshape...)."""
+        result = self.rule(node)
+        return result is not None and result.view
+
+    def channel_maps(self, node: ir.Node, axis: int) -> list:
+        """(output axis, position pairs or None for identity) of the node's input-0 ``axis``."""
+        result = self.rule(node)
+        if result is None:
+            return []
+        return channel_maps(result, Space(node.inputs[0].name, axis), node.outputs[0].name)
+
+    def edited(self) -> None:
+        """The graph changed: rule results are read again from a new index."""
+        self._index = None
+        self._rule_results.clear()
 
     # -- reading
     def opset(self) -> int:
@@ -229,6 +261,7 @@ class FoldContext:
         else:
             value = edit.add_initializer(self.model, self.names.fresh(f"{node.name}_{role}"), array)
             edit.set_input(node, index, value)
+            self.edited()
         self.shapes[value.name] = (tuple(array.shape), onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
 
     @staticmethod
@@ -241,6 +274,7 @@ class FoldContext:
             node.replace_input_with(i, None)
         self.removed.append(node)
         self._removed_ids.add(id(node))
+        self.edited()
 
     def splice_out(self, node: ir.Node, data_index: int) -> None:
         """Remove ``y = node(x, …)`` by making the producer of ``x`` write ``y`` directly.
@@ -333,7 +367,7 @@ def data_index(ctx: FoldContext, node: ir.Node) -> int | None:
         return None
     if node.op_type == "BatchNormalization":
         return 0 if batchnorm_training_reason(ctx, node) is None else None
-    if node.op_type in VIEW_OPS:
+    if ctx.is_view(node):
         return 0
     return constant_operand(ctx, node)
 
@@ -371,32 +405,19 @@ def node_affine(ctx: FoldContext, node: ir.Node, index: int, channel: Channel) -
 
 
 # ----------------------------------------------------------------------------- views
-def _suffix(shape, start: int) -> int | None:
-    n = 1
-    for d in shape[start:]:
-        if d is None:
-            return None
-        n *= d
-    return n
-
-
 def view_channel(ctx: FoldContext, node: ir.Node, channel: Channel) -> Channel:
-    """Where ``channel`` lands after a view op, or a refusal (channel axis split or merged)."""
-    if node.op_type == "Identity":
-        return channel
-    if node.op_type == "Transpose":
-        perm = get_attr(node, "perm") or list(range(channel.rank - 1, -1, -1))
-        return Channel(list(perm).index(channel.axis), channel.rank, channel.count)
-    out_shape = ctx.shape(node.outputs[0])
-    in_shape = ctx.shape(node.inputs[0])
-    if out_shape is None or in_shape is None:
-        raise NotFoldable(f"{node.op_type} {node.name}: shapes unknown, cannot follow the channel axis")
-    after = _suffix(in_shape, channel.axis + 1)
-    for axis, dim in enumerate(out_shape):
-        if dim == channel.count and after is not None and _suffix(out_shape, axis + 1) == after:
-            return Channel(axis, len(out_shape), channel.count)
-    raise NotFoldable(f"{node.op_type} {node.name} does not keep the {channel.count} channels on one axis "
-                      f"({list(in_shape)} -> {list(out_shape)})")
+    """Where ``channel`` lands after a view node, by its rule's position maps: an axis whose map is
+    the identity (every element keeps its channel), or a refusal (the channel axis is split or
+    merged with another)."""
+    out = node.outputs[0]
+    for axis, pairs in ctx.channel_maps(node, channel.axis):
+        if pairs is None:
+            rank = ctx.rank(out)
+            if rank is None:
+                break
+            return Channel(axis, rank, channel.count)
+    shapes = f"{list(ctx.shape(node.inputs[0]) or [])} -> {list(ctx.shape(out) or [])}"
+    raise NotFoldable(f"{node.op_type} {node.name} does not keep the {channel.count} channels on one axis ({shapes})")
 
 
 # ----------------------------------------------------------------------------- absorbers
@@ -564,7 +585,7 @@ def walk_back(ctx: FoldContext, target: ir.Node, index: int,
     inference BatchNormalization on the way or None, reason the walk stopped)``. With
     ``batchnorm=False`` a BatchNormalization ends the walk (it is neither folded nor changed).
     """
-    steps = [Step(target, index, target.op_type not in VIEW_OPS)]
+    steps = [Step(target, index, not ctx.is_view(target))]
     nearest_bn = None
     tensor = target.inputs[index]
     while True:
@@ -584,7 +605,7 @@ def walk_back(ctx: FoldContext, target: ir.Node, index: int,
                                       "it (only Conv, ConvTranspose, Gemm and MatMul with constant weights)")
         if upstream.op_type == "BatchNormalization" and nearest_bn is None:
             nearest_bn = Chain(upstream, list(steps))
-        steps.insert(0, Step(upstream, through, upstream.op_type not in VIEW_OPS))
+        steps.insert(0, Step(upstream, through, not ctx.is_view(upstream)))
         tensor = upstream.inputs[through]
 
 

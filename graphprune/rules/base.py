@@ -106,6 +106,9 @@ class RuleResult:
     choices: list[Choice] = field(default_factory=list)
     #: spaces whose run-time size this node reads from a shape input and makes follow (Shape(t)[k] copies)
     size_uses: set[Space] = field(default_factory=set)
+    #: the node only moves the elements of its first input (same values, new places: Transpose,
+    #: Reshape...), so a per-channel affine commutes with it along the links' position maps
+    view: bool = False
 
     def link(self, a: Space, b: Space, pairs=None, role=CHANNEL, tag="", neutral=0.0) -> None:
         self.links.append(Link(a, b, pairs, role, tag, neutral))
@@ -222,6 +225,33 @@ register = DEFAULT_RULES.register
 
 def lookup(domain: str, op_type: str, opset: int) -> RuleFn | None:
     return DEFAULT_RULES.lookup(domain, op_type, opset)
+
+
+def evaluate(rules: RuleRegistry, index: GraphIndex, node, values=None) -> RuleResult | None:
+    """The rule's result for ``node`` (None: no rule, or the rule failed)."""
+    from ..analysis.shapevalue import ShapeValues
+
+    fn = rules.lookup(node.domain or "", node.op_type, index.opset(node.domain or ""))
+    if fn is None:
+        return None
+    try:
+        return fn(RuleContext(index, node, values if values is not None else ShapeValues(index)))
+    except Exception:  # noqa: BLE001 - a failing rule explains nothing
+        log.debug("rule for %s failed", node.name, exc_info=True)
+        return None
+
+
+def channel_maps(result: RuleResult, source: Space, target: str) -> list[tuple[int, np.ndarray | None]]:
+    """Where the positions of ``source`` land in tensor ``target``: ``(axis, pairs)`` of every link
+    (including the options of choices) between them; ``pairs`` None is the identity."""
+    links = list(result.links) + [lk for c in result.choices for option in c.options for lk in option]
+    out = []
+    for link in links:
+        if link.a == source and link.b.tensor == target:
+            out.append((link.b.axis, link.pairs))
+        elif link.b == source and link.a.tensor == target:
+            out.append((link.a.axis, None if link.pairs is None else link.pairs[:, ::-1]))
+    return out
 
 
 def registered_ops() -> list[tuple[str, str]]:

@@ -35,7 +35,9 @@ def _unary(ctx: RuleContext, extra_outputs: tuple = ()) -> RuleResult:
 
 @register(*UNARY_OPS)
 def unary_rule(ctx: RuleContext) -> RuleResult:
-    return _unary(ctx)
+    res = _unary(ctx)
+    res.view = ctx.node.op_type == "Identity"
+    return res
 
 
 @register("Clip")

@@ -56,7 +56,7 @@ def _axes_list(ctx: RuleContext, attr: str, input_index: int, rank: int) -> list
 # --------------------------------------------------------------------------- Transpose
 @register("Transpose")
 def transpose_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+    res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
     rank = ctx.rank(x)
     if rank is None:
@@ -70,7 +70,7 @@ def transpose_rule(ctx: RuleContext) -> RuleResult:
 # --------------------------------------------------------------------------- Squeeze / Unsqueeze
 @register("Squeeze")
 def squeeze_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+    res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
     shape = ctx.shape(x)
     if shape is None:
@@ -87,7 +87,7 @@ def squeeze_rule(ctx: RuleContext) -> RuleResult:
 
 @register("Unsqueeze")
 def unsqueeze_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+    res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
     rank_in, rank_out = ctx.rank(x), ctx.rank(y)
     if rank_in is None:

@@ -220,6 +220,12 @@ def _add_options(res: RuleResult, ctx: RuleContext, x: str, y: str, options, ent
 
 @register("Reshape")
 def reshape_rule(ctx: RuleContext) -> RuleResult:
+    res = _reshape(ctx)
+    res.view = True
+    return res
+
+
+def _reshape(ctx: RuleContext) -> RuleResult:
     x, y = ctx.input(0), ctx.output(0)
     xs = ctx.shape(x)
     entries = ctx.input_entries(1)
@@ -258,8 +264,10 @@ def flatten_rule(ctx: RuleContext) -> RuleResult:
     x, y = ctx.input(0), ctx.output(0)
     xs = ctx.shape(x)
     if xs is None:
-        return RuleResult()
+        return RuleResult(view=True)
     axis = int(ctx.attr("axis", 1))
     axis = axis + len(xs) if axis < 0 else axis
     ys = (_product(xs[:axis]), _product(xs[axis:]))
-    return reshape_links(ctx, x, y, xs, ys, None)
+    res = reshape_links(ctx, x, y, xs, ys, None)
+    res.view = True
+    return res
