@@ -169,17 +169,7 @@ def _collect_probes(model: ir.Model, analysis: Analysis, data: list[SpaceMeans],
 
 def _insert_add(model: ir.Model, node: ir.Node, constant: np.ndarray, names: edit.Names) -> str:
     """``y = node(...)`` becomes ``y__uncompensated = node(...)``, ``y = Add(y__uncompensated, Δ)``."""
-    y = node.outputs[0]
-    out = y.name
-    pre = names.fresh(f"{out}__uncompensated")
-    const = edit.add_initializer(model, names.fresh(f"{node.name}_compensation"), constant)
-    added = ir.Value(name=None)
-    y.replace_all_uses_with(added, replace_graph_outputs=True)
-    add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(f"{node.name}_compensate"))
-    y.name = pre
-    added.name = out
-    model.graph.insert_after(node, add)
-    return add.name
+    return edit.add_after(model, node, constant, names, what="compensat").name
 
 
 def compensate(model: ir.Model, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,

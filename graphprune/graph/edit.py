@@ -104,3 +104,19 @@ def unused_initializers(model: ir.Model) -> set[str]:
 def remove_nodes(graph: ir.Graph, nodes) -> None:
     """Remove nodes whose outputs nobody outside ``nodes`` reads; they stop reading their inputs."""
     graph.remove(list(nodes), safe=True)
+
+
+def add_after(model: ir.Model, node: ir.Node, constant: np.ndarray, names: Names, *, what: str) -> ir.Node:
+    """``y = node(...)`` becomes ``y__un{what}ed = node(...)``; ``y = Add(y__un{what}ed, constant)``:
+    readers and graph outputs keep reading ``y``. Returns the new Add node (named ``{node}_{what}``)."""
+    y = node.outputs[0]
+    out = y.name
+    pre = names.fresh(f"{out}__un{what}ed")
+    const = add_initializer(model, names.fresh(f"{node.name}_{what}ion"), constant)
+    added = ir.Value(name=None)
+    y.replace_all_uses_with(added, replace_graph_outputs=True)
+    add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(f"{node.name}_{what}e"))
+    y.name = pre
+    added.name = out
+    model.graph.insert_after(node, add)
+    return add
