@@ -37,10 +37,14 @@ def ir_version_for(opset: int) -> int:
 class GraphBuilder:
     """Collects one ONNX graph; every ``add_*``/op method returns the name of its output."""
 
+    #: opsets this builder can emit (a subclass with newer op forms may widen it)
+    opset_range: tuple[int, int] = (MIN_OPSET, MAX_OPSET)
+
     def __init__(self, name: str, *, opset: int = 17, seed: int = 0, batch: Batch = 1,
                  keep_bn: bool = True):
-        if not MIN_OPSET <= opset <= MAX_OPSET:
-            raise ValueError(f"opset {opset} is outside the supported range {MIN_OPSET}..{MAX_OPSET}")
+        low, high = self.opset_range
+        if not low <= opset <= high:
+            raise ValueError(f"opset {opset} is outside the supported range {low}..{high}")
         if not (isinstance(batch, str) and batch) and not (isinstance(batch, int) and batch >= 1):
             raise ValueError(f"batch must be a positive int or a dim name, got {batch!r}")
         self.name, self.opset, self.batch, self.keep_bn = name, opset, batch, keep_bn
@@ -61,6 +65,11 @@ class GraphBuilder:
             yield
         finally:
             self._scopes.pop()
+
+    @property
+    def scope_path(self) -> tuple[str, ...]:
+        """The scopes the builder is in, outermost first."""
+        return tuple(self._scopes)
 
     def fresh(self, kind: str) -> str:
         """A new unique name ``/scope/.../kind_i``."""
