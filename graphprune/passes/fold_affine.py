@@ -264,6 +264,14 @@ class FoldContext:
             self.edited()
         self.shapes[value.name] = (tuple(array.shape), onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
 
+    def add_after(self, node: ir.Node, constant: np.ndarray, role: str) -> None:
+        """Add ``constant`` to the node's output with a new ``Add`` (its readers keep their tensor)."""
+        add = edit.add_after(self.model, node, constant, self.names, what=role)
+        out = add.outputs[0]
+        self.shapes[add.inputs[0].name] = self.shapes.get(out.name, (None, 0))
+        self.shapes[add.inputs[1].name] = (tuple(constant.shape), onnx.helper.np_dtype_to_tensor_dtype(constant.dtype))
+        self.edited()
+
     @staticmethod
     def set_attr(node: ir.Node, name: str, value) -> None:
         edit.set_attribute(node, name, value)

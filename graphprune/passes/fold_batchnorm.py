@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Site:
-    """A consumer that takes the BN in: ``node`` with the BN's channels repeated ``repeat`` times."""
+    """A consumer that takes the BN in: ``node`` reads the BN's channels, each repeated ``repeat``
+    times along its contracted axis (a flatten of ``[N, C, d…]`` repeats each channel ``∏d`` times)."""
 
     node: ir.Node
     repeat: int = 1
@@ -92,62 +93,86 @@ def _gemm_site(ctx: FoldContext, node: ir.Node, count: int, repeat: int) -> Site
     return Site(node, repeat)
 
 
-def _flatten_repeat(ctx: FoldContext, view: ir.Node, count: int) -> int:
-    """``∏d`` when ``view`` flattens ``[N, C, d…]`` into ``[N, C·∏d]`` (else a refusal)."""
-    in_shape, out_shape = ctx.shape(view.inputs[0]), ctx.shape(view.outputs[0])
-    where = f"{view.op_type} {view.name}"
-    if view.op_type == "Flatten" and get_attr(view, "axis", 1) != 1:
-        raise NotFoldable(f"{where} flattens from axis {get_attr(view, 'axis', 1)}, not 1")
-    if in_shape is None or out_shape is None or len(in_shape) < 2 or len(out_shape) != 2:
-        raise NotFoldable(f"{where}: shapes unknown or not a flatten to 2-D")
-    repeat = 1
-    for d in in_shape[2:]:
-        if d is None:
-            raise NotFoldable(f"{where}: spatial size unknown ({list(in_shape)})")
-        repeat *= d
-    if out_shape[1] != count * repeat and not (view.op_type == "Flatten" and out_shape[1] is None):
-        raise NotFoldable(f"{where} does not flatten [N, {count}, …] into [N, {count * repeat}]")
-    return repeat
+def _matmul_site(ctx: FoldContext, node: ir.Node, count: int, repeat: int) -> Site:
+    w = ctx.float_param(node, 1, "weight")
+    if w.ndim != 2:
+        raise NotFoldable(f"MatMul {node.name}: weight has rank {w.ndim}, only 2-D weights absorb a BN")
+    if w.shape[0] != count * repeat:
+        raise NotFoldable(f"MatMul {node.name} reduces over {w.shape[0]} features, not {count}×{repeat}")
+    return Site(node, repeat)
 
 
-def _flatten_sites(ctx: FoldContext, view: ir.Node, count: int) -> list[Site]:
-    out = view.outputs[0]
-    if out.is_graph_output() or out.name in ctx.pinned:
-        raise NotFoldable(f"{out.name!r} is a graph output or read by a subgraph")
-    repeat = _flatten_repeat(ctx, view, count)
-    sites = []
-    for use in out.uses():
-        reader = use.node
-        if reader.op_type != "Gemm" or use.idx != 0:
-            raise NotFoldable(f"{view.op_type} {view.name} feeds {reader.op_type} {reader.name}, not a Gemm input A")
-        sites.append(_gemm_site(ctx, reader, count, repeat))
-    return sites
+def _through_view(ctx: FoldContext, view: ir.Node, axis: int, repeat: int) -> tuple[int, int]:
+    """(channel axis, repeat) after a view node, by its rule's position maps: the identity keeps
+    each channel on one axis, a block map (channel c ↔ positions c·r … c·r + r − 1, a flatten)
+    repeats it ``r`` times; anything else is a refusal."""
+    for out_axis, pairs in ctx.channel_maps(view, axis):
+        if pairs is None:
+            return out_axis, repeat
+        width = _block_width(pairs)
+        if width and repeat == 1:
+            return out_axis, width
+    raise NotFoldable(f"{view.op_type} {view.name} does not keep the BN's channels on one axis")
+
+
+def _block_width(pairs) -> int:
+    """``r`` when ``pairs`` maps position c to positions c·r … c·r + r − 1 exactly (else 0)."""
+    count = int(pairs[:, 0].max()) + 1 if len(pairs) else 0
+    if not count or len(pairs) % count:
+        return 0
+    width = len(pairs) // count
+    ordered = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+    expected = np.arange(count * width)
+    return width if np.array_equal(ordered[:, 1], expected) and np.array_equal(ordered[:, 0], expected // width) \
+        else 0
+
+
+def _reader_site(ctx: FoldContext, node: ir.Node, value: ir.Value, axis: int, repeat: int,
+                 affine: ChannelAffine) -> Site | None:
+    """The absorbing site ``node`` is (None: a view to follow), or a refusal."""
+    count, rank = affine.scale.size, ctx.rank(value)
+    if node.op_type == "Conv" and axis == 1 and repeat == 1:
+        return _conv_site(ctx, node, affine)
+    if node.op_type == "Gemm" and rank == 2 and axis == 1:
+        return _gemm_site(ctx, node, count, repeat)
+    if node.op_type == "MatMul" and rank is not None and axis == rank - 1:
+        return _matmul_site(ctx, node, count, repeat)
+    if ctx.is_view(node):
+        return None
+    raise NotFoldable(f"output feeds {node.op_type} {node.name}, which cannot absorb it (only Conv, Gemm and "
+                      "MatMul reading the channels on their contracted axis, directly or through views)")
 
 
 def consumer_sites(ctx: FoldContext, bn: ir.Node, affine: ChannelAffine) -> list[Site]:
-    """Every reader of the BN output as an absorbing site, or a refusal."""
-    y = bn.outputs[0]
-    if y.is_graph_output() or y.name in ctx.pinned:
-        raise NotFoldable(f"{y.name!r} is a graph output or read by a subgraph")
-    readers = list(y.uses())
-    if not readers:
-        raise NotFoldable(f"{y.name!r} is not read by any node")
-    rank = ctx.rank(bn.inputs[0])
+    """Every node that reads the BN output (directly or through views) as an absorbing site, or a
+    refusal. Views in between stay: they move the elements, the sites absorb the affine."""
     sites: list[Site] = []
-    for use in readers:
+    stack = [(_readers(ctx, bn.outputs[0]), bn.outputs[0], 1, 1)]
+    while stack:
+        readers, value, axis, repeat = stack[-1]
+        use = next(readers, None)
+        if use is None:
+            stack.pop()
+            continue
         node = use.node
         if use.idx != 0 or node.domain not in ("", "ai.onnx"):
             raise NotFoldable(f"output is input {use.idx} of {node.op_type} {node.name}")
-        if node.op_type == "Conv":
-            sites.append(_conv_site(ctx, node, affine))
-        elif node.op_type == "Gemm" and rank == 2:
-            sites.append(_gemm_site(ctx, node, affine.scale.size, 1))
-        elif node.op_type in ("Flatten", "Reshape"):
-            sites.extend(_flatten_sites(ctx, node, affine.scale.size))
-        else:
-            raise NotFoldable(f"output feeds {node.op_type} {node.name}, which cannot absorb it "
-                              "(only Conv, Gemm reading a 2-D BN, and Gemm after Flatten)")
+        site = _reader_site(ctx, node, value, axis, repeat, affine)
+        if site is not None:
+            sites.append(site)
+            continue
+        out_axis, out_repeat = _through_view(ctx, node, axis, repeat)
+        stack.append((_readers(ctx, node.outputs[0]), node.outputs[0], out_axis, out_repeat))
     return sites
+
+
+def _readers(ctx: FoldContext, value: ir.Value):
+    if value.is_graph_output() or value.name in ctx.pinned:
+        raise NotFoldable(f"{value.name!r} is a graph output or read by a subgraph")
+    readers = list(value.uses())
+    if not readers:
+        raise NotFoldable(f"{value.name!r} is not read by any node")
+    return iter(readers)
 
 
 def _absorb_into_conv(ctx: FoldContext, node: ir.Node, affine: ChannelAffine) -> None:
@@ -174,12 +199,25 @@ def _absorb_into_gemm(ctx: FoldContext, node: ir.Node, affine: ChannelAffine, re
     absorb_gemm_c(ctx, node, ChannelAffine(np.ones(added.size), added), b.dtype)
 
 
+def _absorb_into_matmul(ctx: FoldContext, node: ir.Node, affine: ChannelAffine, repeat: int) -> None:
+    """``(s x + t) W = x (diag(s) W) + t W``: the weight's rows scaled, ``t W`` added after it."""
+    w = ctx.array(node.inputs[1])
+    wd = w.astype(np.float64)
+    scale, shift = np.repeat(affine.scale, repeat), np.repeat(affine.shift, repeat)
+    ctx.write_param(node, 1, wd * scale[:, None], w.dtype, "weight")
+    added = shift @ wd
+    if np.any(added != 0):
+        ctx.add_after(node, added.astype(w.dtype), "bias")
+
+
 def fold_into_consumers(ctx: FoldContext, bn: ir.Node) -> FoldedNode:
     affine = batchnorm_affine(ctx, bn)
     sites = consumer_sites(ctx, bn, affine)
     for site in sites:
         if site.node.op_type == "Conv":
             _absorb_into_conv(ctx, site.node, affine)
+        elif site.node.op_type == "MatMul":
+            _absorb_into_matmul(ctx, site.node, affine, site.repeat)
         else:
             _absorb_into_gemm(ctx, site.node, affine, site.repeat)
     ctx.bypass(bn, 0)

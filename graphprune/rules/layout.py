@@ -228,7 +228,7 @@ def _slice_fixup(ctx: RuleContext, x_space: Space, start: int, end: int, s_entry
 
 @register("Slice")
 def slice_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+    res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
     shape = ctx.shape(x)
     if shape is None:
@@ -278,7 +278,7 @@ def _gather_fixup(ctx: RuleContext, x_space: Space, y_space: Space, idx: np.ndar
 
 @register("Gather")
 def gather_rule(ctx: RuleContext) -> RuleResult:
-    res = RuleResult()
+    res = RuleResult(view=True)
     x, ind, y = ctx.input(0), ctx.input(1), ctx.output(0)
     shape, ishape = ctx.shape(x), ctx.shape(ind)
     if shape is None or ishape is None:
