@@ -8,14 +8,9 @@ prints) and ``to_dict()`` (what ``--json``/``--report`` write). Models may be pa
 from __future__ import annotations
 
 from .errors import UsageError
-from .execution.sensitivity import DEFAULT_RATIOS
 from .pipeline import compose
 from .pipeline.options import Options
-
-#: calibration samples a sensitivity scan runs per variant (every group x ratio runs them all)
-SENSITIVITY_SAMPLES = 8
-#: random samples of a sensitivity scan without --calib
-DEFAULT_RANDOM_SAMPLES = 4
+from .vocabulary import DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, SENSITIVITY_SAMPLES
 
 
 def inspect(model, **options):

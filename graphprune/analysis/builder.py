@@ -8,7 +8,7 @@
    explain it (link, explained set or chosen option); otherwise the space gets a barrier with
    a reason. Graph inputs/outputs, non-static sizes and overridable initializers are barriers.
 4. networkx connected components of the space graph are the groups; within a group, a
-   union-find over positions (scipy connected components on the position graph) gives slots.
+   union-find over positions (numpy, :mod:`.components`) gives slots.
 """
 from __future__ import annotations
 
@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 import onnx
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..graph.index import GraphIndex
+from .components import component_labels
 from ..graph.nodes import has_subgraph, inputs, outputs
 from ..rules import DEFAULT_RULES
 from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
@@ -289,8 +288,7 @@ def _slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, di
         return 0, {}, errors
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    graph = coo_matrix((np.ones(r.size, dtype=np.int8), (r, c)), shape=(total, total))
-    _, labels = connected_components(graph, directed=False)
+    labels = component_labels(total, r, c)
     # relabel in order of first appearance so slot ids are deterministic and dense
     _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))

@@ -19,8 +19,7 @@ from .stats import CalibrationStats
 
 log = logging.getLogger(__name__)
 
-#: calibration samples used when the user does not say (the first N of the data)
-DEFAULT_CALIB_SAMPLES = 32
+from ..vocabulary import DEFAULT_CALIB_SAMPLES  # noqa: F401 - re-exported
 
 
 def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:

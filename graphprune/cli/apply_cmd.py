@@ -4,12 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import apply
-from ..io import check_output_path, save_model
-from ..pipeline.load import load
-from ..pipeline.masks import export_masks
-from ..planning.plan_file import PruningPlan, write_masks
-from ..report import check_report_path
 from .prune_cmd import print_result
 from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
 
@@ -25,6 +19,13 @@ each such expansion is reported as a note."""
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..api import apply
+    from ..io import check_output_path, save_model
+    from ..pipeline.load import load
+    from ..pipeline.masks import export_masks
+    from ..planning.plan_file import PruningPlan, write_masks
+    from ..report import check_report_path
+
     out = check_output_path(args.output, (args.model, args.plan), force=args.force)
     if args.report:
         check_report_path(args.report)

@@ -12,9 +12,6 @@ import logging
 
 
 from ..errors import ValidationFailed
-from ..io import check_output_path, save_model
-from ..pipeline.load import load
-from ..passes.fold import FoldResult, fold
 from .validate_cmd import add_report_argument, add_validation_arguments, failure_message, validation_kwargs
 
 log = logging.getLogger(__name__)
@@ -32,7 +29,7 @@ and before a Gemm (also after Flatten); per-channel Mul/Add/Sub/Div by constants
 Every BatchNormalization that stays is listed with the reason."""
 
 
-def _print(result: FoldResult, report, as_json: bool, output: str | None) -> None:
+def _print(result, report, as_json: bool, output: str | None) -> None:
     if as_json:
         data = {"fold": result.to_dict(), "validation": report.to_dict() if report else None, "output": output}
         print(json.dumps(data, indent=2))
@@ -44,7 +41,7 @@ def _print(result: FoldResult, report, as_json: bool, output: str | None) -> Non
         print(f"wrote {output}")
 
 
-def _write_report(path: str, model_path: str, result: FoldResult, report) -> None:
+def _write_report(path: str, model_path: str, result, report) -> None:
     from ..report import write_report
 
     data = result.to_dict()
@@ -58,6 +55,10 @@ def _run(args: argparse.Namespace) -> int:
         from ..report import check_report_path
 
         check_report_path(args.report)
+    from ..io import check_output_path, save_model
+    from ..passes.fold import fold
+    from ..pipeline.load import load
+
     check_output_path(args.output, (args.model,), force=args.force)
     source = load(args.model)
     result = fold(source.editable())

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..api import inspect
-from ..pipeline.load import load
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..api import inspect
+    from ..pipeline.load import load
+
     result = inspect(load(args.model), strict_initializer_inputs=args.strict_initializer_inputs, label=args.model)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

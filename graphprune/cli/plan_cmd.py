@@ -10,16 +10,8 @@ import argparse
 from pathlib import Path
 import json
 
-from ..api import plan
-from ..calibration.collect import DEFAULT_CALIB_SAMPLES
 from ..errors import UsageError
-from ..importance import AGGREGATES, IMPORTANCE_NAMES
-from ..io import check_output_path
-from ..pipeline.load import load
-from ..planning.options import NORMALIZERS
-from ..planning.plan_file import write_masks
-from ..progress import bars_visible
-from ..validation import parse_input_shapes
+from ..vocabulary import AGGREGATES, DEFAULT_CALIB_SAMPLES, IMPORTANCE_NAMES, NORMALIZERS
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -165,12 +157,20 @@ def check_plan_arguments(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..io import check_output_path
+
     check_plan_arguments(args)
     out = check_output_path(args.output, (args.model,))
     if args.export_masks:
         check_output_path(args.export_masks, (args.model,))
     if args.calib is None and any(v is not None for v in (args.mean, args.std, args.size)):
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
+    from ..api import plan
+    from ..pipeline.load import load
+    from ..planning.plan_file import write_masks
+    from ..progress import bars_visible
+    from ..validation import parse_input_shapes
+
     result = plan(load(args.model), **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape),
                   seed=args.seed, image_options=image_options(args), progress=bars_visible(),
                   label=Path(args.model).name)

@@ -9,10 +9,6 @@ import argparse
 import json
 
 from ..errors import UsageError
-from ..profiling import profile
-from ..progress import bars_visible
-from ..report import check_report_path, write_report
-from ..validation import parse_input_shapes
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
 DEFAULT_THREADS = 1
@@ -29,6 +25,11 @@ def _bench_options(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..profiling import profile
+    from ..progress import bars_visible
+    from ..report import check_report_path, write_report
+    from ..validation import parse_input_shapes
+
     bench = _bench_options(args)
     if args.report:
         check_report_path(args.report)

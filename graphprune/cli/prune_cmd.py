@@ -4,11 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..api import prune
-from ..io import check_output_path, save_model
-from ..pipeline.load import load
-from ..planning.plan_file import write_masks
-from ..report import check_report_path, write_report
 from .plan_cmd import add_plan_arguments, check_plan_arguments, plan_kwargs
 from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
 
@@ -30,6 +25,12 @@ random inputs. The image options (--mean, --std, --size, --layout, --channel-ord
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..api import prune
+    from ..io import check_output_path, save_model
+    from ..pipeline.load import load
+    from ..planning.plan_file import write_masks
+    from ..report import check_report_path
+
     check_plan_arguments(args)
     out = check_output_path(args.output, (args.model,), force=args.force)
     if args.report:
@@ -59,6 +60,8 @@ def print_result(args: argparse.Namespace, out, result, title: str) -> None:
         print("\n".join(result.summary_lines()))
         print(f"wrote {out}" + (f" and {args.export_masks}" if args.export_masks else ""))
     if args.report:
+        from ..report import write_report
+
         write_report(args.report, prune_report(title, result))
 
 

@@ -4,14 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..api import SENSITIVITY_SAMPLES, sensitivity
 from ..errors import UsageError
-from ..pipeline.load import load
-from ..execution.sensitivity import DEFAULT_RATIOS
-from ..report.sensitivity import register as register_section
-from ..progress import bars_visible
-from ..report import check_report_path, write_report
-from ..validation import parse_input_shapes
+from ..vocabulary import DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, SENSITIVITY_SAMPLES
 from .plan_cmd import add_calibration_image_arguments, add_criterion_arguments, fraction, image_options, positive_int
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
@@ -35,6 +29,13 @@ def _ratios(text: str) -> tuple[float, ...]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..api import sensitivity
+    from ..pipeline.load import load
+    from ..progress import bars_visible
+    from ..report import check_report_path, write_report
+    from ..report.sensitivity import register as register_section
+    from ..validation import parse_input_shapes
+
     if args.report:
         check_report_path(args.report)
     if args.calib is None and args.importance in ("activation", "fluctuation"):
@@ -66,8 +67,8 @@ def register(subparsers) -> None:
                         help="fractions of each group's slots to remove, e.g. 0.1,0.3,0.5,0.7 (the default)")
     add_criterion_arguments(parser)
     parser.set_defaults(calib_samples=SENSITIVITY_SAMPLES)
-    parser.add_argument("--samples", type=positive_int, default=4, metavar="N",
-                        help="seeded random inputs when no --calib is given (default 4)")
+    parser.add_argument("--samples", type=positive_int, default=DEFAULT_RANDOM_SAMPLES, metavar="N",
+                        help=f"seeded random inputs when no --calib is given (default {DEFAULT_RANDOM_SAMPLES})")
     parser.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs and scores (default 0)")
     add_input_shape_argument(parser)

@@ -11,10 +11,7 @@ import argparse
 import json
 
 from ..errors import UsageError, ValidationFailed
-from ..progress import bars_visible
-from ..report import check_report_path, write_report
-from ..validation import parse_input_shapes, validate
-from ..validation.images import CHANNEL_ORDERS, LAYOUTS
+from ..vocabulary import CHANNEL_ORDERS, LAYOUTS
 
 
 def _floats(text: str) -> list[float]:
@@ -79,6 +76,9 @@ def validation_kwargs(args: argparse.Namespace) -> dict:
                      "channel_order": args.channel_order}
     if args.data is None and any(image_options[k] is not None for k in ("mean", "std", "size")):
         raise UsageError("--mean/--std/--size apply to an image folder given with --data")
+    from ..progress import bars_visible
+    from ..validation import parse_input_shapes
+
     return {"data": args.data, "samples": args.samples, "input_shapes": parse_input_shapes(args.input_shape),
             "rtol": args.rtol, "atol": args.atol, "seed": args.seed, "progress": bars_visible(),
             "image_options": image_options}
@@ -97,6 +97,9 @@ def failure_message(report) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..report import check_report_path, write_report
+    from ..validation import validate
+
     if args.report:
         check_report_path(args.report)
     report = validate(args.reference, args.candidate, **validation_kwargs(args))

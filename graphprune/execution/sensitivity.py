@@ -25,7 +25,7 @@ from ..planning.select import select_by_ratio
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RATIOS = (0.1, 0.3, 0.5, 0.7)
+from ..vocabulary import DEFAULT_RATIOS  # noqa: F401 - re-exported
 
 
 @dataclass

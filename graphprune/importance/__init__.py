@@ -20,8 +20,7 @@ from .magnitude import AGGREGATES, MagnitudeImportance, RandomImportance
 from .structure import BNScaleImportance, FPGMImportance, geometric_median
 from .transfer import TransferredImportance, position_scores
 
-IMPORTANCE_NAMES = ("l1", "l2", "bn-scale", "fpgm", "random", "activation", "fluctuation")
-DATA_DRIVEN = frozenset({"activation", "fluctuation"})
+from ..vocabulary import DATA_DRIVEN, IMPORTANCE_NAMES  # noqa: F401 - re-exported
 
 
 def check_importance(name: str) -> str:

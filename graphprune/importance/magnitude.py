@@ -13,7 +13,7 @@ import numpy as np
 from ..analysis.types import Group
 from .base import STATISTIC_TAGS, Importance, scatter_to_slots
 
-AGGREGATES = ("sum", "mean", "max")
+from ..vocabulary import AGGREGATES  # noqa: F401 - re-exported
 
 
 class MagnitudeImportance(Importance):

@@ -23,13 +23,12 @@ from .score import score
 
 def inspect(model, options: Options) -> InspectResult:
     """Dependency groups of ``model`` (normalized, not folded): slots, members, barriers."""
-    from .costs import safe_cost
+    from ..profiling.counts import count_parameters
 
     source = load(model)
     analyzed = analyze(prepare(source, replace(options, keep_bn=True)), options)
-    cost = safe_cost(source.proto, options.input_shapes)
     return InspectResult(options.label or source.label, analyzed.analysis, len(analyzed.prepared.model.graph),
-                         cost.params if cost is not None else 0)
+                         count_parameters(source.proto))
 
 
 def plan(model, options: Options):

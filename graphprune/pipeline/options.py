@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from ..calibration.collect import DEFAULT_CALIB_SAMPLES
 from ..errors import UsageError
-from ..importance import DATA_DRIVEN
 from ..planning.config import load_overrides
 from ..planning.options import PlanOptions
+from ..vocabulary import DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
 
 #: the planner's options (a subset of the fields below)
 _PLAN_FIELDS = tuple(f.name for f in fields(PlanOptions))

@@ -7,8 +7,7 @@ from ..errors import UsageError
 from ..importance import AGGREGATES, check_importance
 from .config import Override, check_fraction, check_positive_int
 
-NORMALIZERS = ("mean", "max", "sum", "none")
-TARGET_KINDS = ("macs", "params", "latency")
+from ..vocabulary import NORMALIZERS, TARGET_KINDS  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True)

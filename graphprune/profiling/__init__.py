@@ -3,14 +3,29 @@
     from graphprune.profiling import profile
     p = profile("model.onnx", compare="slim.onnx", bench=True, threads=1, runs=20)
     print("\\n".join(p.summary_lines())); p.mac_ratio, p.speedup
-"""
-from .bench import LatencyStats, measure_latency
-from .counts import NodeProfile
-from .macs import mac_rule, node_macs, supported_ops
-from .model_profile import ModelProfile, OpTypeProfile, profile
-from .shapes import TensorInfo, tensor_infos
 
-__all__ = [
-    "profile", "ModelProfile", "OpTypeProfile", "NodeProfile", "LatencyStats", "measure_latency", "mac_rule",
-    "node_macs", "supported_ops", "TensorInfo", "tensor_infos",
-]
+Names are imported on first use, so importing the package stays cheap.
+"""
+import importlib
+
+_EXPORTS = {
+    "LatencyStats": ".bench",
+    "measure_latency": ".bench",
+    "NodeProfile": ".counts",
+    "count_parameters": ".counts",
+    "mac_rule": ".macs",
+    "node_macs": ".macs",
+    "supported_ops": ".macs",
+    "ModelProfile": ".model_profile",
+    "OpTypeProfile": ".model_profile",
+    "profile": ".model_profile",
+    "TensorInfo": ".shapes",
+    "tensor_infos": ".shapes",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

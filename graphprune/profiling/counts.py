@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 
 from .macs import node_macs
-from .shapes import TensorInfo, element_size
 
 _WEIGHT_TYPES = frozenset({
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
@@ -54,18 +53,32 @@ def _constant_params(node: onnx.NodeProto) -> int:
     return 0
 
 
-def node_profiles(model: onnx.ModelProto, infos: dict[str, TensorInfo]) -> list[NodeProfile]:
-    """One record per node of the main graph, in graph order."""
+def node_params(model: onnx.ModelProto) -> list[int]:
+    """Parameters of every node of the main graph, in graph order (see the module docstring):
+    the one way graphprune counts parameters (``profile``, ``inspect`` and every summary)."""
     weights = {t.name: int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer
                if t.data_type in _WEIGHT_TYPES}
     seen: set[str] = set()
-    records = []
+    out = []
     for node in model.graph.node:
         params = _constant_params(node) if node.op_type == "Constant" else 0
         for name in node.input:
             if name in weights and name not in seen:
                 seen.add(name)
                 params += weights[name]
+        out.append(params)
+    return out
+
+
+def count_parameters(model: onnx.ModelProto) -> int:
+    """Parameters of ``model`` (a skeleton without weight bytes will do: only dims are read)."""
+    return sum(node_params(model))
+
+
+def node_profiles(model: onnx.ModelProto, infos: dict) -> list[NodeProfile]:
+    """One record per node of the main graph, in graph order."""
+    records = []
+    for node, params in zip(model.graph.node, node_params(model)):
         out_bytes = sum(infos[o].nbytes for o in node.output if o in infos)
         first = infos.get(node.output[0]) if node.output else None
         records.append(NodeProfile(node.name or f"{node.op_type}#{len(records)}", node.op_type, params,
@@ -73,7 +86,7 @@ def node_profiles(model: onnx.ModelProto, infos: dict[str, TensorInfo]) -> list[
     return records
 
 
-def peak_activation_bytes(model: onnx.ModelProto, infos: dict[str, TensorInfo]) -> int:
+def peak_activation_bytes(model: onnx.ModelProto, infos: dict) -> int:
     """Largest live activation footprint over a graph-order execution (see module docstring)."""
     graph = model.graph
     inits = {t.name for t in graph.initializer}
@@ -103,4 +116,4 @@ def peak_activation_bytes(model: onnx.ModelProto, infos: dict[str, TensorInfo]) 
     return peak
 
 
-__all__ = ["NodeProfile", "node_profiles", "peak_activation_bytes", "element_size"]
+__all__ = ["NodeProfile", "count_parameters", "node_params", "node_profiles", "peak_activation_bytes"]

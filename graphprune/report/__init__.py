@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 from ..errors import OutputError, UsageError
-from .html import render_html
 from .jsonable import to_jsonable
 
 SUFFIXES = (".json", ".html", ".htm")
@@ -43,6 +42,8 @@ def render(sections: dict, fmt: str) -> str:
         raise UsageError("report sections must be a dict of section name -> data")
     if fmt == "json":
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    from .html import render_html
+
     return render_html(data)
 
 
@@ -61,4 +62,4 @@ def write_report(path: str | os.PathLike, sections: dict) -> Path:
     return out
 
 
-__all__ = ["write_report", "render", "render_html", "to_jsonable", "check_report_path"]
+__all__ = ["write_report", "render", "to_jsonable", "check_report_path"]

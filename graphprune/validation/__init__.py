@@ -3,14 +3,31 @@
     from graphprune.validation import validate, load_inputs, make_feeds
     report = validate("model.onnx", "slim.onnx", data="inputs.npz", rtol=1e-4, atol=1e-5)
     print("\\n".join(report.summary_lines())); assert report.passed
-"""
-from .compare import DEFAULT_RANDOM_SAMPLES, ValidationReport, validate
-from .data import iter_inputs, load_inputs
-from .feeds import InputSpec, make_feeds, model_inputs, parse_input_shape, parse_input_shapes, resolve_shapes
-from .metrics import OutputMetrics, compare_arrays, looks_like_scores
 
-__all__ = [
-    "validate", "ValidationReport", "OutputMetrics", "load_inputs", "iter_inputs", "make_feeds", "model_inputs",
-    "InputSpec", "parse_input_shape", "parse_input_shapes", "resolve_shapes", "compare_arrays",
-    "looks_like_scores", "DEFAULT_RANDOM_SAMPLES",
-]
+Names are imported on first use, so importing the package stays cheap.
+"""
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_RANDOM_SAMPLES": ".compare",
+    "ValidationReport": ".compare",
+    "validate": ".compare",
+    "iter_inputs": ".data",
+    "load_inputs": ".data",
+    "InputSpec": ".feeds",
+    "make_feeds": ".feeds",
+    "model_inputs": ".feeds",
+    "parse_input_shape": ".feeds",
+    "parse_input_shapes": ".feeds",
+    "resolve_shapes": ".feeds",
+    "OutputMetrics": ".metrics",
+    "compare_arrays": ".metrics",
+    "looks_like_scores": ".metrics",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
