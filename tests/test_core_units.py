@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from graphprune.analysis.shapevalue import ShapeValues
+from graphprune.rules.shapevalue import ShapeValues
 from graphprune.core import analyze_model, apply_decision, as_model, decide, prepare
 from graphprune.graph import GraphIndex
 from graphprune.rules.reshape import align_segments, segment_pairs

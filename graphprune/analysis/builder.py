@@ -25,7 +25,7 @@ from .components import component_labels
 from ..graph.nodes import has_subgraph, inputs, outputs
 from ..rules import DEFAULT_RULES
 from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
-from .shapevalue import ShapeValues, copies_values
+from ..rules.shapevalue import ShapeValues, copies_values
 from .types import Analysis, Barrier, Group, ParamSlice
 
 log = logging.getLogger(__name__)

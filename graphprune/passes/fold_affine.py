@@ -59,7 +59,8 @@ from ..graph.nodes import get_attr
 from ..graph.index import GraphIndex
 from ..graph.shapes import infer_shapes
 from ..rules import DEFAULT_RULES
-from ..rules.base import Space, channel_maps, evaluate
+from ..analysis.evaluate import evaluate_rule
+from ..rules.base import Space, channel_maps
 from .base import Pass, PassResult
 from .normalize import NameNodesPass
 
@@ -158,7 +159,7 @@ class FoldContext:
         if key not in self._rule_results:
             if self._index is None:
                 self._index = GraphIndex(self.model, shapes=self.shapes)
-            self._rule_results[key] = evaluate(self.rules, self._index, node)
+            self._rule_results[key] = evaluate_rule(self.rules, self._index, node)
         return self._rule_results[key]
 
     def is_view(self, node: ir.Node) -> bool:

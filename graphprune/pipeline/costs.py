@@ -43,9 +43,12 @@ def safe_cost(model, input_shapes=None) -> Cost | None:
 def cost_model(model: ir.Model, analysis, input_shapes) -> CostModel | None:
     """The predictor of a decision's parameters and MACs, or None when shapes are unknown."""
     from ..graph.model import to_proto
+    from ..profiling.shapes import tensor_infos
 
     try:
-        return CostModel(to_proto(model, tensors="skeleton"), analysis, input_shapes, lambda: to_proto(model))
+        skeleton = to_proto(model, tensors="skeleton")
+        infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model))
+        return CostModel(skeleton, analysis, infos)
     except GraphPruneError:
         raise
     except Exception as exc:  # noqa: BLE001 - predictions are informative unless a target needs them

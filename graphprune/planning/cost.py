@@ -18,7 +18,7 @@ import onnx
 from ..analysis.types import Analysis
 from ..profiling.counts import _WEIGHT_TYPES
 from ..profiling.macs import node_macs
-from ..profiling.shapes import TensorInfo, tensor_infos
+from ..profiling.tensors import TensorInfo
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,11 @@ class Cost:
 class CostModel:
     """Parameters and MACs of ``model`` (the analysed object) after removing slots."""
 
-    def __init__(self, model: onnx.ModelProto, analysis: Analysis, input_shapes: Mapping | None = None,
-                 runnable=None):
-        """``model``: the analysed model as a proto (a weight-less skeleton will do: ``runnable``
-        then gives the full proto if shapes must be read from an onnxruntime run)."""
+    def __init__(self, model: onnx.ModelProto, analysis: Analysis, infos: Mapping[str, TensorInfo]):
+        """``model``: the analysed model as a proto (a weight-less skeleton will do); ``infos``:
+        the concrete shape of every tensor (:func:`graphprune.profiling.shapes.tensor_infos`)."""
         self.analysis = analysis
-        self.infos, self.input_shapes = tensor_infos(model, input_shapes, runnable)
+        self.infos = dict(infos)
         self.nodes = list(model.graph.node)
         self.groups = {g.id: g for g in analysis.groups}
         read = {name for node in self.nodes for name in node.input if name}

@@ -19,7 +19,7 @@ _EXPORTS = {
     "ModelProfile": ".model_profile",
     "OpTypeProfile": ".model_profile",
     "profile": ".model_profile",
-    "TensorInfo": ".shapes",
+    "TensorInfo": ".tensors",
     "tensor_infos": ".shapes",
 }
 __all__ = list(_EXPORTS)

@@ -19,33 +19,9 @@ from ..errors import GraphPruneError
 from ..graph import copy_without_weights, infer_shapes
 from ..validation.feeds import make_feeds, resolve_shapes
 from ..validation.runner import make_session, run_session
+from .tensors import TensorInfo, element_size  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    shape: tuple[int, ...]
-    elem_type: int
-
-    @property
-    def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
-
-    @property
-    def nbytes(self) -> int:
-        return self.numel * element_size(self.elem_type)
-
-
-def element_size(elem_type: int) -> int:
-    """Bytes per element (sub-byte types round up to 1; unknown types count 4)."""
-    try:
-        return max(1, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
-    except (KeyError, TypeError, ValueError):
-        return 4
 
 
 def _set_dims(vi: onnx.ValueInfoProto, shape) -> None:

@@ -227,20 +227,6 @@ def lookup(domain: str, op_type: str, opset: int) -> RuleFn | None:
     return DEFAULT_RULES.lookup(domain, op_type, opset)
 
 
-def evaluate(rules: RuleRegistry, index: GraphIndex, node, values=None) -> RuleResult | None:
-    """The rule's result for ``node`` (None: no rule, or the rule failed)."""
-    from ..analysis.shapevalue import ShapeValues
-
-    fn = rules.lookup(node.domain or "", node.op_type, index.opset(node.domain or ""))
-    if fn is None:
-        return None
-    try:
-        return fn(RuleContext(index, node, values if values is not None else ShapeValues(index)))
-    except Exception:  # noqa: BLE001 - a failing rule explains nothing
-        log.debug("rule for %s failed", node.name, exc_info=True)
-        return None
-
-
 def channel_maps(result: RuleResult, source: Space, target: str) -> list[tuple[int, np.ndarray | None]]:
     """Where the positions of ``source`` land in tensor ``target``: ``(axis, pairs)`` of every link
     (including the options of choices) between them; ``pairs`` None is the identity."""

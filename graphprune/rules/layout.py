@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis.shapevalue import Entry
+from .shapevalue import Entry
 from .base import (CHANNEL, FixUp, RuleContext, RuleResult, Space, identity_all, normalize_axis,
                    offset_pairs, pass_axes, register)
 
