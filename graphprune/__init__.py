@@ -6,7 +6,7 @@
 The functions mirror the CLI commands (see :mod:`graphprune.api`); they are imported lazily so
 that ``import graphprune`` stays cheap.
 """
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 _API = ("inspect", "prune", "plan", "apply", "fold", "validate", "profile", "sensitivity", "export_masks")
 __all__ = [*_API, "__version__"]

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import onnx
 
 from ..graph import get_attr
-from .shapes import TensorInfo
+from .tensors import TensorInfo
 
 Infos = dict[str, TensorInfo]
 MacRule = Callable[[onnx.NodeProto, Infos], int]
