@@ -20,6 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphprune"
 #: (module prefix, tier): the most specific prefix decides; a module may import its own tier or lower
 TIERS = (
     ("graphprune.errors", 0), ("graphprune.vocabulary", 0), ("graphprune.progress", 0), ("graphprune.version", 0),
+    ("graphprune.lazy", 0),
     ("graphprune.graph", 1),
     ("graphprune.rules", 2), ("graphprune.safety", 2), ("graphprune.report", 2),
     ("graphprune.analysis", 3), ("graphprune.io", 3),

@@ -18,6 +18,7 @@ import onnx
 import onnx_ir as ir
 
 from .model import array_meta_into, tensor_into, to_proto
+from .proto import copy_fields
 
 _GRAPH_FIELD = 7
 _INITIALIZER_FIELD = 5
@@ -54,14 +55,7 @@ def _field(number: int, payload_size: int) -> bytes:
 def _part(message, keep) -> bytes:
     """The serialized fields of ``message`` whose number satisfies ``keep``."""
     part = type(message)()
-    for fd, value in message.ListFields():
-        if keep(fd.number):
-            if fd.is_repeated:
-                getattr(part, fd.name).extend(value)
-            elif fd.message_type is not None:
-                getattr(part, fd.name).CopyFrom(value)
-            else:
-                setattr(part, fd.name, value)
+    copy_fields(message, part, skip=tuple(fd.name for fd, _ in message.ListFields() if not keep(fd.number)))
     return part.SerializeToString()
 
 
@@ -148,15 +142,7 @@ def _external_proto(tensor, name: str, location: str, offset: int, nbytes: int) 
 
 def _copy_without_data(tensor: ir.TensorProtoTensor) -> onnx.TensorProto:
     proto = onnx.TensorProto()
-    for fd, value in tensor.raw.ListFields():
-        if fd.name in ("raw_data", "external_data", "data_location"):
-            continue
-        if fd.is_repeated:
-            getattr(proto, fd.name).extend(value)
-        elif fd.message_type is not None:
-            getattr(proto, fd.name).CopyFrom(value)
-        else:
-            setattr(proto, fd.name, value)
+    copy_fields(tensor.raw, proto, skip=("raw_data", "external_data", "data_location"))
     return proto
 
 

@@ -6,38 +6,28 @@ only the fields they need. ``plan_options`` is the planner's part, recorded in p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from ..errors import UsageError
 from ..planning.config import load_overrides
 from ..planning.options import PlanOptions
 from ..vocabulary import DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
 
-#: the planner's options (a subset of the fields below)
-_PLAN_FIELDS = tuple(f.name for f in fields(PlanOptions))
+#: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
+PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Options:
-    """Every option of ``prune``/``plan``/``apply``/``sensitivity``; see the CLI help of each flag."""
+    """Every option of ``prune``/``plan``/``apply``/``sensitivity``; see the CLI help of each flag.
 
-    # what to remove (PlanOptions)
-    ratio: float = 0.3
-    importance: str = "l2"
-    aggregate: str = "sum"
-    global_rank: bool = False
-    normalize: str = "mean"
-    round_to: int = 1
-    min_channels: int = 1
-    max_ratio: float = 1.0
-    exclude: tuple = ()
-    overrides: tuple = ()
-    target_macs: float | None = None
-    target_params: float | None = None
-    target_latency: float | None = None
-    seed: int = 0
-    #: a file of per-node overrides (.toml/.json), merged after ``overrides``
-    config: object = None
+    ``plan`` holds what to remove (:class:`PlanOptions`: ratio, importance, targets, limits...);
+    its fields read through: ``options.ratio`` is ``options.plan.ratio``. Construct with flat
+    keywords (``Options(ratio=0.5, calib="data.npz")``); ``config`` (a file of per-node
+    overrides) is merged into ``plan.overrides``.
+    """
+
+    plan: PlanOptions
     # calibration and repair
     calib: object = None
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
@@ -59,34 +49,49 @@ class Options:
     count_macs: bool = True
     label: str | None = None
 
-    def __post_init__(self):
-        overrides = tuple(self.overrides) + (load_overrides(self.config) if self.config is not None else ())
-        object.__setattr__(self, "overrides", overrides)
-        object.__setattr__(self, "exclude", tuple(self.exclude))
-        object.__setattr__(self, "config", None)
-        plan = self.plan_options  # validates the planner's options
-        compensate = plan.importance in DATA_DRIVEN if self.compensate is None else bool(self.compensate)
+    def __init__(self, plan: PlanOptions | None = None, config=None, **keywords):
+        unknown = sorted(set(keywords) - PLAN_FIELDS - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)} (see graphprune.pipeline.Options)")
+        planned = {k: keywords.pop(k) for k in list(keywords) if k in PLAN_FIELDS}
+        for name in ("exclude", "overrides"):
+            if name in planned:
+                planned[name] = tuple(planned[name])
+        if plan is not None and planned:
+            plan = replace(plan, **planned)
+        plan = plan or PlanOptions(**planned)
+        if config is not None:
+            plan = replace(plan, overrides=tuple(plan.overrides) + load_overrides(config))
+        object.__setattr__(self, "plan", plan)
+        for f in fields(self):
+            if f.name != "plan":
+                object.__setattr__(self, f.name, keywords.get(f.name, f.default))
+        self._resolve_repair()
+
+    def _resolve_repair(self) -> None:
+        compensate = self.plan.importance in DATA_DRIVEN if self.compensate is None else bool(self.compensate)
         if self.refit and not compensate and self.calib is None:
             raise UsageError("--refit needs calibration data: give it with --calib PATH")
         object.__setattr__(self, "compensate", compensate or bool(self.refit))
-        check_calibration(plan.importance, self.calib, self.compensate)
+        check_calibration(self.plan.importance, self.calib, self.compensate)
+
+    def __getattr__(self, name: str):
+        if name in PLAN_FIELDS:
+            return getattr(self.plan, name)
+        raise AttributeError(f"{type(self).__name__!r} has no option {name!r}")
 
     @classmethod
     def of(cls, **keywords) -> "Options":
-        """Options from API keywords; an unknown keyword is a usage error naming it."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(keywords) - known)
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(unknown)} (see graphprune.pipeline.Options)")
+        """Options from API keywords (an unknown keyword is a TypeError naming it)."""
         return cls(**keywords)
 
     @property
     def plan_options(self) -> PlanOptions:
-        return PlanOptions(**{name: getattr(self, name) for name in _PLAN_FIELDS})
+        return self.plan
 
     @property
     def needs_calibration(self) -> bool:
-        return self.importance in DATA_DRIVEN or bool(self.compensate)
+        return self.plan.importance in DATA_DRIVEN or bool(self.compensate)
 
 
 def check_calibration(importance: str, calib, compensate: bool) -> None:

@@ -6,7 +6,7 @@
 
 Names are imported on first use, so importing the package stays cheap.
 """
-import importlib
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_RANDOM_SAMPLES": ".compare",
@@ -26,8 +26,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
