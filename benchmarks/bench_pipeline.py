@@ -1,0 +1,142 @@
+"""Speed of the pipeline against the I/O floor, and how it scales with graph size (issue 9).
+
+    python benchmarks/bench_pipeline.py                 # ResNet-50 (zoo, full) + transformer chains
+    python benchmarks/bench_pipeline.py --runs 7 --sizes 1000,5000,20000
+
+1. **Whole commands against the I/O floor** (ResNet-50, 25.6 M parameters, 98 MB): in fresh
+   interpreters, interleaved run by run so every command sees the same machine noise,
+   ``python -c "onnx.save(onnx.load(M), OUT)"`` (the floor), ``graphprune --version``,
+   ``graphprune prune M --ratio 0.5 --no-validate`` and ``graphprune prune M --ratio 0.5``
+   (default checks). Medians and ratios to the floor's median.
+2. **Stages in process** (same model, median of the runs): load, prepare (normalize + fold),
+   analyze, score + decide, apply (surgery), save; "analysis + decision + surgery" is the
+   target's sum (no I/O).
+3. **Graph size**: transformer-style exports of 1k to 20k nodes (``models.transformers.scale``):
+   analysis + decision + surgery in milliseconds per node, which should stay flat.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import onnx  # noqa: E402
+
+from graphprune.io import save_model  # noqa: E402
+from graphprune.pipeline import Options, analyze, apply, decide, load, prepare, score  # noqa: E402
+
+FLOOR = "import onnx, sys; onnx.save(onnx.load(sys.argv[1]), sys.argv[2])"
+
+
+def _timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def commands(model: Path, out: Path, ratio: float) -> dict[str, list[str]]:
+    cli = [sys.executable, "-m", "graphprune"]
+    prune = [*cli, "prune", str(model), "-o", str(out), "--ratio", str(ratio), "--force"]
+    return {"I/O floor (onnx.load + onnx.save)": [sys.executable, "-c", FLOOR, str(model), str(out)],
+            "graphprune --version": [*cli, "--version"],
+            f"prune --ratio {ratio} --no-validate": [*prune, "--no-validate"],
+            f"prune --ratio {ratio} (default checks)": prune}
+
+
+def whole_commands(model: Path, ratio: float, runs: int) -> list[tuple[str, float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = commands(model, Path(tmp) / "out.onnx", ratio)
+        times: dict[str, list[float]] = {k: [] for k in cmds}
+        for _ in range(runs):
+            for label, argv in cmds.items():
+                times[label].append(_timed(argv))
+    floor = statistics.median(next(iter(times.values())))
+    return [(label, statistics.median(t), statistics.median(t) / floor) for label, t in times.items()]
+
+
+def stage_times(model_path: Path, ratio: float) -> dict[str, float]:
+    options = Options(ratio=ratio, validate=False)
+    out = {}
+    t = time.perf_counter()
+    source = load(model_path)
+    out["load"] = time.perf_counter() - t
+    t = time.perf_counter()
+    prepared = prepare(source, options)
+    out["prepare (normalize + fold)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    analyzed = analyze(prepared, options)
+    out["analyze"] = time.perf_counter() - t
+    t = time.perf_counter()
+    decided = decide(score(analyzed, options), Options(ratio=ratio, validate=False, count_macs=False))
+    out["score + decide"] = time.perf_counter() - t
+    t = time.perf_counter()
+    pruned = apply(analyzed, decided.decision.removed, Options(ratio=ratio, validate=False, count_macs=False))
+    out["apply (surgery)"] = time.perf_counter() - t
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        save_model(pruned.model, Path(tmp) / "out.onnx")
+        out["save"] = time.perf_counter() - t
+    return out
+
+
+def core_seconds(model: onnx.ModelProto, ratio: float) -> tuple[float, int]:
+    """analysis + decision + surgery (no I/O, no folding) on a prepared model; and its node count."""
+    options = Options(ratio=ratio, validate=False, count_macs=False, keep_bn=True)
+    prepared = prepare(load(model), options)
+    start = time.perf_counter()
+    analyzed = analyze(prepared, options)
+    decided = decide(score(analyzed, options), options)
+    apply(analyzed, decided.decision.removed, options)
+    return time.perf_counter() - start, len(prepared.model.graph)
+
+
+def print_table(headers, rows) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    print()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ratio", type=float, default=0.5)
+    parser.add_argument("--runs", type=int, default=5, help="interleaved runs of each command (default 5)")
+    parser.add_argument("--sizes", default="1000,2000,5000,10000,20000", help="node counts of the chains")
+    args = parser.parse_args(argv)
+    from models.transformers.scale import transformer_chain
+    from models.zoo import build
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "resnet50.onnx"
+        onnx.save(build("resnet50", size="full"), path)
+        rows = whole_commands(path, args.ratio, args.runs)
+        print(f"ResNet-50 (zoo, full, {path.stat().st_size / 2**20:.1f} MiB): median of {args.runs} interleaved runs\n")
+        print_table(("command", "median s", "x I/O floor"), [(k, f"{s:.3f}", f"{r:.2f}") for k, s, r in rows])
+        stages = [stage_times(path, args.ratio) for _ in range(args.runs)]
+    med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
+    core = med["analyze"] + med["score + decide"] + med["apply (surgery)"]
+    print_table(("stage (in process)", "median s"), [(k, f"{v:.3f}") for k, v in med.items()]
+                + [("**analysis + decision + surgery**", f"**{core:.3f}**")])
+    size_rows = []
+    for n in (int(v) for v in args.sizes.split(",")):
+        model = transformer_chain(n)
+        runs = [core_seconds(model, 0.25) for _ in range(3)]
+        seconds, nodes = statistics.median(r[0] for r in runs), runs[0][1]
+        size_rows.append((f"{nodes:,}", f"{seconds:.3f}", f"{1000 * seconds / nodes:.3f}"))
+    print("transformer-style chains (models.transformers.scale), ratio 0.25, median of 3:\n")
+    print_table(("nodes", "analysis + decision + surgery s", "ms per node"), size_rows)
+    print(f"command: python benchmarks/bench_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
