@@ -11,16 +11,24 @@ flatten+Gemm, pooled Gemm or conv head; BatchNormalization kept or not; opset 9,
 * pruned at ratio 0, no output changes at all.
 
 ``derandomize=True`` makes the examples a pure function of the test (reproducible in CI), and
-``database=None`` keeps hypothesis from writing a ``.hypothesis`` folder.
+``database=None`` keeps hypothesis from storing examples. Its pytest plugin still caches the
+constants of every local module under ``./.hypothesis/constants`` while collecting, so this module
+points hypothesis's home at a temporary directory when it is imported (collection imports it
+first): running the tests writes nothing into the repository.
 """
 from __future__ import annotations
 
+import tempfile
+
 import hypothesis.strategies as st
 import onnx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, configuration, given, settings
 
 from models.builder import GraphBuilder
 from tests.oracle_utils import ORACLE_RTOL, pruning_oracle_check, ratio_zero_check
+
+HYPOTHESIS_HOME = tempfile.TemporaryDirectory(prefix="graphprune-hypothesis-")  # removed at exit
+configuration.set_hypothesis_home_dir(HYPOTHESIS_HOME.name)
 
 ACTIVATIONS = ["relu", "relu6", "silu", "hardswish", "sigmoid", "tanh", "gelu", None]
 BLOCKS = ["conv", "residual", "concat", "split", "depthwise", "activation", "pool", "grouped", "squeeze_excite",

@@ -33,7 +33,6 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline.load import load
     from ..progress import bars_visible
     from ..report import check_report_path, write_report
-    from ..report.sensitivity import register as register_section
     from ..validation import parse_input_shapes
 
     if args.report:
@@ -51,7 +50,6 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("\n".join(result.summary_lines()))
     if args.report:
-        register_section()
         write_report(args.report, {"title": f"sensitivity of {args.model}", "sensitivity": result.to_dict()})
     return 0
 

@@ -8,8 +8,11 @@
 Any subset of sections works; known ones are ``summary`` (lines), ``validation``
 (:class:`~graphprune.validation.ValidationReport` or its dict), ``profile``
 (:class:`~graphprune.profiling.ModelProfile` or its dict), ``latency`` (stats or name -> stats),
-``channels`` (list of {node, before, after}) and ``groups`` (list of {group, size, barriers});
-anything else is shown generically. Objects with ``to_dict()`` are converted first.
+``channels`` (list of {node, before, after}), ``groups`` (list of {group, size, barriers}) and
+``sensitivity`` (:class:`~graphprune.planning.sensitivity.SensitivityResult` or its dict); anything
+else is shown generically. Objects with ``to_dict()`` are converted first. Long lines and names
+wrap, and chart labels are placed so that none is cut or overlaps another (``tests/report`` checks
+every page kind in headless Chromium).
 """
 from __future__ import annotations
 

@@ -10,33 +10,45 @@ import json
 import logging
 from html import escape
 
+from .sensitivity import accepts_sensitivity, render_sensitivity
 from .svg import legend, paired_bars
 from .text import binary_bytes, num, percent, si
 
 #: known sections, in page order; unknown ones follow in the order given
-SECTION_ORDER = ("summary", "exactness", "validation", "drift", "profile", "latency", "channels", "groups")
+SECTION_ORDER = ("summary", "exactness", "validation", "drift", "profile", "latency", "sensitivity", "channels",
+                 "groups")
 log = logging.getLogger(__name__)
+#: headers longer than this may break anywhere; shorter ones (column names) stay whole
+LONG_HEADER = 16
 BARRIER_KEYS = ("barriers", "barrier_reasons", "barrier reasons", "reasons")
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:980px;color:#1d2430;padding:0 1em}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:980px;color:#1d2430;padding:0 1em;overflow-wrap:break-word}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #d8dee6;padding-bottom:.2em}
-table{border-collapse:collapse;margin:.6em 0}td,th{padding:.2em .7em;border-bottom:1px solid #e6eaf0;text-align:right}
-th{background:#f3f5f8}td:first-child,th:first-child,td.t{text-align:left}
-pre{background:#f6f8fa;padding:.8em;overflow:auto}
+table{border-collapse:collapse;margin:.6em 0}
+td,th{padding:.2em .7em;border-bottom:1px solid #e6eaf0;text-align:right;white-space:nowrap}th{background:#f3f5f8}
+td:first-child,th:first-child,.t{text-align:left}
+td.t,th.long{white-space:normal;overflow-wrap:anywhere}td.t{min-width:5em}
+pre,.lines{background:#f6f8fa;padding:.8em;white-space:pre-wrap;overflow-wrap:anywhere}
+.lines{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:13px;margin:1em 0}
+.lines div{padding-left:2em;text-indent:-2em}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#c62828;font-weight:600}
 tr.worst td{background:#fff3e0}tr.kept td{background:#fbeff0}
+svg.chart{display:block;max-width:100%;height:auto;margin:.6em 0}
 .chart text{font-size:11px;fill:#1d2430}.chart .value{fill:#56606e;font-size:10px}
 .bar.before{fill:#a7b0bc}.bar.after{fill:#2f6fdf}.bar.median{fill:#2f6fdf}
-.legend .key{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em;vertical-align:middle}
+.key{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:middle}
+.legend{padding-left:1em}.legend .item{display:inline-block;max-width:calc(100% - 1.5em);margin-right:1.5em}
 .key.before{background:#a7b0bc}.key.after{background:#2f6fdf}
 .muted{color:#56606e}
+@media (max-width:760px){body{font-size:13px;padding:0 .5em}td,th{padding:.2em .3em}td.t{min-width:3em}
+th{white-space:normal;overflow-wrap:anywhere}}
 """
 
 
 def _table(headers, rows, row_classes=None, text_cols=(0,)) -> str:
     """A table; columns in ``text_cols`` are left-aligned, the others (numbers) right-aligned."""
-    head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
+    head = "".join(f"<th{_header_class(j in text_cols, str(h))}>{escape(str(h))}</th>" for j, h in enumerate(headers))
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
@@ -46,14 +58,22 @@ def _table(headers, rows, row_classes=None, text_cols=(0,)) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
+def _header_class(text: bool, header: str) -> str:
+    """``t`` for a left-aligned column; ``long`` lets a header that names a model (or path) wrap anywhere."""
+    classes = " ".join(c for c, on in (("t", text), ("long", len(header) > LONG_HEADER)) if on)
+    return f' class="{classes}"' if classes else ""
+
+
 def _section(title: str, body: str) -> str:
     return f'<section><h2>{escape(title)}</h2>{body}</section>'
 
 
 # ------------------------------------------------------------------------------------ sections
 def render_summary(data) -> str:
+    """One block per line; a line too long for the page wraps (hanging indent), never scrolls."""
     lines = data if isinstance(data, list) else str(data).splitlines()
-    return _section("Summary", f"<pre>{escape(chr(10).join(map(str, lines)))}</pre>")
+    blocks = "".join(f"<div>{escape(str(line)) or ' '}</div>" for line in lines)
+    return _section("Summary", f'<div class="lines">{blocks}</div>')
 
 
 def render_validation(v: dict, title: str = "Validation", verdict: bool = True, intro: str = "") -> str:
@@ -211,7 +231,8 @@ def render_generic(title: str, data) -> str:
         headers = list(dict.fromkeys(k for d in data for k in d))
         body = _table(headers, [[_cell(d.get(h, "")) for h in headers] for d in data], text_cols=range(len(headers)))
     elif isinstance(data, dict) and all(not isinstance(v, (dict, list)) for v in data.values()):
-        body = _table(("key", "value"), [(k, _cell(v)) for k, v in data.items()])
+        numeric = all(isinstance(v, (int, float)) or v is None for v in data.values())
+        body = _table(("key", "value"), [(k, _cell(v)) for k, v in data.items()], text_cols=(0,) if numeric else (0, 1))
     else:
         text = json.dumps(data, indent=2)
         body = f"<pre>{escape(text)}</pre>"
@@ -226,7 +247,7 @@ def _cell(value) -> str:
 
 RENDERERS = {"summary": render_summary, "validation": render_validation, "exactness": render_exactness,
              "drift": render_drift, "profile": render_profile, "latency": render_latency,
-             "channels": render_channels, "groups": render_groups}
+             "channels": render_channels, "groups": render_groups, "sensitivity": render_sensitivity}
 
 
 def _list_of_dicts(data, key: str) -> bool:
@@ -243,13 +264,8 @@ ACCEPTS = {
     "latency": lambda d: isinstance(d, (dict, list)),
     "channels": lambda d: _list_of_dicts(d, "node"),
     "groups": lambda d: _list_of_dicts(d, "group"),
+    "sensitivity": accepts_sensitivity,
 }
-
-
-def register_section(key: str, render, accepts) -> None:
-    """Give section ``key`` a dedicated view: ``render(data) -> html`` when ``accepts(data)``."""
-    RENDERERS[key] = render
-    ACCEPTS[key] = accepts
 
 
 def render_section(key: str, data) -> str:

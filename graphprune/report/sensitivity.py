@@ -1,95 +1,166 @@
-"""The ``sensitivity`` section of HTML reports: a line chart (drift against ratio, one line per
-group, the most sensitive ones labelled) and the table behind it.
+"""The ``sensitivity`` section: a line chart (drift against ratio, one line per group, the most
+sensitive groups coloured and named at the right end) and the table behind it.
 
-:func:`register` adds the section to :mod:`graphprune.report.html` through its renderer table
-(``report.html.register_section``), so ``write_report(path, {"sensitivity": result})`` draws it. The
-chart is inline SVG with inline colours (no script, no external reference), like the rest of
-the report.
+Labels never overlap and never leave the chart: they are stacked at least one line apart
+(moved as little as possible, with a leader line to their line's end when moved), and the
+viewBox is widened to the longest label (:func:`~graphprune.report.svg.text_width`).
 """
 from __future__ import annotations
 
+import math
 from html import escape
 
-WIDTH, HEIGHT, MARGIN = 640, 320, 48
-#: groups labelled at the right end of the chart (the most sensitive at the largest ratio)
+from .svg import FONT_SIZE, svg_open, text_width
+
+PLOT_WIDTH, PLOT_HEIGHT = 544, 224
+TOP, BOTTOM = 12, 44                 # space above the plot; below it: tick labels and the axis title
+LABEL_GAP = FONT_SIZE + 3            # least distance between two label centres
+LEADER = 10                          # horizontal run from a line's end to its label
+#: groups coloured and labelled (the most sensitive at the largest ratio)
 LABELLED = 5
-LABEL_GAP = 12
 PALETTE = ("#c62828", "#2f6fdf", "#1a7f37", "#8e24aa", "#ef6c00")
 MUTED = "#b0b8c4"
 
 
-def _xy(ratio: float, drift: float, r_max: float, d_max: float) -> tuple[float, float]:
-    x = MARGIN + (WIDTH - 2 * MARGIN) * (ratio / r_max if r_max else 0.0)
-    y = HEIGHT - MARGIN - (HEIGHT - 2 * MARGIN) * (drift / d_max if d_max else 0.0)
-    return round(x, 2), round(y, 2)
+def _drift(row: dict) -> list[float | None]:
+    """Drift values as floats; non-finite or missing ones (JSON 'nan', 'inf') as None."""
+    out = []
+    for value in row.get("drift", []):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        out.append(number if math.isfinite(number) else None)
+    return out
+
+
+def _last(drift: list[float | None]) -> float:
+    return drift[-1] if drift and drift[-1] is not None else -math.inf
+
+
+def spread(wanted: list[float], low: float, high: float, gap: float) -> list[float]:
+    """Positions closest to ``wanted`` (sorted ascending) at least ``gap`` apart, within [low, high]
+    when they fit (two sweeps: push down, then pull back up from the bottom)."""
+    placed: list[float] = []
+    for y in wanted:
+        placed.append(max(y, low) if not placed else max(y, placed[-1] + gap))
+    for i in range(len(placed) - 1, -1, -1):
+        limit = high if i == len(placed) - 1 else placed[i + 1] - gap
+        placed[i] = min(placed[i], limit)
+    return placed
+
+
+class Frame:
+    """Data-to-pixel mapping of the plot, with the left margin sized for the y tick labels."""
+
+    def __init__(self, r_max: float, d_max: float, y_label: str):
+        self.r_max, self.d_max = r_max or 1.0, d_max or 1.0
+        self.left = max(48.0, math.ceil(text_width(y_label)) + 12)
+        self.right = self.left + PLOT_WIDTH
+        self.top, self.bottom = TOP, TOP + PLOT_HEIGHT
+
+    def xy(self, ratio: float, drift: float) -> tuple[float, float]:
+        x = self.left + PLOT_WIDTH * ratio / self.r_max
+        y = self.bottom - PLOT_HEIGHT * drift / self.d_max
+        return round(x, 2), round(y, 2)
+
+
+def _axes(frame: Frame, ratios: list[float], y_label: str) -> list[str]:
+    left, right, top, bottom = frame.left, frame.right, frame.top, frame.bottom
+    parts = [f'<path d="M{left:g} {top:g} L{left:g} {bottom:g} L{right:g} {bottom:g}" stroke="#56606e" fill="none"/>',
+             f'<text class="tick" x="{left - 6:g}" y="{top + 4:g}" text-anchor="end">{escape(y_label)}</text>',
+             f'<text class="tick" x="{left - 6:g}" y="{bottom:g}" text-anchor="end">0</text>']
+    shown_right = -math.inf
+    for r in ratios:  # ascending; a tick label that would touch the previous one is left out
+        x, _ = frame.xy(r, 0.0)
+        half = text_width(f"{r:g}") / 2
+        parts.append(f'<path d="M{x:g} {bottom:g} L{x:g} {bottom + 4:g}" stroke="#56606e"/>')
+        if x - half >= shown_right + 4:
+            parts.append(f'<text class="tick" x="{x:g}" y="{bottom + 16:g}" text-anchor="middle">{r:g}</text>')
+            shown_right = x + half
+    parts.append(f'<text x="{(left + right) / 2:g}" y="{bottom + 34:g}" text-anchor="middle">'
+                 'ratio removed from the group alone</text>')
+    return parts
+
+
+def _polyline(row: dict, drift, ratios, frame: Frame, stroke: str, width: int) -> str:
+    points = " ".join(f"{x:g},{y:g}" for x, y in (frame.xy(r, d) for r, d in zip(ratios, drift) if d is not None))
+    return (f'<polyline class="group" data-group="{escape(str(row["group"]))}" points="{points}" fill="none" '
+            f'stroke="{stroke}" stroke-width="{width}"><title>group {escape(str(row["group"]))}: '
+            f'{escape(str(row.get("first", "")))}</title></polyline>')
+
+
+def _labels(ranked: list[tuple[dict, list]], colour: dict, r_last: float, frame: Frame) -> list[str]:
+    """Names of the coloured groups right of their lines' ends, spread so they never overlap."""
+    ends = sorted((frame.xy(r_last, d[-1])[1], str(row["group"])) for row, d in ranked)
+    placed = spread([y for y, _ in ends], frame.top, frame.bottom, LABEL_GAP)
+    parts = []
+    for (y_end, group), y in zip(ends, placed):
+        x = frame.right
+        if abs(y - y_end) > 0.5:  # moved: a leader line shows which line it names
+            parts.append(f'<path class="leader" d="M{x:g} {y_end:g} L{x + LEADER - 2:g} {y:g}" '
+                         f'stroke="{colour[group]}" fill="none"/>')
+        parts.append(f'<text class="label" x="{x + LEADER:g}" y="{y:g}" dominant-baseline="middle" '
+                     f'fill="{colour[group]}">group {escape(group)}</text>')
+    return parts
+
+
+def _ranked(rows: list[tuple[dict, list]], ratios: list[float]) -> list[tuple[dict, list]]:
+    """The LABELLED groups with the largest drift at the largest ratio (complete rows only)."""
+    complete = [(row, d) for row, d in rows if len(d) == len(ratios) and d and d[-1] is not None]
+    return sorted(complete, key=lambda item: -_last(item[1]))[:LABELLED]
+
+
+def colours(data: dict) -> dict[str, str]:
+    """Group name -> colour of the labelled (most sensitive) groups."""
+    rows = [(row, _drift(row)) for row in data.get("groups", [])]
+    ranked = _ranked(rows, [float(r) for r in data.get("ratios", [])])
+    return {str(row["group"]): PALETTE[i % len(PALETTE)] for i, (row, _) in enumerate(ranked)}
 
 
 def chart(data: dict) -> str:
     """Inline SVG: one ``<polyline class="group" data-group=... >`` per group, axes and labels."""
     ratios = [float(r) for r in data.get("ratios", [])]
-    rows = data.get("groups", [])
-    r_max = max(ratios, default=1.0)
-    d_max = max((max(r["drift"], default=0.0) for r in rows), default=0.0) or 1.0
-    ranked = sorted(rows, key=lambda r: -(r["drift"][-1] if r["drift"] else 0.0))[:LABELLED]
-    colour = {r["group"]: PALETTE[i % len(PALETTE)] for i, r in enumerate(ranked)}
-    parts = [f'<svg class="chart" id="chart-sensitivity" role="img" width="{WIDTH}" height="{HEIGHT}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" aria-label="output drift against ratio, per group">']
-    x0, y0 = _xy(0.0, 0.0, r_max, d_max)
-    x1, y1 = _xy(r_max, d_max, r_max, d_max)
-    parts.append(f'<path d="M{x0} {y1} L{x0} {y0} L{x1} {y0}" stroke="#56606e" fill="none"/>')
-    for r in ratios:
-        x, _ = _xy(r, 0.0, r_max, d_max)
-        parts.append(f'<text x="{x}" y="{y0 + 16}" text-anchor="middle">{r:g}</text>')
-    parts.append(f'<text x="{x0 - 6}" y="{y1 + 4}" text-anchor="end">{d_max:.3g}</text>')
-    parts.append(f'<text x="{x0 - 6}" y="{y0}" text-anchor="end">0</text>')
-    parts.append(f'<text x="{(x0 + x1) / 2}" y="{HEIGHT - 8}" text-anchor="middle">ratio removed from the group '
-                 'alone</text>')
-    for row in sorted(rows, key=lambda r: r["group"] in colour):
-        points = " ".join(f"{x},{y}" for x, y in (_xy(r, d, r_max, d_max) for r, d in zip(ratios, row["drift"])))
-        stroke = colour.get(row["group"], MUTED)
-        parts.append(f'<polyline class="group" data-group="{row["group"]}" points="{points}" fill="none" '
-                     f'stroke="{stroke}" stroke-width="{2 if row["group"] in colour else 1}">'
-                     f'<title>group {row["group"]}: {escape(str(row.get("first", "")))}</title></polyline>')
-    parts += _labels(ranked, colour, ratios, r_max, d_max)
+    rows = [(row, _drift(row)) for row in data.get("groups", [])]
+    d_max = max((d for _, drift in rows for d in drift if d is not None), default=0.0)
+    y_label = f"{d_max or 1.0:.3g}"
+    frame = Frame(max(ratios, default=1.0), d_max, y_label)
+    ranked = _ranked(rows, ratios)
+    colour = colours(data)
+    label_width = max((text_width(f"group {g}") for g in colour), default=0.0)
+    width = math.ceil(frame.right + LEADER + label_width + 8)
+    parts = [svg_open("sensitivity", width, frame.bottom + BOTTOM, "output drift against ratio, per group")]
+    parts += _axes(frame, sorted(ratios), y_label)
+    for row, drift in sorted(rows, key=lambda item: str(item[0]["group"]) in colour):  # coloured lines on top
+        name = str(row["group"])
+        parts.append(_polyline(row, drift, ratios, frame, colour.get(name, MUTED), 2 if name in colour else 1))
+    parts += _labels(ranked, colour, ratios[-1] if ratios else 0.0, frame)
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _labels(ranked, colour, ratios, r_max, d_max) -> list[str]:
-    """Names of the labelled groups at the right end, pushed apart so they never overlap."""
-    out, last_y = [], None
-    for row in ranked:  # most sensitive first = highest first (smallest y)
-        if not row["drift"]:
-            continue
-        x, y = _xy(ratios[-1], row["drift"][-1], r_max, d_max)
-        y = y + 4 if last_y is None else max(y + 4, last_y + LABEL_GAP)
-        last_y = y
-        out.append(f'<text class="label" x="{x + 4}" y="{y}" fill="{colour[row["group"]]}">group {row["group"]}</text>')
-    return out
+def _swatch(colour: str | None) -> str:
+    return f'<span class="key" style="background:{colour}"></span>' if colour else ""
 
 
 def render_sensitivity(data: dict) -> str:
+    svg, colour = chart(data), colours(data)
     ratios = data.get("ratios", [])
     head = "".join(f"<th>drift @{escape(format(float(r), 'g'))}</th>" for r in ratios)
     body = []
     for row in data.get("groups", []):
-        cells = "".join(f"<td>{float(d):.4f}</td>" for d in row["drift"])
-        body.append(f'<tr><td class="t">{row["group"]}</td><td>{row["slots"]}</td>{cells}'
-                    f'<td class="t">{escape(str(row.get("first", "")))}</td></tr>')
-    table = (f"<table><thead><tr><th>group</th><th>slots</th>{head}<th>first parameter</th></tr></thead>"
+        cells = "".join(f"<td>{d:.4f}</td>" if d is not None else "<td>-</td>" for d in _drift(row))
+        group = str(row["group"])
+        body.append(f'<tr><td class="t">{_swatch(colour.get(group))}{escape(group)}</td><td>{row["slots"]}</td>'
+                    f'{cells}<td class="t">{escape(str(row.get("first", "")))}</td></tr>')
+    table = (f"<table><thead><tr><th>group</th><th>slots</th>{head}<th class='t'>first parameter</th></tr></thead>"
              f"<tbody>{''.join(body)}</tbody></table>")
     intro = (f"<p>{escape(str(data.get('metric', 'drift')))} when one group alone is pruned by "
-             f"{escape(str(data.get('importance', '')))}, on {data.get('samples', '?')} samples of "
-             f"{escape(str(data.get('data', '?')))}.</p>")
-    return f"<section><h2>Sensitivity</h2>{intro}{chart(data)}{table}</section>"
+             f"{escape(str(data.get('importance', '')))}, on {escape(str(data.get('samples', '?')))} samples of "
+             f"{escape(str(data.get('data', '?')))}. The {len(colour)} most sensitive groups at the largest ratio "
+             "are coloured and named.</p>")
+    return f"<section><h2>Sensitivity</h2>{intro}{svg}{table}</section>"
 
 
-def _accepts(data) -> bool:
+def accepts_sensitivity(data) -> bool:
     return isinstance(data, dict) and isinstance(data.get("groups"), list) and isinstance(data.get("ratios"), list)
-
-
-def register() -> None:
-    """Make ``sensitivity`` a known section of HTML reports (idempotent)."""
-    from ..report import html
-
-    html.register_section("sensitivity", render_sensitivity, _accepts)

@@ -5,7 +5,7 @@ import onnx
 
 from graphprune.cli import main
 from tests.helpers import ROOT
-from tests.test_report import Page
+from tests.report.test_report import Page
 
 
 def test_prune_report_sections(tmp_path, capsys):
