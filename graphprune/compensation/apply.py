@@ -169,7 +169,9 @@ def _collect_probes(model: ir.Model, analysis: Analysis, data: list[SpaceMeans],
 
 def _insert_add(model: ir.Model, node: ir.Node, constant: np.ndarray, names: edit.Names) -> str:
     """``y = node(...)`` becomes ``y__uncompensated = node(...)``, ``y = Add(y__uncompensated, Δ)``."""
-    return edit.add_after(model, node, constant, names, what="compensat").name
+    out = node.outputs[0].name
+    bases = (f"{out}__uncompensated", f"{node.name}_compensation", f"{node.name}_compensate")
+    return edit.add_after(model, node, constant, names, bases).name
 
 
 def compensate(model: ir.Model, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,

@@ -106,16 +106,17 @@ def remove_nodes(graph: ir.Graph, nodes) -> None:
     graph.remove(list(nodes), safe=True)
 
 
-def add_after(model: ir.Model, node: ir.Node, constant: np.ndarray, names: Names, *, what: str) -> ir.Node:
-    """``y = node(...)`` becomes ``y__un{what}ed = node(...)``; ``y = Add(y__un{what}ed, constant)``:
-    readers and graph outputs keep reading ``y``. Returns the new Add node (named ``{node}_{what}``)."""
+def add_after(model: ir.Model, node: ir.Node, constant: np.ndarray, names: Names,
+              bases: tuple[str, str, str]) -> ir.Node:
+    """``y = node(...)`` becomes ``y' = node(...)``, ``y = Add(y', constant)``: readers and graph
+    outputs keep reading ``y``. ``bases``: fresh-name bases of ``y'``, the constant and the Add."""
     y = node.outputs[0]
     out = y.name
-    pre = names.fresh(f"{out}__un{what}ed")
-    const = add_initializer(model, names.fresh(f"{node.name}_{what}ion"), constant)
+    pre = names.fresh(bases[0])
+    const = add_initializer(model, names.fresh(bases[1]), constant)
     added = ir.Value(name=None)
     y.replace_all_uses_with(added, replace_graph_outputs=True)
-    add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(f"{node.name}_{what}e"))
+    add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(bases[2]))
     y.name = pre
     added.name = out
     model.graph.insert_after(node, add)

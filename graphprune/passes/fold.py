@@ -92,10 +92,10 @@ class FoldResult:
         }
 
 
-def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldResult) -> None:
+def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldResult, strict: bool) -> None:
     shapes = infer_shapes(model)  # once: folds keep the shapes of every surviving tensor
-    passes = (([FoldBatchNormPass(shapes)] if batchnorm else [])
-              + ([FoldAffinePass(batchnorm, shapes)] if affine else []))
+    passes = (([FoldBatchNormPass(shapes, strict)] if batchnorm else [])
+              + ([FoldAffinePass(batchnorm, shapes, strict)] if affine else []))
     outcome = FixpointPass(passes, max_rounds=MAX_ROUNDS)(model)
     for round_ in outcome.parts:
         for part in round_.parts:
@@ -106,7 +106,7 @@ def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldRes
 
 
 def fold(model: ir.Model, *, inplace: bool = True, batchnorm: bool = True, affine: bool = True,
-         cleanup: bool = True) -> FoldResult:
+         cleanup: bool = True, strict_initializer_inputs: bool = False) -> FoldResult:
     """Fold BatchNormalization and per-channel Mul/Add/Sub/Div into neighbouring linear nodes.
 
     Mutates ``model`` (and returns it as ``result.model``) unless ``inplace=False``, in which
@@ -122,7 +122,7 @@ def fold(model: ir.Model, *, inplace: bool = True, batchnorm: bool = True, affin
     prepared = normalize(model)
     result.modified |= prepared.modified
     result.notes += prepared.notes
-    _fold_rounds(model, batchnorm, affine, result)
+    _fold_rounds(model, batchnorm, affine, result, strict_initializer_inputs)
     if cleanup:
         cleaned = CleanupPass()(model)
         result.modified |= cleaned.modified

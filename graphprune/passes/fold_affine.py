@@ -197,10 +197,10 @@ def apply_chain(ctx: FoldContext, chain: Chain) -> list[FoldedNode]:
 
 
 # ----------------------------------------------------------------------------- the pass
-def prepare(model: ir.Model, shapes: dict | None = None) -> tuple[FoldContext, bool]:
+def prepare(model: ir.Model, shapes: dict | None = None, strict: bool = False) -> tuple[FoldContext, bool]:
     """Unique node names (folds key nodes by name), then a fresh context."""
     named = NameNodesPass()(model).modified
-    return FoldContext(model, shapes), named
+    return FoldContext(model, shapes, strict_initializer_inputs=strict), named
 
 
 class FoldAffinePass(Pass):
@@ -209,13 +209,14 @@ class FoldAffinePass(Pass):
 
     name = "fold-affine"
 
-    def __init__(self, batchnorm: bool = True, shapes: dict | None = None):
+    def __init__(self, batchnorm: bool = True, shapes: dict | None = None, strict: bool = False):
         #: False: leave BatchNormalization nodes untouched (neither folded through nor into)
         self.batchnorm = batchnorm
         self.shapes = shapes
+        self.strict = strict
 
     def run(self, model: ir.Model) -> FoldPassResult:
-        ctx, modified = prepare(model, self.shapes)
+        ctx, modified = prepare(model, self.shapes, self.strict)
         folded: list[FoldedNode] = []
         for node in ctx.live_nodes():
             if ctx.is_removed(node) or constant_operand(ctx, node) is None:

@@ -243,12 +243,14 @@ class FoldBatchNormPass(Pass):
 
     name = "fold-batchnorm"
 
-    def __init__(self, shapes: dict | None = None):
+    def __init__(self, shapes: dict | None = None, strict: bool = False):
         #: shapes shared with other passes on the same model (see :class:`FoldContext`)
         self.shapes = shapes
+        #: initializers declared as graph inputs are never written (see FoldContext)
+        self.strict = strict
 
     def run(self, model: ir.Model) -> FoldPassResult:
-        ctx, modified = prepare(model, self.shapes)
+        ctx, modified = prepare(model, self.shapes, self.strict)
         folded: list[FoldedNode] = []
         skipped: list[tuple[str, str]] = []
         for node in ctx.live_nodes():

@@ -92,8 +92,12 @@ class FoldContext:
     keep every surviving tensor's shape (a spliced node's output name moves to the producer).
     """
 
-    def __init__(self, model: ir.Model, shapes: dict | None = None, rules=None):
+    def __init__(self, model: ir.Model, shapes: dict | None = None, rules=None,
+                 strict_initializer_inputs: bool = False):
         self.model, self.graph = model, model.graph
+        #: initializers also declared as graph inputs are weights (written in place, keeping their
+        #: names) unless strict: then they may be overridden at run time and are never written
+        self.strict_initializer_inputs = strict_initializer_inputs
         self.pinned = subgraph_reads(self.graph)
         self.shapes = infer_shapes(model) if shapes is None else shapes
         self.names = edit.Names(self.graph)
@@ -200,8 +204,9 @@ class FoldContext:
     def _owned(self, value: ir.Value, node: ir.Node, index: int) -> bool:
         """Whether the initializer may be overwritten in place for this one input slot."""
         uses = list(value.uses())
+        overridable = value.is_graph_input() and (self.strict_initializer_inputs or not value.is_initializer())
         return (len(uses) == 1 and uses[0].node is node and uses[0].idx == index and not value.is_graph_output()
-                and not value.is_graph_input() and value.name not in self.pinned)
+                and not overridable and value.name not in self.pinned)
 
     def write_param(self, node: ir.Node, index: int, array: np.ndarray, dtype, role: str) -> None:
         """Give input ``index`` of ``node`` the value ``array`` (cast to ``dtype``): in place when
@@ -210,15 +215,17 @@ class FoldContext:
         value = node.inputs[index] if index < len(node.inputs) else None
         if value is not None and self._owned(value, node, index):
             edit.write_initializer(value, array)
-        else:
-            value = edit.add_initializer(self.model, self.names.fresh(f"{node.name}_{role}"), array)
+        else:  # a copy, named after what it replaces (a new bias after the node's weight)
+            value = edit.add_initializer(self.model, self.names.fresh(_derived_name(node, value, role)), array)
             edit.set_input(node, index, value)
             self.edited()
         self.shapes[value.name] = (tuple(array.shape), onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
 
     def add_after(self, node: ir.Node, constant: np.ndarray, role: str) -> None:
         """Add ``constant`` to the node's output with a new ``Add`` (its readers keep their tensor)."""
-        add = edit.add_after(self.model, node, constant, self.names, what=role)
+        out = node.outputs[0].name
+        add = edit.add_after(self.model, node, constant, self.names,
+                             (f"{out}__before_{role}", _derived_name(node, None, role), f"{node.name}_add_{role}"))
         out = add.outputs[0]
         self.shapes[add.inputs[0].name] = self.shapes.get(out.name, (None, 0))
         self.shapes[add.inputs[1].name] = (tuple(constant.shape), onnx.helper.np_dtype_to_tensor_dtype(constant.dtype))
@@ -260,3 +267,15 @@ class FoldContext:
         if self.removed:
             edit.remove_nodes(self.graph, self.removed)
             self.removed, self._removed_ids = [], set()
+
+
+def _derived_name(node: ir.Node, replaced: ir.Value | None, role: str) -> str:
+    """The name of a new parameter: ``<old>_folded`` for a copy, ``<prefix>.bias`` for a new bias
+    of a weight named ``<prefix>.weight`` (framework style), else ``<weight>_<role>`` or
+    ``<node>_<role>``."""
+    if replaced is not None and replaced.name:
+        return f"{replaced.name}_folded"
+    weight = node.inputs[1].name if len(node.inputs) > 1 and node.inputs[1] is not None else ""
+    if role in ("bias", "C") and weight.endswith("weight"):
+        return weight[: -len("weight")] + "bias"
+    return f"{weight}_{role}" if weight else f"{node.name}_{role}"

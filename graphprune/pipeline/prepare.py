@@ -13,5 +13,5 @@ def prepare(source: Source, options: Options) -> Prepared:
         return Prepared(source, model, None)
     from ..passes.fold import fold
 
-    result = fold(model)  # normalizes first
+    result = fold(model, strict_initializer_inputs=options.strict_initializer_inputs)  # normalizes first
     return Prepared(source, result.graph, result)
