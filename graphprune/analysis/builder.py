@@ -366,4 +366,12 @@ def _build_group(index, infos, flood, comp, links_by_space, gid, size_barriers) 
         barriers.extend(Barrier(comp[0], e) for e in errors)
         group.n_slots, group.slot_of = n_slots, slot_of
     group.barriers = tuple(dict.fromkeys(barriers))
+    group.layer = _layer(index, group.representative.tensor)
     return group
+
+
+def _layer(index: GraphIndex, tensor: str) -> str:
+    """``node (op_type)`` of the first node reading ``tensor`` (else of its producer), or ""."""
+    uses = [u for u in index.uses(tensor) if u.index >= 0]
+    name = uses[0].node if uses else index.producer.get(tensor)
+    return f"{name} ({index.nodes[name].op_type})" if name is not None else ""

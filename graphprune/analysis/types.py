@@ -54,6 +54,8 @@ class Group:
     #: activation spaces read by a contraction whose other side is an activation too (no weight
     #: slice to zero there: the oracle masks these)
     contractions: tuple[Space, ...] = ()
+    #: the layer a user recognises: ``node (op_type)`` of the node reading the representative parameter
+    layer: str = ""
 
     @property
     def blocked(self) -> bool:
@@ -86,9 +88,15 @@ class Group:
                 return p.space
         return self.params[0].space if self.params else self.spaces[0]
 
+    @property
+    def title(self) -> str:
+        """``layer: parameter[axis]`` (or the parameter alone when no node reads it)."""
+        return f"{self.layer}: {self.representative}" if self.layer else str(self.representative)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,
+            "layer": self.layer,
             "slots": self.n_slots,
             "prunable": self.prunable,
             "barriers": sorted({b.reason for b in self.barriers}),

@@ -34,7 +34,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so usage errors share the one-line format."""
 
     def error(self, message):  # noqa: D401 - argparse API
-        raise _UsageExit(f"{self.prog}: {message}")
+        command = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (see {self.prog} --help)"
+        raise _UsageExit(f"{command}: {message}{hint}" if command else f"{message}{hint}")
 
 
 class _UsageExit(Exception):
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
     except _UsageExit as exc:
-        print(f"graphprune: usage error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"graphprune: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

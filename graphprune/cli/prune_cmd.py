@@ -92,7 +92,8 @@ def group_rows(result) -> list[dict]:
     rows = []
     for g in result.analysis.groups:
         removed = len(result.removed.get(g.id, ()))
-        rows.append({"group": g.id, "size": g.n_slots, "removed": removed, "first": str(g.representative),
+        rows.append({"group": g.id, "layer": g.layer, "size": g.n_slots, "removed": removed,
+                     "first": str(g.representative),
                      "barriers": sorted({b.reason for b in g.barriers})})
     return rows
 

@@ -50,10 +50,11 @@ class SensitivityResult:
     def summary_lines(self) -> list[str]:
         head = f"{'group':>5}  {'slots':>5}  " + "  ".join(f"{'@' + format(r, 'g'):>8}" for r in self.ratios)
         lines = [f"sensitivity ({self.importance}, {self.samples} samples of {self.source}): relative L2 output "
-                 "error when one group alone is pruned", head + "  first parameter"]
+                 "error when one group alone is pruned", head + "  layer: first parameter"]
         for r in self.rows:
             drift = "  ".join(f"{d:>8.4f}" for d in r["drift"])
-            lines.append(f"{r['group']:>5}  {r['slots']:>5}  {drift}  {r['first']}")
+            where = f"{r['layer']}: {r['first']}" if r.get("layer") else r["first"]
+            lines.append(f"{r['group']:>5}  {r['slots']:>5}  {drift}  {where}")
         if self.rows:
             last = [r["drift"][-1] for r in self.rows]
             order = np.argsort(last)
@@ -141,7 +142,8 @@ def sensitivity(model, analysis: Analysis, scorer, feeds: list[dict], *,
             slots = select_by_ratio(group, scores, ratio)
             removed.append(int(slots.size))
             drift.append(runner.drift(group, slots) if slots.size else 0.0)
-        rows.append({"group": group.id, "first": str(group.representative), "slots": group.n_slots,
+        rows.append({"group": group.id, "layer": group.layer, "first": str(group.representative),
+                     "slots": group.n_slots,
                      "removed": removed, "drift": [round(d, 6) for d in drift]})
     return SensitivityResult(tuple(float(r) for r in ratios), rows, len(feeds), source, scorer.name,
                              runner.outputs)

@@ -47,17 +47,18 @@ class InspectResult:
         lines = [f"{self.model_name}: {self.nodes} nodes, {self.params:,} parameters",
                  f"groups: {len(a.groups)} ({len(a.prunable_groups)} prunable, {len(a.blocked_groups)} blocked), "
                  f"{sum(g.n_slots for g in a.prunable_groups):,} prunable slots"]
-        lines.append(f"{'group':>5}  {'slots':>6}  {'spaces':>6}  {'status':<9} first parameter / reason")
+        lines.append(f"{'group':>5}  {'slots':>6}  {'spaces':>6}  {'status':<9} layer: first parameter / reason")
         shown = a.groups if show_all else a.groups[:limit]
         for g in shown:
             status = "prunable" if g.prunable else ("blocked" if g.blocked else "single")
-            detail = str(g.representative)
+            detail = g.title
             if g.blocked:
-                detail += ": " + "; ".join(sorted({b.reason for b in g.barriers})[:2])
-                extra = len({b.reason for b in g.barriers}) - 2
-                if extra > 0:
-                    detail += f" (+{extra} more)"
-            lines.append(f"{g.id:>5}  {g.n_slots:>6}  {len(g.spaces):>6}  {status:<9} {detail}")
+                reasons = sorted({b.reason for b in g.barriers}, key=lambda r: ("is a graph " not in r, r))
+                detail += f" — {reasons[0]}"
+                if len(reasons) > 1:
+                    detail += f" (and {len(reasons) - 1} other reason{'s' * (len(reasons) > 2)}: --group {g.id})"
+            slots = f"{g.n_slots:>6}" if g.n_slots or not g.blocked else f"{'-':>6}"
+            lines.append(f"{g.id:>5}  {slots}  {len(g.spaces):>6}  {status:<9} {detail}")
         if len(shown) < len(a.groups):
             lines.append(f"  ... {len(a.groups) - len(shown)} more groups (--all to list them, --json for data)")
         if a.unknown_nodes:
@@ -132,24 +133,57 @@ class PlanResult:
         return self.plan.to_dict()
 
 
+#: at most this many lines name why groups were kept whole (the rest: graphprune inspect)
+KEPT_WHOLE_LINES = 8
+
+
+def group_buckets(analysis: Analysis, removed: dict, skipped: dict) -> dict[str, list]:
+    """Every group in exactly one bucket: pruned, unchanged (prunable, but its share rounds to
+    no slot or its limits keep all), excluded, single (one slot: nothing to choose), blocked."""
+    buckets: dict[str, list] = {"pruned": [], "unchanged": [], "excluded": [], "single": [], "blocked": []}
+    for g in analysis.groups:
+        if g.blocked:
+            key = "blocked"
+        elif not g.prunable:
+            key = "single"
+        elif len(removed.get(g.id, ())):
+            key = "pruned"
+        else:
+            key = "excluded" if g.id in skipped else "unchanged"
+        buckets[key].append(g)
+    return buckets
+
+
 def group_lines(analysis: Analysis, removed: dict, skipped: dict, how: str, importance: str) -> list[str]:
-    """What happened to the groups: counts, slots removed, and why the blocked ones were kept."""
-    pruned = sum(1 for v in removed.values() if len(v))
+    """What happened to the groups: every group counted once, slots removed, why groups were kept."""
+    buckets = group_buckets(analysis, removed, skipped)
+    words = {"pruned": "pruned", "unchanged": "unchanged (their share is less than one slot)",
+             "excluded": "excluded", "single": "with a single slot", "blocked": "blocked"}
+    counts = ", ".join(f"{len(v)} {words[k]}" for k, v in buckets.items() if v)
+    lines = [f"groups: {len(analysis.groups)} total: {counts}"]
     total = sum(g.n_slots for g in analysis.prunable_groups)
-    lines = [f"groups: {len(analysis.groups)} total, {pruned} pruned, {len(analysis.blocked_groups)} blocked"
-             + (f", {len(skipped)} excluded" if skipped else "")]
     lines.append(f"slots removed: {sum(len(v) for v in removed.values()):,} of {total:,} prunable ({how}, "
                  f"importance {importance})")
-    reasons: dict[str, int] = {}
-    for group in analysis.blocked_groups:
+    return lines + kept_whole_lines(buckets["blocked"])
+
+
+def kept_whole_lines(blocked: list) -> list[str]:
+    """One line per node (or interface tensor) that keeps groups whole, most groups first."""
+    if not blocked:
+        return []
+    by_cause: dict[str, list] = {}
+    for group in blocked:
         # the interface is the most telling reason; then the op reasons, alphabetically
-        first = min({b.reason for b in group.barriers}, key=lambda r: ("is a graph " not in r, r))
-        reasons[first] = reasons.get(first, 0) + 1
-    if reasons:
-        top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
-        text = "; ".join(f"{r} ({n})" if n > 1 else r for r, n in top[:3])
-        more = f"; +{len(top) - 3} more reasons" if len(top) > 3 else ""
-        lines.append(f"kept whole: {text}{more} (graphprune inspect lists every group)")
+        first = min(group.barriers, key=lambda b: ("is a graph " not in b.reason, b.reason))
+        by_cause.setdefault(first.node or first.reason, []).append(first.reason)
+    causes = sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    lines = [f"kept whole ({len(blocked)} blocked groups; graphprune inspect lists them):"]
+    for _, reasons in causes[:KEPT_WHOLE_LINES]:
+        extra = f" ({len(reasons)} groups)" if len(reasons) > 1 else ""
+        lines.append(f"  {reasons[0]}{extra}")
+    if len(causes) > KEPT_WHOLE_LINES:
+        rest = sum(len(r) for _, r in causes[KEPT_WHOLE_LINES:])
+        lines.append(f"  {len(causes) - KEPT_WHOLE_LINES} other causes keep {rest} groups")
     return lines
 
 

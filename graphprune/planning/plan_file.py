@@ -188,7 +188,7 @@ def group_entries(analysis: Analysis, removed: dict, skipped: dict, scores: dict
     entries = []
     for group in analysis.groups:
         slots = np.asarray(removed.get(group.id, ()), dtype=np.int64)
-        entry = {"id": group.id, "first": str(group.representative), "slots": group.n_slots}
+        entry = {"id": group.id, "layer": group.layer, "first": str(group.representative), "slots": group.n_slots}
         if group.blocked:
             entry.update(status="blocked", reason="; ".join(sorted({b.reason for b in group.barriers})))
         elif not group.prunable:

@@ -312,5 +312,5 @@ def _invalid_scores(scorer, group, index) -> Exception:
                                      "cannot be ranked (fix the weights, or keep its nodes with --exclude)")
     if scorer.needs_data:
         return DataError(f"importance {scorer.name}: the calibration data gives NaN or infinite statistics for "
-                         f"group {group.id} ({group.representative}); check the calibration inputs")
+                         f"group {group.id} ({group.title}); check the calibration inputs")
     return ValueError(f"importance {scorer.name} gave invalid scores for group {group.id}")

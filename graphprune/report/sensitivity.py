@@ -87,7 +87,13 @@ def _polyline(row: dict, drift, ratios, frame: Frame, stroke: str, width: int) -
     points = " ".join(f"{x:g},{y:g}" for x, y in (frame.xy(r, d) for r, d in zip(ratios, drift) if d is not None))
     return (f'<polyline class="group" data-group="{escape(str(row["group"]))}" points="{points}" fill="none" '
             f'stroke="{stroke}" stroke-width="{width}"><title>group {escape(str(row["group"]))}: '
-            f'{escape(str(row.get("first", "")))}</title></polyline>')
+            f'{escape(_layer(row))}</title></polyline>')
+
+
+def _layer(row: dict) -> str:
+    """The layer a user recognises (``node (op_type): parameter``), or the parameter alone."""
+    layer, first = row.get("layer"), str(row.get("first", ""))
+    return f"{layer}: {first}" if layer else first
 
 
 def _labels(ranked: list[tuple[dict, list]], colour: dict, r_last: float, frame: Frame) -> list[str]:
@@ -152,8 +158,9 @@ def render_sensitivity(data: dict) -> str:
         cells = "".join(f"<td>{d:.4f}</td>" if d is not None else "<td>-</td>" for d in _drift(row))
         group = str(row["group"])
         body.append(f'<tr><td class="t">{_swatch(colour.get(group))}{escape(group)}</td><td>{row["slots"]}</td>'
-                    f'{cells}<td class="t">{escape(str(row.get("first", "")))}</td></tr>')
-    table = (f"<table><thead><tr><th>group</th><th>slots</th>{head}<th class='t'>first parameter</th></tr></thead>"
+                    f'{cells}<td class="t">{escape(_layer(row))}</td></tr>')
+    table = (f"<table><thead><tr><th>group</th><th>slots</th>{head}<th class='t'>layer: first parameter</th></tr>"
+             "</thead>"
              f"<tbody>{''.join(body)}</tbody></table>")
     intro = (f"<p>{escape(str(data.get('metric', 'drift')))} when one group alone is pruned by "
              f"{escape(str(data.get('importance', '')))}, on {escape(str(data.get('samples', '?')))} samples of "

@@ -31,7 +31,7 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
             continue
         group = by_id[gid]
         if not group.prunable:
-            raise PruningError(f"group {gid} ({group.representative}) is blocked and cannot be pruned")
+            raise PruningError(f"group {gid} ({group.title}) is blocked and cannot be pruned")
         for space in group.spaces:
             kept = group.kept_positions(space, slots)
             if kept.size == 0:
