@@ -77,8 +77,13 @@ class Group:
         return np.nonzero(np.isin(self.slot_of[space], removed))[0].astype(np.int64)
 
     def spaces_of_slots(self) -> dict:
-        """For each space, the set of slot ids it touches."""
-        return {space: np.unique(slots) for space, slots in self.slot_of.items()}
+        """For each space, the sorted slot ids it touches (computed once)."""
+        cached = self.__dict__.get("_spaces_of_slots")
+        if cached is None:
+            cached = {space: np.flatnonzero(np.bincount(slots, minlength=self.n_slots))
+                      for space, slots in self.slot_of.items()}
+            self.__dict__["_spaces_of_slots"] = cached
+        return cached
 
     @property
     def representative(self) -> Space:

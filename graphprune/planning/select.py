@@ -19,17 +19,6 @@ def excluded(group: Group, patterns: tuple[str, ...]) -> str | None:
     return None
 
 
-def slot_spaces(group: Group) -> tuple[list[list], dict]:
-    """For each slot the spaces it touches, and for each space its number of distinct slots."""
-    touches: list[list] = [[] for _ in range(group.n_slots)]
-    count = {}
-    for space, slots in group.spaces_of_slots().items():
-        count[space] = len(slots)
-        for s in slots:
-            touches[int(s)].append(space)
-    return touches, count
-
-
 def lowest(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
     """Slot ids by ascending score (ties broken by ``tiebreak``, then by slot id)."""
     keys = (np.arange(scores.size),) + (() if tiebreak is None else (tiebreak,)) + (scores,)
@@ -37,16 +26,27 @@ def lowest(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray
 
 
 def select_count(group: Group, scores: np.ndarray, count: int, tiebreak: np.ndarray | None = None) -> np.ndarray:
-    """The ``count`` lowest-scoring slots whose removal leaves every space at least one slot."""
+    """The ``count`` lowest-scoring slots whose removal leaves every space at least one slot.
+
+    Only spaces touched by at most ``count`` slots can run out; the others never refuse a slot,
+    so they are not looked at (in most groups every space has every slot)."""
     count = min(count, group.n_slots - 1)
     if count <= 0:
         return np.zeros(0, dtype=np.int64)
-    touches, remaining = slot_spaces(group)
+    order = lowest(scores, tiebreak)
+    small = {space: slots for space, slots in group.spaces_of_slots().items() if len(slots) <= count}
+    if not small:
+        return np.sort(order[:count]).astype(np.int64)
+    touches: dict[int, list] = {}
+    for space, slots in small.items():
+        for s in slots:
+            touches.setdefault(int(s), []).append(space)
+    remaining = {space: len(slots) for space, slots in small.items()}
     chosen = []
-    for s in lowest(scores, tiebreak):
+    for s in order:
         if len(chosen) == count:
             break
-        spaces = touches[int(s)]
+        spaces = touches.get(int(s), ())
         if all(remaining[sp] > 1 for sp in spaces):
             for sp in spaces:
                 remaining[sp] -= 1
