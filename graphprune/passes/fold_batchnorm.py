@@ -40,6 +40,7 @@ import onnx_ir as ir
 
 from ..graph.nodes import get_attr
 from .base import Pass
+from .fold_concat import fold_through_concat
 from .fold_affine import (
     ChannelAffine, FoldContext, FoldedNode, FoldPassResult, NotFoldable, absorb_bias, absorb_gemm_c, apply_chain,
     batchnorm_affine, batchnorm_training_reason, find_chain, prepare,
@@ -235,7 +236,11 @@ def fold_one(ctx: FoldContext, bn: ir.Node) -> list[FoldedNode]:
         try:
             return [fold_into_consumers(ctx, bn)]
         except NotFoldable as after:
-            raise NotFoldable(f"not into its producer: {before}; not into its consumers: {after}") from None
+            try:
+                return [fold_through_concat(ctx, bn)]
+            except NotFoldable as concat:
+                raise NotFoldable(f"not into its producer: {before}; not into its consumers: {after}; "
+                                  f"not through a Concat: {concat}") from None
 
 
 class FoldBatchNormPass(Pass):
