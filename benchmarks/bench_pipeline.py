@@ -5,7 +5,8 @@
 
 1. **Whole commands against the I/O floor** (ResNet-50, 25.6 M parameters, 98 MB): in fresh
    interpreters, interleaved run by run so every command sees the same machine noise,
-   ``python -c "onnx.save(onnx.load(M), OUT)"`` (the floor), ``graphprune --version``,
+   ``python -c "onnx.save(onnx.load(M), OUT)"`` (the floor), ``python -c pass`` (the interpreter's
+   own start, beside ``graphprune --version`` and ``--help``),
    ``graphprune prune M --ratio 0.5 --no-validate`` and ``graphprune prune M --ratio 0.5``
    (default checks). Medians and ratios to the floor's median.
 2. **Stages in process** (same model, median of the runs): load, prepare (normalize + fold),
@@ -46,7 +47,9 @@ def commands(model: Path, out: Path, ratio: float) -> dict[str, list[str]]:
     cli = [sys.executable, "-m", "graphprune"]
     prune = [*cli, "prune", str(model), "-o", str(out), "--ratio", str(ratio), "--force"]
     return {"I/O floor (onnx.load + onnx.save)": [sys.executable, "-c", FLOOR, str(model), str(out)],
+            "python -c pass (interpreter start)": [sys.executable, "-c", "pass"],
             "graphprune --version": [*cli, "--version"],
+            "graphprune --help": [*cli, "--help"],
             f"prune --ratio {ratio} --no-validate": [*prune, "--no-validate"],
             f"prune --ratio {ratio} (default checks)": prune}
 
