@@ -35,7 +35,7 @@ MAX_SOLVED_NODES = 4
 Sizes = dict[str, int]
 
 
-def image_axes(specs: list[InputSpec], free) -> list[tuple[str, ...]]:
+def image_axes(specs: list[InputSpec], free: list) -> list[tuple[str, ...]]:
     """Per 4-D/5-D input, the keys of its free spatial dim groups in axis order (1 or 2 keys)."""
     member_key = {m: g.key for g in free if g.role == "spatial" for m in g.members}
     found = []
@@ -50,7 +50,7 @@ def image_axes(specs: list[InputSpec], free) -> list[tuple[str, ...]]:
     return found
 
 
-def resize_candidates(model: onnx.ModelProto, specs: list[InputSpec], free) -> list[tuple[Sizes, str]]:
+def resize_candidates(model: onnx.ModelProto, specs: list[InputSpec], free: list) -> list[tuple[Sizes, str]]:
     """The largest constant Resize size of the model, times :data:`RESIZE_SCALES`, as input sizes."""
     axes = image_axes(specs, free)
     pairs = resize_sizes(ModelConstants(model, [s.name for s in specs])) if axes else []
@@ -89,8 +89,10 @@ class SizeSearch:
         self.tried: list[Sizes] = []
         self.refusals: list[str] = []
 
-    def find(self, free, candidates: list[tuple[Sizes, str]]) -> tuple[Sizes, str] | None:
-        """The first candidate that runs with the declared output shapes, else one that runs, else solved."""
+    def find(self, free: list, candidates: list[tuple[Sizes, str]]) -> tuple[Sizes, str] | None:
+        """The first candidate that runs with the declared output shapes, else one that runs, else solved.
+
+        ``free``: the dim groups to size (:class:`~graphprune.validation.sizes.DimGroup`)."""
         fallback, failed = None, []
         for sizes, how in candidates:
             if not self._affordable(sizes):
@@ -105,7 +107,8 @@ class SizeSearch:
         return fallback or self._solve(free, failed)
 
     def failure(self) -> str:
-        tried = "; ".join(", ".join(str(v) for v in sizes.values()) for sizes in self.tried[:8])
+        """What was tried (sizes of the free groups, ``x``-separated) and onnxruntime's last refusal."""
+        tried = "; ".join("x".join(str(v) for v in sizes.values()) for sizes in self.tried[:8])
         more = f" and {len(self.tried) - 8} more" if len(self.tried) > 8 else ""
         last = f"; onnxruntime: {self.refusals[-1]}" if self.refusals else ""
         return f"tried {tried}{more}{last}"
@@ -136,7 +139,7 @@ class SizeSearch:
     def _affordable(self, sizes: Sizes) -> bool:
         return all(element_count(shape) <= MAX_PROBE_ELEMENTS for shape in self.shapes_of(sizes).values())
 
-    def _solve(self, free, failed: list[tuple[int, Sizes]]) -> tuple[Sizes, str] | None:
+    def _solve(self, free: list, failed: list[tuple[int, Sizes]]) -> tuple[Sizes, str] | None:
         """Meet the size the refusing node fixes; a new refusing node is solved in turn."""
         consts = ModelConstants(self.model, [s.name for s in self.specs])
         heights = {keys[0] for keys in image_axes(self.specs, free) if len(keys) == 2}
@@ -162,7 +165,7 @@ class SizeSearch:
                         queue.append((outcome.failed_node, sizes))
         return None
 
-    def _search(self, constraint: Constraint, free, heights: set, ratio: float) -> int | None:
+    def _search(self, constraint: Constraint, free: list, heights: set, ratio: float) -> int | None:
         """The size (see module docstring) at which ``constraint`` is met, or None."""
         def measure(size: int) -> int | None:
             return self.probe.measure(constraint, self.shapes_of(_assign(free, heights, size, ratio)))
@@ -188,6 +191,6 @@ class SizeSearch:
         return high
 
 
-def _assign(free, heights: set, size: int, ratio: float) -> Sizes:
+def _assign(free: list, heights: set, size: int, ratio: float) -> Sizes:
     """Every free group at ``size``; image heights at ``size * ratio``."""
     return {g.key: max(1, round(size * ratio)) if g.key in heights else size for g in free}

@@ -185,13 +185,12 @@ def _choose(model: onnx.ModelProto, specs: list[InputSpec], groups: list[DimGrou
 def _candidates(model: onnx.ModelProto, specs: list[InputSpec], free: list[DimGroup]) -> list[tuple[dict, str]]:
     """Sizes to try, in order: the model's own Resize sizes (scaled), then the ladders."""
     out = resize_candidates(model, specs, free)
-    ladder_length = max(len(IMAGE_SIZES), len(SEQUENCE_LENGTHS))
-    for i in range(ladder_length):
+    for i in range(max(len(IMAGE_SIZES), len(SEQUENCE_LENGTHS))):
         sizes = {}
         for g in free:
             ladder = IMAGE_SIZES if g.role == "spatial" else SEQUENCE_LENGTHS
             sizes[g.key] = ladder[min(i, len(ladder) - 1)]
-        out.append((sizes, "the first of the sizes tried that runs" if i else "the first size tried"))
+        out.append((sizes, "the first of the sizes tried that runs" if out else "the first size tried"))
     unique, seen = [], set()
     for sizes, how in out:
         marker = tuple(sorted(sizes.items()))
