@@ -33,6 +33,7 @@ from .safety import (
     check_tensors,
     check_versions,
     iter_tensors,
+    normalize_declared_dims,
     run_checker,
     tensor_nbytes,
 )
@@ -215,11 +216,13 @@ def load_model(path: str | os.PathLike, load_external: bool = True, check: bool 
     """Load an ONNX model and its external data, refusing unsafe, broken or invalid files.
 
     ``check`` runs the graph checks of :func:`graphprune.safety.check_model` (a graph listed
-    out of topological order is sorted; nothing else is changed).
+    out of topological order is sorted); declared dims of -1 become unknown
+    (:func:`graphprune.safety.normalize_declared_dims`); nothing else is changed.
     """
     path = Path(path)
     label = str(path)
     model = _read_proto(path)
+    normalize_declared_dims(model, label)
     check_tensors(model, label)
     plan = _plan_external(model, path)
     if check:

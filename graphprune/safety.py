@@ -6,14 +6,19 @@ they are actually present in the file.
 
 * :func:`check_tensors` — every tensor's element type is known, its element count is below
   :data:`MAX_TENSOR_ELEMENTS` and its data (raw bytes or typed values) matches its dims.
+* :func:`normalize_declared_dims` — a negative dim declared on a graph input, output or
+  value_info (older Paddle2ONNX writes ``dim_value: -1`` for a dynamic dim, and onnxruntime
+  runs such models) is made unknown, as the exporter meant. A negative dim of a stored tensor
+  (initializer, constant) stays an error (:func:`check_tensor`).
 * :func:`check_declared_shapes` — no graph input, output or value_info declares more than
   :data:`MAX_TENSOR_ELEMENTS` elements (validation would allocate inputs of that size).
 * :func:`check_versions` — the IR version and the opsets of the standard domains are ones this
   onnx release knows.
-* :func:`check_structure` — in every graph and subgraph: each node output is produced once,
-  every input is defined (graph input, initializer, earlier node or outer scope), graph
-  outputs exist, names of inputs/outputs/initializers are unique, and the nodes form no cycle.
-  An acyclic graph listed out of order is sorted (stable), as the ONNX checker requires.
+* :func:`check_structure` (in :mod:`graphprune.structure_checks`, re-exported here) — in every
+  graph and subgraph: each node output is produced once, every input is defined (graph input,
+  initializer, earlier node or outer scope), graph outputs exist, names of inputs/outputs/
+  initializers are unique, and the nodes form no cycle. An acyclic graph listed out of order is
+  sorted (stable), as the ONNX checker requires.
 * :func:`run_checker` — ``onnx.checker`` (full: strict shape inference) on a copy of the model
   without its big weights, so it is cheap and works above the 2 GB protobuf limit.
 
@@ -22,7 +27,6 @@ Each failure raises one :class:`~graphprune.errors.InvalidModelError` /
 """
 from __future__ import annotations
 
-import heapq
 import logging
 from functools import lru_cache
 
@@ -32,6 +36,7 @@ from onnx import helper
 
 from .errors import InvalidModelError, UnsafeModelError
 from .graph import copy_fields
+from .structure_checks import check_structure, invalid_model
 
 log = logging.getLogger(__name__)
 
@@ -163,20 +168,38 @@ def check_tensors(model: onnx.ModelProto, where: str) -> None:
         check_tensor(tensor, where)
 
 
-def check_declared_shapes(model: onnx.ModelProto, where: str) -> None:
-    """Refuse graph inputs, outputs and value_infos declaring an absurd number of elements."""
+def _declared_shapes(model: onnx.ModelProto):
+    """``(value_info, shape)`` of every declared tensor shape of every graph (inputs, outputs, value_info)."""
     for graph, _ in iter_graphs(model):
         for vi in [*graph.input, *graph.output, *graph.value_info]:
-            if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
-                continue
-            dims = [d.dim_value for d in vi.type.tensor_type.shape.dim if d.HasField("dim_value")]
-            if any(d < 0 for d in dims):
-                raise InvalidModelError(f"{where}: tensor {vi.name!r} declares a negative dimension {dims}")
-            count = element_count(dims)
-            if count > MAX_TENSOR_ELEMENTS:
-                raise UnsafeModelError(
-                    f"{where}: tensor {vi.name!r} declares {count:,} elements (dims {dims}), more than the "
-                    f"{MAX_TENSOR_ELEMENTS:,} graphprune accepts; refused before allocating anything")
+            if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+                yield vi, vi.type.tensor_type.shape
+
+
+def normalize_declared_dims(model: onnx.ModelProto, where: str) -> int:
+    """Make every negative declared dim unknown (see module docstring); returns how many there were."""
+    count = 0
+    for _, shape in _declared_shapes(model):
+        for d in shape.dim:
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.ClearField("dim_value")
+                count += 1
+    if count:
+        log.info("%s: %d declared dimension(s) of -1 read as unknown (dynamic)", where, count)
+    return count
+
+
+def check_declared_shapes(model: onnx.ModelProto, where: str) -> None:
+    """Refuse graph inputs, outputs and value_infos declaring an absurd number of elements.
+
+    Negative dims count as unknown (:func:`normalize_declared_dims` removes them at load)."""
+    for vi, shape in _declared_shapes(model):
+        dims = [d.dim_value for d in shape.dim if d.HasField("dim_value") and d.dim_value >= 0]
+        count = element_count(dims)
+        if count > MAX_TENSOR_ELEMENTS:
+            raise UnsafeModelError(
+                f"{where}: tensor {vi.name!r} declares {count:,} elements (dims {dims}), more than the "
+                f"{MAX_TENSOR_ELEMENTS:,} graphprune accepts; refused before allocating anything")
 
 
 # --------------------------------------------------------------------------- versions
@@ -217,165 +240,6 @@ def check_versions(model: onnx.ModelProto, where: str) -> None:
                 f"up to {newest}); re-export with opset <= {newest} or upgrade onnx")
 
 
-# --------------------------------------------------------------------------- structure
-def _node_label(node: onnx.NodeProto, i: int) -> str:
-    return f"{node.op_type} node {node.name!r}" if node.name else f"{node.op_type} node #{i}"
-
-
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    out = []
-    for attr in node.attribute:
-        if attr.HasField("g"):
-            out.append(attr.g)
-        out.extend(attr.graphs)
-    return out
-
-
-def _outer_reads(node: onnx.NodeProto) -> set[str]:
-    """Names a node's subgraphs (any depth) read from scopes outside themselves."""
-    reads: set[str] = set()
-    stack = [(g, frozenset()) for g in _subgraphs(node)]
-    while stack:
-        g, visible = stack.pop()
-        defined = set(visible) | {i.name for i in g.input} | {t.name for t in g.initializer}
-        defined |= {o for n in g.node for o in n.output if o}
-        for n in g.node:
-            reads.update(i for i in n.input if i and i not in defined)
-            stack.extend((sub, frozenset(defined)) for sub in _subgraphs(n))
-        reads.update(o.name for o in g.output if o.name not in defined)
-    return reads
-
-
-def _invalid(where: str, text: str) -> InvalidModelError:
-    return InvalidModelError(f"{where}: not a valid ONNX model: {text}")
-
-
-def _unique(names, what: str, where: str) -> None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise _invalid(where, f"{what} {name!r} is listed twice")
-        seen.add(name)
-
-
-def _check_text(graph: onnx.GraphProto, where: str) -> None:
-    """Names must be text: a corrupted file can hold bytes that are not UTF-8 (protobuf hands them over raw)."""
-    named = [("graph input", vi.name) for vi in graph.input] + [("graph output", vi.name) for vi in graph.output]
-    named += [("initializer", t.name) for t in graph.initializer]
-    for i, node in enumerate(graph.node):
-        named += [(f"node #{i}", v) for v in (node.name, node.op_type, node.domain, *node.input, *node.output)]
-    for what, value in named:
-        if not isinstance(value, str):
-            raise _invalid(where, f"{what} has a name that is not UTF-8 text ({value[:20]!r}; corrupted file?)")
-
-
-def _check_one_graph(graph: onnx.GraphProto, outer: frozenset, where: str) -> list[int] | None:
-    """Checks one graph; returns a topological order of its nodes when they are listed out of order."""
-    _check_text(graph, where)
-    _unique([i.name for i in graph.input], "graph input", where)
-    _unique([o.name for o in graph.output], "graph output", where)
-    _unique([t.name for t in graph.initializer], "initializer", where)
-    defined = set(outer) | {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    defined |= {s.values.name for s in graph.sparse_initializer}
-    producer: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
-        for name in node.output:
-            if not name:
-                continue
-            if name in producer:
-                first = graph.node[producer[name]]
-                raise _invalid(
-                    where, f"tensor {name!r} is produced twice (by {_node_label(first, producer[name])} and "
-                    f"{_node_label(node, i)}); an ONNX graph assigns every tensor once")
-            if name in defined and name not in outer:
-                raise _invalid(
-                    where, f"{_node_label(node, i)} writes {name!r}, which is already a graph input or initializer")
-            producer[name] = i
-    deps: list[set[int]] = []
-    for i, node in enumerate(graph.node):
-        reads = [n for n in node.input if n] + sorted(_outer_reads(node))
-        mine = set()
-        for name in reads:
-            if name in producer:
-                mine.add(producer[name])
-            elif name not in defined:
-                raise _invalid(
-                    where, f"{_node_label(node, i)} reads {name!r}, which no node produces and which is neither "
-                    "a graph input nor an initializer (dangling input)")
-        deps.append(mine)
-    for out in graph.output:
-        if out.name not in producer and out.name not in defined:
-            raise _invalid(where, f"graph output {out.name!r} is not produced by any node")
-    return _topological_order(graph, deps, where)
-
-
-def _topological_order(graph: onnx.GraphProto, deps: list[set[int]], where: str) -> list[int] | None:
-    """Stable Kahn order; None when the listed order is already topological. Raises on a cycle."""
-    if all(all(d < i for d in ds) for i, ds in enumerate(deps)):
-        return None
-    users: list[list[int]] = [[] for _ in deps]
-    missing = [0] * len(deps)
-    for i, ds in enumerate(deps):
-        for d in ds:
-            users[d].append(i)
-            missing[i] += 1  # a node reading its own output waits for itself: never ready
-    ready = [i for i, m in enumerate(missing) if m == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for u in users[i]:
-            missing[u] -= 1
-            if missing[u] == 0:
-                heapq.heappush(ready, u)
-    if len(order) < len(deps):
-        cycle = _find_cycle(deps, set(order))
-        names = " -> ".join(repr(graph.node[i].name or graph.node[i].op_type) for i in cycle)
-        raise _invalid(where, f"the nodes form a cycle ({names}); an ONNX graph must be acyclic")
-    return order
-
-
-def _find_cycle(deps: list[set[int]], done: set[int]) -> list[int]:
-    """One cycle among the nodes not in ``done`` (every such node lies on or behind a cycle)."""
-    start = next(i for i in range(len(deps)) if i not in done)
-    seen: dict[int, int] = {}
-    path: list[int] = []
-    node = start
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = next(d for d in sorted(deps[node]) if d not in done)
-    cycle = list(reversed(path[seen[node]:]))  # in data-flow order
-    first = cycle.index(min(cycle))  # start at the node listed first
-    cycle = cycle[first:] + cycle[:first]
-    return cycle + [cycle[0]]
-
-
-def check_structure(model: onnx.ModelProto, where: str) -> int:
-    """Check every graph (see module docstring); sorts graphs listed out of order. Returns graphs sorted."""
-    sorted_graphs = 0
-    stack = [(model.graph, frozenset(), where)]
-    while stack:
-        graph, outer, label = stack.pop()
-        order = _check_one_graph(graph, outer, label)
-        if order is not None:
-            nodes = [graph.node[i] for i in order]
-            copies = [onnx.NodeProto() for _ in nodes]
-            for c, n in zip(copies, nodes):
-                c.CopyFrom(n)
-            del graph.node[:]
-            graph.node.extend(copies)
-            sorted_graphs += 1
-            log.info("%s: nodes were listed out of topological order; sorted", label)
-        visible = set(outer) | {i.name for i in graph.input} | {t.name for t in graph.initializer}
-        visible |= {o for n in graph.node for o in n.output if o}
-        for node in graph.node:
-            for sub in _subgraphs(node):
-                stack.append((sub, frozenset(visible), f"{label}: subgraph of {node.op_type} node {node.name!r}"))
-    return sorted_graphs
-
-
 # --------------------------------------------------------------------------- onnx checker
 def checker_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` whose big (or external) main-graph initializers are graph inputs instead.
@@ -412,13 +276,15 @@ def run_checker(model: onnx.ModelProto, where: str) -> None:
     try:
         onnx.checker.check_model(light, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise _invalid(where, _first_line(exc)) from exc
+        raise invalid_model(where, _first_line(exc)) from exc
     except UnicodeDecodeError as exc:  # the checker's message quotes a name that is not UTF-8
-        raise _invalid(where, "it holds text that is not UTF-8 (corrupted file?)") from exc
+        raise invalid_model(where, "it holds text that is not UTF-8 (corrupted file?)") from exc
 
 
 def check_model(model: onnx.ModelProto, where: str) -> None:
-    """All load-time checks, cheapest first (the model may be reordered, never otherwise changed)."""
+    """All load-time checks, cheapest first (the model may be reordered and its negative declared dims
+    made unknown, never otherwise changed)."""
+    normalize_declared_dims(model, where)
     check_versions(model, where)
     check_declared_shapes(model, where)
     check_structure(model, where)

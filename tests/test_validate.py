@@ -132,14 +132,6 @@ def test_make_feeds_is_seeded_and_honours_dtypes():
     assert make_feeds(m, 1, seed=0)[0]["x"].shape == (1, 4)  # batch defaults to 1
 
 
-def test_dynamic_spatial_dims_need_an_input_shape():
-    f = TensorProto.FLOAT
-    m = model([helper.make_node("Relu", ["x"], ["y"])], [("x", f, ["N", 3, "H", "W"])], [("y", f, ["N", 3, "H", "W"])])
-    with pytest.raises(UsageError, match=r"input 'x' axis 2 is dynamic \('H'\); give its size with "
-                                         r"--input-shape x:1x3xHxW"):
-        make_feeds(m, 1, 0)
-
-
 @pytest.mark.parametrize("shapes,message", [
     ({"nope": (1, 3)}, r"input shape given for 'nope', but the model's inputs are \['x'\]"),
     ({"x": (1, 3, 16)}, r"input 'x' has rank 4 \(Nx3x16x16\); the given shape 1x3x16 has rank 3"),

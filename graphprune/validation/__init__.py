@@ -10,19 +10,24 @@ from ..lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_RANDOM_SAMPLES": ".compare",
+    "FOLD_RTOL_OF_SCALE": ".compare",
     "ValidationReport": ".compare",
     "validate": ".compare",
     "iter_inputs": ".data",
     "load_inputs": ".data",
-    "InputSpec": ".feeds",
     "make_feeds": ".feeds",
-    "model_inputs": ".feeds",
-    "parse_input_shape": ".feeds",
-    "parse_input_shapes": ".feeds",
+    "random_feeds": ".feeds",
     "resolve_shapes": ".feeds",
+    "InputSpec": ".inputs",
+    "model_inputs": ".inputs",
+    "parse_input_shape": ".inputs",
+    "parse_input_shapes": ".inputs",
     "OutputMetrics": ".metrics",
     "compare_arrays": ".metrics",
     "looks_like_scores": ".metrics",
+    "scale_violation": ".metrics",
+    "ResolvedShapes": ".sizes",
+    "resolve_input_shapes": ".sizes",
 }
 __all__ = list(_EXPORTS)
 

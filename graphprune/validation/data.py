@@ -6,7 +6,9 @@ model's inputs (names, rank, fixed dims, dtype kind):
 * ``dict`` name -> array: one feed; a ``list`` of such dicts: one feed each.
 * ``.npz``: keys are input names (a model with one input also accepts a single array of any
   key, e.g. ``arr_0`` from ``np.savez``). ``.npy``: the array of a one-input model.
-  An array with one more axis than the input is a stack of samples along axis 0.
+  An array with one more axis than the input is a stack of samples along axis 0; an array of
+  the input's rank holding N x B along axis 0 for an input of fixed batch B (e.g. ``(N, 3, H, W)``
+  for ``[1, 3, H, W]``) is N samples (a log line says so).
 * a folder of images (sorted by file name; needs pillow, the ``images`` extra) for a model
   with one 4-D input: each image is converted to RGB (or L for one channel), resized to
   ``size`` (default: the input's fixed H, W), scaled to [0, 1], reordered to ``channel_order``,
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UsageError
-from .feeds import InputSpec, model_inputs
+from .inputs import InputSpec, model_inputs
 from .images import IMAGE_SUFFIXES, ImageOptions, from_images
 from .runner import as_model
 
@@ -101,25 +103,40 @@ def _from_arrays(arrays: dict, specs: list[InputSpec], source: str) -> Iterator[
     extra = sorted(set(arrays) - set(names))
     if extra:
         log.warning("%s: ignoring arrays %s (not inputs of the model)", source, extra)
-    stacked = {s.name: _is_stacked(np.asarray(arrays[s.name]), s, source) for s in specs}
-    counts = {len(arrays[n]) for n in names if stacked[n]}
-    if len(counts) > 1:
-        raise DataError(f"{source}: stacked arrays disagree on the number of samples: "
-                        f"{ {n: len(arrays[n]) for n in names if stacked[n]} }")
+    arrays = {n: np.asarray(arrays[n]) for n in names}
+    splits = {s.name: _split(arrays[s.name], s, source) for s in specs}
+    counts = {n: split[0] for n, split in splits.items() if split}
+    if len(set(counts.values())) > 1:
+        raise DataError(f"{source}: stacked arrays disagree on the number of samples: {counts}")
     if not counts:
-        yield {n: np.asarray(arrays[n]) for n in names}
+        yield arrays
         return
-    for i in range(counts.pop()):
-        yield {n: np.asarray(arrays[n][i] if stacked[n] else arrays[n]) for n in names}
+    for i in range(next(iter(counts.values()))):
+        yield {n: splits[n][1](i) if splits[n] else arrays[n] for n in names}
 
 
-def _is_stacked(array: np.ndarray, spec: InputSpec, source: str) -> bool:
-    if spec.dims is None or array.ndim == len(spec.dims):
-        return False
-    if array.ndim == len(spec.dims) + 1:
-        return True
-    raise DataError(f"{source}: array for input {spec.name!r} has rank {array.ndim}; the input has rank "
-                    f"{len(spec.dims)} (or {len(spec.dims) + 1} for a stack of samples)")
+def _split(array: np.ndarray, spec: InputSpec, source: str):
+    """``(samples, i -> sample i)`` when ``array`` holds several samples for ``spec``, else None.
+
+    An array with one more axis than the input is a stack along axis 0. An array of the input's
+    rank whose axis 0 is a multiple of the input's fixed batch B (and not B itself) holds its
+    samples one after the other along axis 0, B at a time.
+    """
+    if spec.dims is None:
+        return None
+    rank = len(spec.dims)
+    if array.ndim == rank + 1:
+        return len(array), array.__getitem__
+    if array.ndim != rank:
+        raise DataError(f"{source}: array for input {spec.name!r} has rank {array.ndim}; the input has rank "
+                        f"{rank} (or {rank + 1} for a stack of samples)")
+    batch = spec.dims[0] if rank else None
+    if not isinstance(batch, int) or array.shape[0] == batch or array.shape[0] % batch:
+        return None
+    samples = array.shape[0] // batch
+    log.info("%s: input %r has batch %d and its array holds %d along axis 0: split into %d samples",
+             source, spec.name, batch, array.shape[0], samples)
+    return samples, lambda i: array[i * batch:(i + 1) * batch]
 
 
 def _checked(stream, specs: list[InputSpec]) -> Iterator[dict[str, np.ndarray]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, UsageError
-from .feeds import InputSpec
+from .inputs import InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,12 @@ For reference ``r`` and candidate ``c`` (all samples of one output, computed in 
 * ``cosine``   = the *lowest* per-sample cosine similarity of the flattened outputs (1 for two
   zero vectors, 0 when exactly one is zero).
 * ``violation`` = max |c - r| / (atol + rtol |r|): the tolerance test of ``numpy.allclose``
-  as a number; the output passes when it is <= 1 (and shapes and non-finite values agree).
+  as a number, element by element.
+* ``scale_violation`` = max |c - r| / (atol + rtol_of_scale max |r|) (see :func:`scale_violation`;
+  None when no ``rtol_of_scale`` is given): the error measured against the output's scale,
+  which is what float rounding grows with.
+* the output passes when either ratio is <= 1 (``tolerance_ratio``, the smaller of the two),
+  its shape agrees and its non-finite values agree.
 * ``top1`` / ``top5`` (outputs that look like class scores, see :func:`looks_like_scores`):
   the fraction of rows whose reference arg-max is the candidate's arg-max / is among the
   candidate's five highest scores (top-5 only when there are more than five classes).
@@ -42,10 +47,19 @@ class OutputMetrics:
     top5: float | None = None
     nonfinite_mismatch: int = 0
     problem: str | None = None
+    scale_violation: float | None = None
+
+    @property
+    def tolerance_ratio(self) -> float:
+        """How far the output is from passing (<= 1 passes): the more lenient of the two criteria."""
+        if self.scale_violation is None:
+            return self.violation
+        return min(self.violation, self.scale_violation)
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["shape"] = list(self.shape)
+        out["tolerance_ratio"] = self.tolerance_ratio
         return {k: _jsonable_float(v) for k, v in out.items()}
 
 
@@ -65,6 +79,15 @@ def looks_like_scores(shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return len(dims) == 2 and dims[1] >= 2
 
 
+def scale_violation(max_abs: float, max_ref: float, *, atol: float, rtol_of_scale: float) -> float:
+    """``max_abs / (atol + rtol_of_scale * max_ref)``: <= 1 when an output's largest error is within
+    ``rtol_of_scale`` of its largest reference magnitude (plus ``atol``); 0 for no error at all."""
+    if max_abs == 0:
+        return 0.0
+    allowed = atol + rtol_of_scale * max_ref
+    return max_abs / allowed if allowed > 0 else float("inf")
+
+
 def _cosine(r: np.ndarray, c: np.ndarray) -> float:
     nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
     if nr == 0.0 and nc == 0.0:
@@ -77,8 +100,8 @@ def _cosine(r: np.ndarray, c: np.ndarray) -> float:
 class OutputAccumulator:
     """Feed it (reference, candidate) pairs of one output; :meth:`result` gives the metrics."""
 
-    def __init__(self, name: str, *, rtol: float, atol: float):
-        self.name, self.rtol, self.atol = name, rtol, atol
+    def __init__(self, name: str, *, rtol: float, atol: float, rtol_of_scale: float | None = None):
+        self.name, self.rtol, self.atol, self.rtol_of_scale = name, rtol, atol, rtol_of_scale
         self.shape: tuple[int, ...] = ()
         self.problem: str | None = None
         self.max_abs = 0.0
@@ -156,19 +179,23 @@ class OutputAccumulator:
             top5 = self.top5_hits / self.rows if self.classes > TOPK else None
         problem = (f"{self.nonfinite_mismatch} NaN/inf value(s) differ from the reference"
                    if self.nonfinite_mismatch else None)
-        passed = self.violation <= 1.0 and not self.nonfinite_mismatch
-        return OutputMetrics(self.name, self.shape, passed, self.max_abs,
+        by_scale = None
+        if self.rtol_of_scale is not None:
+            by_scale = scale_violation(self.max_abs, self.max_ref, atol=self.atol, rtol_of_scale=self.rtol_of_scale)
+        passed = min(self.violation, by_scale if by_scale is not None else self.violation) <= 1.0
+        return OutputMetrics(self.name, self.shape, passed and not self.nonfinite_mismatch, self.max_abs,
                              self.sum_abs / self.count if self.count else 0.0, max_rel, self.cosine,
-                             self.violation, top1, top5, self.nonfinite_mismatch, problem)
+                             self.violation, top1, top5, self.nonfinite_mismatch, problem, by_scale)
 
 
 def _fmt(shape) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
-def compare_arrays(name: str, references, candidates, *, rtol: float = 1e-4, atol: float = 1e-5) -> OutputMetrics:
+def compare_arrays(name: str, references, candidates, *, rtol: float = 1e-4, atol: float = 1e-5,
+                   rtol_of_scale: float | None = None) -> OutputMetrics:
     """Metrics of one output over paired lists of samples (convenience for tests and callers)."""
-    acc = OutputAccumulator(name, rtol=rtol, atol=atol)
+    acc = OutputAccumulator(name, rtol=rtol, atol=atol, rtol_of_scale=rtol_of_scale)
     for r, c in zip(references, candidates, strict=True):
         acc.update(r, c)
     return acc.result()

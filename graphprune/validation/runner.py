@@ -48,11 +48,11 @@ def session_options(*, exact: bool, threads: int | None = None) -> ort.SessionOp
 
 
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
-_SOURCE_LOCATION = re.compile(r"^\S+\.(?:cc|h|cpp):\d+ .*?\) ")
+_SOURCE_LOCATION = re.compile(r"\S+\.(?:cc|h|cpp):\d+ .*?\) ")
 _IR_LIMIT = re.compile(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)")
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     """ORT's message without its error-code prefix and C++ source location."""
     text = str(exc).strip()
     text = text.splitlines()[0] if text else type(exc).__name__
@@ -103,7 +103,7 @@ def make_session(model: onnx.ModelProto, *, exact: bool = True, threads: int | N
                      label, limit.group(1), limit.group(2), limit.group(2))
             return _create(model, opts, int(limit.group(2)))
     except Exception as exc:  # noqa: BLE001 - all mean the same here
-        raise InvalidModelError(f"{label}: onnxruntime cannot load it: {_first_line(exc)}") from exc
+        raise InvalidModelError(f"{label}: onnxruntime cannot load it: {first_line(exc)}") from exc
 
 
 def output_names(sess: ort.InferenceSession) -> list[str]:
@@ -127,5 +127,5 @@ def run_session(sess: ort.InferenceSession, feed: dict[str, np.ndarray], *, labe
     except Exception as exc:  # noqa: BLE001 - see make_session
         where = f" on sample {sample}" if sample is not None else ""
         shapes = ", ".join(f"{n}:{'x'.join(map(str, np.shape(feed[n])))}" for n in needed)
-        raise InvalidModelError(f"{label}: onnxruntime failed{where} (inputs {shapes}): {_first_line(exc)}") from exc
+        raise InvalidModelError(f"{label}: onnxruntime failed{where} (inputs {shapes}): {first_line(exc)}") from exc
     return dict(zip(names, values))

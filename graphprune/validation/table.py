@@ -14,10 +14,10 @@ def _status(m: OutputMetrics) -> str:
 
 
 def metrics_table(outputs: list[OutputMetrics], worst: str | None) -> list[str]:
-    """``tol_x`` is the violation ratio: 1.0 means exactly at the tolerance."""
+    """``tol_x`` is the tolerance ratio (the more lenient criterion): 1.0 means exactly at the tolerance."""
     rows = []
     for m in outputs:
         name = f"{m.name} <- worst" if m.name == worst and len(outputs) > 1 else m.name
         rows.append((name, "x".join(map(str, m.shape)) or "scalar", num(m.max_abs), num(m.mean_abs), num(m.max_rel),
-                     num(m.cosine, 6), percent(m.top1), percent(m.top5), num(m.violation, 2), _status(m)))
+                     num(m.cosine, 6), percent(m.top1), percent(m.top5), num(m.tolerance_ratio, 2), _status(m)))
     return table(HEADERS, rows, left=2)
