@@ -35,8 +35,9 @@ def _size(text: str) -> tuple[int, int]:
 
 def add_input_shape_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-shape", action="append", metavar="NAME:DIMS", default=None,
-                        help="fix an input's shape, e.g. input:1x3x224x224 (repeat per input; "
-                             "needed for dynamic dims other than batch, which defaults to 1)")
+                        help="fix an input's shape, e.g. input:1x3x224x224 (repeat per input); overrides the "
+                             "sizes graphprune finds for dynamic dims (batch 1, others from the model or a size "
+                             "that runs)")
 
 
 def add_report_argument(parser: argparse.ArgumentParser) -> None:
@@ -91,8 +92,9 @@ def failure_message(report) -> str:
         return "validation failed: " + ("; ".join(report.notes) or "no outputs to compare")
     if worst.problem and worst.violation == float("inf"):
         return f"validation failed: output {worst.name!r}: {worst.problem}"
-    return (f"validation failed: output {worst.name!r} max_abs {worst.max_abs:.3g} is {worst.violation:.3g}x the "
-            f"tolerance (rtol={report.rtol:g}, atol={report.atol:g})"
+    scale = f", or {report.rtol_of_scale:g} of the output's scale" if report.rtol_of_scale is not None else ""
+    return (f"validation failed: output {worst.name!r} max_abs {worst.max_abs:.3g} is {worst.tolerance_ratio:.3g}x the "
+            f"tolerance (rtol={report.rtol:g}, atol={report.atol:g}{scale})"
             + (f"; {worst.problem}" if worst.problem else ""))
 
 

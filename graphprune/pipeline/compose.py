@@ -33,13 +33,25 @@ def inspect(model, options: Options) -> InspectResult:
 
 def plan(model, options: Options):
     """Decide which slots go; returns a PlanResult whose ``plan`` is the PruningPlan to write."""
-    decided = decide(score(analyze(prepare(load(model), options), options), options), options)
+    source = load(model)
+    options = _resolved(source, options)
+    decided = decide(score(analyze(prepare(source, options), options), options), options)
     return PlanResult(to_plan(decided, options), decided, options)
+
+
+def _resolved(source, options: Options) -> Options:
+    """``options`` with concrete sizes for the model's dynamic input dims, found once per command
+    (the user's ``input_shapes`` win; see :func:`graphprune.validation.resolve_input_shapes`)."""
+    from ..validation import resolve_input_shapes
+
+    shapes = resolve_input_shapes(source.proto, options.input_shapes).shapes
+    return replace(options, input_shapes=dict(shapes))
 
 
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
+    options = _resolved(source, options)
     decided = decide(score(analyze(prepare(source, options), options), options), options)
     analyzed = decided.scored.analyzed
     pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
@@ -53,7 +65,7 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     """Apply a plan made for ``model`` (a plan for another model is refused, exit 3)."""
     source = load(model)
     the_plan.check_model(source.fingerprint, options.label or source.label)
-    options = plan_options(the_plan, options)
+    options = _resolved(source, plan_options(the_plan, options))
     analyzed = analyze(prepare(source, options), options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
     pruned = apply_stage(analyzed, removed, options, compensation=compensation)
@@ -80,6 +92,7 @@ def sensitivity(model, options: Options, ratios, random_samples: int):
     from .score import calibrate_analyzed, make_scorer
 
     source = load(model)
+    options = _resolved(source, options)
     analyzed = analyze(prepare(source, options), options)
     stats = calibrate_analyzed(analyzed, options) if options.importance in _data_driven() else None
     scorer = make_scorer(analyzed, options, stats)

@@ -247,6 +247,9 @@ class PruneResult:
                          "exactness: FAILED (pruned model differs from its oracle)")
         if self.drift is not None:
             lines.append("drift vs original: " + drift_text(self.drift))
+        checked = self.oracle if self.oracle is not None else self.drift
+        if checked is not None and getattr(checked, "inputs", None) is not None:
+            lines.append(checked.inputs.summary())
         lines += [f"note: {n}" for n in self.notes]
         return lines
 

@@ -87,7 +87,7 @@ def render_validation(v: dict, title: str = "Validation", verdict: bool = True, 
     for m in v.get("outputs", []):
         rows.append((m["name"], "x".join(map(str, m.get("shape", []))), num(_f(m.get("max_abs"))),
                      num(_f(m.get("mean_abs"))), num(_f(m.get("max_rel"))), num(_f(m.get("cosine")), 6),
-                     percent(m.get("top1")), percent(m.get("top5")), num(_f(m.get("violation")), 2),
+                     percent(m.get("top1")), percent(m.get("top5")), num(_f(m.get("tolerance_ratio", m.get("violation"))), 2),
                      "ok" if m.get("passed") else f"FAIL {m.get('problem') or ''}".strip()))
         classes.append("worst" if verdict and m["name"] == v.get("worst") and not v.get("passed") else "")
     headers = ("output", "shape", "max_abs", "mean_abs", "max_rel", "cosine", "top1", "top5", "tol_x", "status")

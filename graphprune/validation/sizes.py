@@ -80,8 +80,8 @@ class ResolvedShapes:
 
     def summary(self) -> str:
         """One line for a command's summary: which input shapes the check used and why."""
-        noun = "input" if len(self.shapes) == 1 else "inputs"
-        line = f"checked with {noun} {self.describe()}"
+        noun = "shape" if len(self.shapes) == 1 else "shapes"
+        line = f"input {noun} of the checks: {self.describe()}"
         if self.source == "chosen":
             dims = ", ".join(f"{label}={size}" for label, size in self.chosen)
             line += f" (dynamic {dims}: {self.how}; --input-shape sets them)"

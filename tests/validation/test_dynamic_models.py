@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import pytest
 
-from graphprune.passes.fold import fold
+from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import resolve_input_shapes, validate
 from tests.helpers import LIGHT_MODELS, shared_model
 from tests.validation.dynamic_copies import declared_hw, with_dynamic_height_width
@@ -81,7 +81,7 @@ def test_dynamic_copy_validates_against_itself_and_its_folded_copy(name):
     itself = validate(dynamic, dynamic, samples=1, progress=False)
     assert itself.passed and itself.inputs == resolved
     assert all(o.max_abs == 0.0 for o in itself.outputs)
-    assert itself.inputs.summary().startswith(f"checked with input {next(iter(resolved.shapes))}: ")
+    assert itself.inputs.summary().startswith(f"input shape of the checks: {next(iter(resolved.shapes))}: ")
 
     folded = fold(dynamic, inplace=False).model
     assert _symbolic_dims(folded) == _symbolic_dims(dynamic)     # the output model stays dynamic

@@ -15,7 +15,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from graphprune.cli import main
-from graphprune.passes.fold import fold
+from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import FOLD_RTOL_OF_SCALE, compare_arrays, scale_violation, validate
 from tests.test_validate_support import model
 

@@ -74,7 +74,7 @@ def test_model_that_runs_at_any_size_gets_the_first_ladder_size():
     assert IMAGE_SIZES[0] == 224
     assert resolved.shapes == {"x": (1, 3, 224, 224)}
     assert (resolved.source, resolved.chosen, resolved.how) == ("chosen", (("H", 224), ("W", 224)), "the first size tried")
-    assert resolved.summary() == ("checked with input x: 1x3x224x224 (dynamic H=224, W=224: the first size tried; "
+    assert resolved.summary() == ("input shape of the checks: x: 1x3x224x224 (dynamic H=224, W=224: the first size tried; "
                                   "--input-shape sets them)")
     assert make_feeds(m, 1)[0]["x"].shape == (1, 3, 224, 224)
 
@@ -142,7 +142,7 @@ def test_static_and_batch_only_models_are_not_probed():
     assert resolve_input_shapes(_relu([2, 3, 8, 8])).source == "model"
     resolved = resolve_input_shapes(_relu(["N", 3, 8, 8]))
     assert resolved.shapes == {"x": (1, 3, 8, 8)} and resolved.source == "model" and resolved.chosen == ()
-    assert resolved.summary() == "checked with input x: 1x3x8x8"
+    assert resolved.summary() == "input shape of the checks: x: 1x3x8x8"
 
 
 def test_no_size_that_runs_asks_for_input_shape():
@@ -169,7 +169,7 @@ def test_report_records_the_shapes_and_the_model_keeps_its_dynamic_dims(caplog):
     with caplog.at_level(logging.INFO, logger="graphprune.validation.sizes"):
         report = validate(_relu(["N", 3, "H", "W"]), m, samples=1, progress=False)
     assert report.passed and report.inputs.shapes == {"x": (1, 3, 224, 224)}
-    assert report.summary_lines()[-1].startswith("checked with input x: 1x3x224x224 (dynamic H=224, W=224")
+    assert report.summary_lines()[-1].startswith("input shape of the checks: x: 1x3x224x224 (dynamic H=224, W=224")
     assert report.to_dict()["inputs"] == {"shapes": {"x": [1, 3, 224, 224]}, "source": "chosen",
                                           "chosen": {"H": 224, "W": 224}, "how": "the first size tried"}
     assert [d.dim_param for d in m.graph.input[0].type.tensor_type.shape.dim] == ["N", "", "H", "W"]
