@@ -23,12 +23,14 @@ from .score import score
 
 def inspect(model, options: Options) -> InspectResult:
     """Dependency groups of ``model`` (normalized, not folded): slots, members, barriers."""
+    from ..graph.model import to_proto
     from ..profiling.counts import count_parameters
 
     source = load(model)
     analyzed = analyze(prepare(source, replace(options, keep_bn=True)), options)
-    return InspectResult(options.label or source.label, analyzed.analysis, len(analyzed.prepared.model.graph),
-                         count_parameters(source.proto))
+    model = analyzed.prepared.model  # normalized: weights computed from constants are initializers
+    return InspectResult(options.label or source.label, analyzed.analysis, len(model.graph),
+                         count_parameters(to_proto(model, tensors="skeleton")))
 
 
 def plan(model, options: Options):

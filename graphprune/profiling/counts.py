@@ -42,27 +42,54 @@ class NodeProfile:
                 "output_shape": None if self.output_shape is None else list(self.output_shape)}
 
 
-def _constant_params(node: onnx.NodeProto) -> int:
+def _constant_value_size(node: onnx.NodeProto) -> tuple[int, int] | None:
+    """(elements, element type) of a Constant node's value, when its attribute says."""
     for attr in node.attribute:
-        if attr.name == "value" and attr.t.data_type in _WEIGHT_TYPES:
-            return int(np.prod(attr.t.dims, dtype=np.int64))
+        if attr.name == "value":
+            return int(np.prod(attr.t.dims, dtype=np.int64)), attr.t.data_type
         if attr.name == "value_floats":
-            return len(attr.floats)
+            return len(attr.floats), onnx.TensorProto.FLOAT
         if attr.name == "value_float":
-            return 1
-    return 0
+            return 1, onnx.TensorProto.FLOAT
+    return None
 
 
-def node_params(model: onnx.ModelProto) -> list[int]:
+def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> dict[str, int]:
+    """Weight-typed constant tensors and their element counts: initializers, and the outputs of
+    nodes that only compute from constants (Constant, ConstantOfShape fills, casts and reshapes of
+    weights...; sizes from ``infos`` when the node does not say)."""
+    from ..passes.normalize import FOLDABLE_OPS
+
+    sizes = {t.name: (int(np.prod(t.dims, dtype=np.int64)), t.data_type) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in FOLDABLE_OPS or node.domain not in ("", "ai.onnx"):
+            continue
+        if not all(not name or name in sizes for name in node.input):
+            continue
+        for name in node.output:
+            info = (infos or {}).get(name)
+            known = _constant_value_size(node) if node.op_type == "Constant" else None
+            if known is None and info is not None:
+                known = (info.numel, info.elem_type)
+            sizes[name] = known if known is not None else (0, 0)
+    return {name: n for name, (n, elem) in sizes.items() if elem in _WEIGHT_TYPES}
+
+
+def node_params(model: onnx.ModelProto, infos: dict | None = None) -> list[int]:
     """Parameters of every node of the main graph, in graph order (see the module docstring):
-    the one way graphprune counts parameters (``profile``, ``inspect`` and every summary)."""
-    weights = {t.name: int(np.prod(t.dims, dtype=np.int64)) for t in model.graph.initializer
-               if t.data_type in _WEIGHT_TYPES}
+    the one way graphprune counts parameters (``profile``, ``inspect`` and every summary).
+
+    A parameter is an element of a weight-typed constant tensor (an initializer, or computed from
+    constants only, such as a ConstantOfShape fill) that a computing node reads; it counts once,
+    at its first such reader."""
+    weights = _constant_tensors(model, infos)
+    computing = [not (node.op_type == "Constant" or all(not n or n in weights for n in node.input)
+                      and any(o in weights for o in node.output)) for node in model.graph.node]
     seen: set[str] = set()
     out = []
-    for node in model.graph.node:
-        params = _constant_params(node) if node.op_type == "Constant" else 0
-        for name in node.input:
+    for node, counts in zip(model.graph.node, computing):
+        params = 0
+        for name in node.input if counts else ():
             if name in weights and name not in seen:
                 seen.add(name)
                 params += weights[name]
@@ -70,15 +97,15 @@ def node_params(model: onnx.ModelProto) -> list[int]:
     return out
 
 
-def count_parameters(model: onnx.ModelProto) -> int:
+def count_parameters(model: onnx.ModelProto, infos: dict | None = None) -> int:
     """Parameters of ``model`` (a skeleton without weight bytes will do: only dims are read)."""
-    return sum(node_params(model))
+    return sum(node_params(model, infos))
 
 
 def node_profiles(model: onnx.ModelProto, infos: dict) -> list[NodeProfile]:
     """One record per node of the main graph, in graph order."""
     records = []
-    for node, params in zip(model.graph.node, node_params(model)):
+    for node, params in zip(model.graph.node, node_params(model, infos)):
         out_bytes = sum(infos[o].nbytes for o in node.output if o in infos)
         first = infos.get(node.output[0]) if node.output else None
         records.append(NodeProfile(node.name or f"{node.op_type}#{len(records)}", node.op_type, params,

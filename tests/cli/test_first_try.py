@@ -1,0 +1,68 @@
+"""Issue 10 acceptance through the command line: real models with their dynamic dims left dynamic
+inspect, fold, prune at 0.25 and validate with no extra flags, and the prune summary's parameter
+counts are the ones ``graphprune profile`` prints for the same files."""
+from __future__ import annotations
+
+import json
+import re
+
+import onnx
+import pytest
+
+from graphprune.cli import main
+from tests.helpers import LIGHT_MODELS, shared_model
+from tests.validation.dynamic_copies import with_dynamic_height_width
+
+MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "image-classifier32.onnx",
+          "light_squeezenet.onnx", "light_shufflenet.onnx", "light_densenet121.onnx"]
+
+
+def _load(name: str) -> onnx.ModelProto:
+    if name.startswith("light_"):
+        path = LIGHT_MODELS / name
+        if not path.is_file():
+            pytest.skip(f"onnx light model {path} not found (onnx package without backend test data)")
+        return onnx.load(str(path))
+    return onnx.load(str(shared_model(name)))
+
+
+def _image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    """The first real graph input (old IR versions list initializers as inputs too)."""
+    inits = {t.name for t in model.graph.initializer}
+    return next(i for i in model.graph.input if i.name not in inits)
+
+
+def _run(capsys, *argv) -> str:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
+
+
+def _parameters(text: str, label: str) -> list[int]:
+    match = re.search(rf"^{label}\s*:?\s*([\d,]+)(?:\s*->\s*([\d,]+))?", text, re.M)
+    assert match, text
+    return [int(g.replace(",", "")) for g in match.groups() if g]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_dynamic_model_goes_through_every_command_without_flags(name, tmp_path, capsys):
+    model = with_dynamic_height_width(_load(name))
+    dims = [d.dim_param for d in _image_input(model).type.tensor_type.shape.dim if d.dim_param]
+    assert dims, "the copy must have dynamic dims"
+    path, folded, pruned = tmp_path / "dynamic.onnx", tmp_path / "folded.onnx", tmp_path / "pruned.onnx"
+    onnx.save(model, path)
+    inspected = _run(capsys, "inspect", str(path))
+    assert re.search(r"groups: \d+ \(\d+ prunable", inspected)
+    _run(capsys, "fold", str(path), "-o", str(folded))
+    summary = _run(capsys, "prune", str(path), "-o", str(pruned), "--ratio", "0.25")
+    assert "exactness: pruned model equals its oracle" in summary
+    assert "input shape of the checks:" in summary
+    _run(capsys, "validate", str(path), str(folded))
+    before, after = _parameters(summary, "parameters")
+    assert json.loads(_run(capsys, "profile", str(path), "--json"))["total_params"] == before
+    assert json.loads(_run(capsys, "profile", str(pruned), "--json"))["total_params"] == after
+    assert after < before
+    for written in (folded, pruned):  # the outputs keep the dims dynamic
+        kept = _image_input(onnx.load(str(written))).type.tensor_type.shape.dim
+        assert [d.dim_param for d in kept if d.dim_param] == dims
