@@ -29,8 +29,6 @@ def copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None
 
 _TENSOR_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data",
                        "uint64_data", "external_data", "data_location")
-
-
 def fresh_name(taken: set, base: str) -> str:
     """``base`` or ``base_1``, ``base_2``... whichever is not in ``taken`` (which it joins)."""
     name, k = base, 0
@@ -45,17 +43,20 @@ def copy_fields(src, dst, skip: tuple[str, ...] = ()) -> None:
     """Copy every set field of protobuf message ``src`` into ``dst`` except those named in ``skip``.
 
     Used to build light copies of models (a graph without its initializers, a tensor without its
-    bytes) without ever copying the skipped, possibly huge, fields.
+    bytes): skipped fields are never read (``ListFields`` would make a Python copy of raw bytes).
     """
-    for fd, value in src.ListFields():
+    for fd in src.DESCRIPTOR.fields:
         if fd.name in skip:
             continue
         if fd.is_repeated:
-            getattr(dst, fd.name).extend(value)
-        elif fd.message_type is not None:
-            getattr(dst, fd.name).CopyFrom(value)
-        else:
-            setattr(dst, fd.name, value)
+            values = getattr(src, fd.name)
+            if len(values):
+                getattr(dst, fd.name).extend(values)
+        elif src.HasField(fd.name):
+            if fd.message_type is not None:
+                getattr(dst, fd.name).CopyFrom(getattr(src, fd.name))
+            else:
+                setattr(dst, fd.name, getattr(src, fd.name))
 
 
 def write_tensor(tensor: onnx.TensorProto, array: np.ndarray) -> None:

@@ -28,6 +28,9 @@ class MagnitudeImportance(Importance):
 
     def _slice_values(self, arr: np.ndarray, axis: int, neutral: float) -> np.ndarray:
         """Per index along ``axis``: sum (or max) of |x - neutral|^p over the slice (float64 result)."""
+        if self.p == 2 and not neutral and self.aggregate != "max" and arr.dtype.itemsize <= 4:
+            axes = list(range(arr.ndim))  # summed in place: no moved copy of the weight
+            return np.einsum(arr, axes, arr, axes, [axis], dtype=np.float64)
         rows = np.moveaxis(arr, axis, 0).reshape(arr.shape[axis], -1)
         rows = rows.astype(np.float32 if rows.dtype.itemsize <= 4 else np.float64, copy=False)
         if neutral:
