@@ -67,3 +67,16 @@ def single_node(op: str, inputs, outputs, initializers=(), **attrs) -> onnx.Mode
 def save(m: onnx.ModelProto, path) -> str:
     onnx.save_model(m, str(path))
     return str(path)
+
+
+def random_weight(name: str, shape, rng: np.random.Generator, scale: float = 0.3) -> onnx.TensorProto:
+    """A float32 initializer of seeded normal values times ``scale``."""
+    return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+
+def graph_model(nodes, inits, inputs, outputs, opset: int = OPSET) -> onnx.ModelProto:
+    """A model of ready-made protos: ``inits`` TensorProtos, ``inputs``/``outputs`` ValueInfoProtos."""
+    graph = helper.make_graph(nodes, "t", inputs, outputs, inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = IR_VERSION
+    return m

@@ -1,4 +1,4 @@
-"""A sandwich test for every rule: ``Conv → OP → Conv`` under both oracles (see tests/sandwich.py).
+"""A sandwich test for every rule: ``Conv → OP → Conv`` under both oracles (see tests/helpers/sandwich.py).
 
 For each case:
 
@@ -16,9 +16,10 @@ import math
 
 import pytest
 
-from graphprune.core import as_model, prepare
+from graphprune.graph.model import to_proto
 from tests.helpers.oracle import (ORACLE_RTOL, dead_channel_check, group_of, kept_count, pruning_oracle_check,
-                                ratio_zero_check)
+                                  ratio_zero_check)
+from tests.helpers.planning import normalized
 from tests.helpers.sandwich import CASES, Pruned
 
 IDS = sorted(CASES)
@@ -44,7 +45,7 @@ def test_structure_and_pruning_oracle(case_id):
         for (init, axis), size in exp.kept.items():
             got = kept_count(res.pruned, init, axis)
             assert got == size, f"{init} axis {axis}: kept {got}, expected {size}"
-    pruned = Pruned(prepare(as_model(case.model)), res.pruned)
+    pruned = Pruned(to_proto(normalized(case.model)), res.pruned)
     for check in case.checks:
         check(pruned)
     assert _signature(res.pruned) == _signature(case.model)
