@@ -174,10 +174,9 @@ def _insert_add(model: ir.Model, node: ir.Node, constant: np.ndarray, names: edi
     pre = names.fresh(f"{out}__uncompensated")
     const = edit.add_initializer(model, names.fresh(f"{node.name}_compensation"), constant)
     added = ir.Value(name=None)
-    y.replace_all_uses_with(added, replace_graph_outputs=True)
+    edit.replace_value(y, added)
     add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(f"{node.name}_compensate"))
     y.name = pre
-    added.name = out
     model.graph.insert_after(node, add)
     return add.name
 

@@ -101,6 +101,20 @@ def unused_initializers(model: ir.Model) -> set[str]:
     return {name for name in graph.initializers if name not in used and name not in declared}
 
 
+def replace_value(old: ir.Value, new: ir.Value) -> None:
+    """``new`` takes the place of ``old``: every reader and graph output of ``old`` reads ``new``,
+    which takes ``old``'s name; a graph output keeps the declaration the model wrote for it (type,
+    shape, doc string, metadata), so the graph's interface does not change."""
+    name = old.name
+    if old.is_graph_output():
+        new.type, new.shape, new.doc_string = old.type, old.shape, old.doc_string
+        new.metadata_props.clear()
+        new.metadata_props.update(old.metadata_props)
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    old.name = None
+    new.name = name
+
+
 def remove_nodes(graph: ir.Graph, nodes) -> None:
     """Remove nodes whose outputs nobody outside ``nodes`` reads; they stop reading their inputs."""
     graph.remove(list(nodes), safe=True)

@@ -8,10 +8,11 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
+from graphprune.graph.model import from_proto, to_proto
 from graphprune.passes.fold import count_batchnorm, fold
 from graphprune.passes.normalize import normalize
-from tests.helpers.paths import light_models, shared_model
 from tests.helpers.fold import GraphBuilder, assert_fold_exact, fold_checked, op_counts
+from tests.helpers.paths import light_models, shared_model
 
 #: BNs the light models keep: DenseNet-121's pre-activation BNs (Concat/MaxPool/AveragePool ->
 #: BN -> Mul -> Add -> Relu -> Conv). No linear node precedes them with a single reader, and a
@@ -30,18 +31,26 @@ def _tiny_model():
 
 
 # ----------------------------------------------------------------------------- API
+def _batchnorms(model: onnx.ModelProto) -> int:
+    return count_batchnorm(from_proto(model))
+
+
 def test_fold_in_place_returns_the_same_model():
     model = _tiny_model()
-    result = fold(model)
-    assert result.model is model and count_batchnorm(model) == 1
+    graph = from_proto(model)
+    result = fold(graph)
+    assert result.graph is graph and count_batchnorm(graph) == 1
+    assert _batchnorms(model) == 2  # the ModelProto under the editable graph is never edited
 
 
 def test_fold_on_a_copy_leaves_the_input_alone():
     model = _tiny_model()
-    before = model.SerializeToString()
-    result = fold(model, inplace=False)
-    assert model.SerializeToString() == before
-    assert result.model is not model and count_batchnorm(result.model) == 1
+    graph = from_proto(model)
+    before = to_proto(graph).SerializeToString()
+    result = fold(graph, inplace=False)
+    assert to_proto(graph).SerializeToString() == before == model.SerializeToString()
+    assert result.graph is not graph and count_batchnorm(result.graph) == 1
+    assert _batchnorms(result.model) == 1
 
 
 def test_result_lists_folds_and_kept_batchnorms():
@@ -61,9 +70,9 @@ def test_result_lists_folds_and_kept_batchnorms():
 
 
 def test_fold_twice_changes_nothing_the_second_time():
-    first = fold(_tiny_model())
+    first = fold(from_proto(_tiny_model()))
     frozen = first.model.SerializeToString()
-    second = fold(first.model)
+    second = fold(first.graph)
     assert first.modified and not second.modified and second.folded == []
     assert first.model.SerializeToString() == frozen
     assert second.summary_lines()[-1] == "nothing to fold: the model is unchanged"
@@ -71,11 +80,11 @@ def test_fold_twice_changes_nothing_the_second_time():
 
 def test_keeping_batchnorm_leaves_every_bn_untouched():
     model = _tiny_model()
-    result = fold(model, inplace=False, batchnorm=False)
+    result = fold(from_proto(model), batchnorm=False)
     bn_params = {i for n in model.graph.node if n.op_type == "BatchNormalization" for i in n.input[1:]}
     after = {t.name: t for t in result.model.graph.initializer}
     before = {t.name: t for t in model.graph.initializer}
-    assert count_batchnorm(result.model) == 2 and result.skipped == [] and result.folded == []
+    assert count_batchnorm(result.graph) == 2 and result.skipped == [] and result.folded == []
     assert all(after[name] == before[name] for name in bn_params)
 
 
@@ -88,7 +97,7 @@ def test_affine_stage_can_be_switched_off():
 # ----------------------------------------------------------------------------- real models
 def test_ultraface_every_batchnorm_folds():
     model = onnx.load(str(shared_model("ultraface-slim-320.onnx")))
-    assert count_batchnorm(model) == 25
+    assert _batchnorms(model) == 25
     result = fold_checked(model)
     assert (result.folded_batchnorm, result.batchnorm_after, result.skipped) == (25, 0, [])
     assert op_counts(result.model)["Conv"] == op_counts(model)["Conv"]
@@ -123,14 +132,15 @@ def _randomize(model: onnx.ModelProto, seed: int = 0) -> None:
 @pytest.mark.parametrize("path", [p for p in light_models() if "densenet" in p.name or "resnet" in p.name
                                   or "inception_v2" in p.name or "shufflenet" in p.name], ids=lambda p: p.stem)
 def test_light_models_fold(path):
-    model = onnx.load(str(path))
-    normalize(model)
+    graph = from_proto(onnx.load(str(path)))
+    normalize(graph)
+    model = to_proto(graph)
     _randomize(model)
     for node in model.graph.node:  # random logits saturate Softmax: compare the logits too
         if node.op_type == "Softmax":
             model.graph.output.append(onnx.helper.make_empty_tensor_value_info(node.input[0]))
-    before = count_batchnorm(model)
-    result = fold(model, inplace=False)
+    before = _batchnorms(model)
+    result = fold(from_proto(model))
     assert_fold_exact(model, result.model, seeds=(0,))
     kept = LIGHT_KEPT.get(path.stem, 0)
     assert before > 0 and (result.folded_batchnorm, result.batchnorm_after) == (before - kept, kept)
@@ -143,7 +153,7 @@ def test_every_zoo_model_folds(opset):
     zoo = pytest.importorskip("models.zoo", reason="models/zoo.py (the reference zoo) is not in this checkout")
     for name in sorted(zoo.ZOO):
         model = zoo.build(name, opset=opset, keep_bn=True, size="small")
-        result = fold(model, inplace=False)
+        result = fold(from_proto(model))
         assert_fold_exact(model, result.model, seeds=(0,))
         kept = ZOO_KEPT.get(name, 0)
         assert result.batchnorm_before > 0, name

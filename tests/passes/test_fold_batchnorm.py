@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import pytest
 
+from graphprune.graph.model import from_proto, to_proto
 from graphprune.passes.fold import fold
 from graphprune.passes.fold_affine import convtranspose_out_channels
 from graphprune.passes.fold_batchnorm import FoldBatchNormPass, conv_reads_padding
@@ -197,7 +198,7 @@ def test_training_mode_batchnorm_stays():
     b = GraphBuilder(opset=15)
     x = b.conv(b.input([2, 3, 5, 5]), 3, 4)
     y = b.bn(x, 4, outputs=["y", "running_mean", "running_var"], training_mode=1)
-    result = fold(b.model(y), inplace=False)
+    result = fold(from_proto(b.model(y)))
     assert op_counts(result.model)["BatchNormalization"] == 1 and not result.folded
     assert "training" in result.skipped[0][1]
 
@@ -244,7 +245,7 @@ def test_weight_that_is_a_graph_input_is_not_modified():
     w = b.input([4, 3, 3, 3], name="w")
     y = b.bn(b.op("Conv", [b.input([1, 3, 5, 5]), w]), 4)
     model = b.model(y)
-    result = fold(model, inplace=False)
+    result = fold(from_proto(model))
     assert op_counts(result.model)["BatchNormalization"] == 1
     assert "'w' of Conv" in result.skipped[0][1] and "graph input" in result.skipped[0][1]
 
@@ -255,7 +256,7 @@ def test_bn_parameter_that_is_a_graph_input_stays():
     b.inits = [t for t in b.inits if t.name != params[2]]
     b.input([4], name=params[2])
     y = b.op("BatchNormalization", [b.conv(b.input([1, 3, 5, 5]), 3, 4), *params])
-    result = fold(b.model(y), inplace=False)
+    result = fold(from_proto(b.model(y)))
     assert op_counts(result.model)["BatchNormalization"] == 1
     assert "graph input" in result.skipped[0][1]
 
@@ -326,9 +327,9 @@ def test_float64_model():
 def test_pass_reports_modification_and_second_run_is_a_no_op():
     b = GraphBuilder()
     y = b.conv(b.bn(b.conv(b.input([1, 3, 6, 6]), 3, 4), 4), 4, 2)
-    model = b.model(y)
-    first = FoldBatchNormPass()(model)
-    frozen = model.SerializeToString()
-    second = FoldBatchNormPass()(model)
+    graph = from_proto(b.model(y))
+    first = FoldBatchNormPass()(graph)
+    frozen = to_proto(graph).SerializeToString()
+    second = FoldBatchNormPass()(graph)
     assert first.modified and len(first.folded) == 1
-    assert not second.modified and second.folded == [] and model.SerializeToString() == frozen
+    assert not second.modified and second.folded == [] and to_proto(graph).SerializeToString() == frozen
