@@ -124,7 +124,9 @@ def test_folded_zoo_model_exits_0_and_a_corrupted_fold_exits_1(tmp_path, capsys)
     zoo = pytest.importorskip("models.zoo", reason="the reference zoo models/zoo.py is needed")
     fold = pytest.importorskip("graphprune.passes.fold", reason="graphprune.passes.fold (BN folding) is needed")
     original = zoo.build("resnet18")
-    folded = fold.fold(original, inplace=False).model
+    from graphprune.graph.model import from_proto
+
+    folded = fold.fold(from_proto(original)).model
     assert not any(n.op_type == "BatchNormalization" for n in folded.graph.node)
     a, b = save(original, tmp_path / "a.onnx"), save(folded, tmp_path / "folded.onnx")
     code, out, _ = _run(capsys, "validate", a, b, "--samples", "2")

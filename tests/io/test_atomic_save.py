@@ -5,6 +5,7 @@ writing gigabytes; ``benchmarks/bench_memory.py`` measures a real >2 GB model.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -12,14 +13,14 @@ import numpy as np
 import onnx
 import pytest
 
+import graphprune.graph.write as gwrite
 import graphprune.io as gio
 from graphprune.errors import EXIT_OUTPUT, OutputError
 from graphprune.graph import infer_shapes
 from graphprune.io import load_model, model_byte_size, save_model
 from tests.helpers import robust as rm
 from tests.helpers.onnxrt import random_feeds, run, session
-from tests.helpers.robust import run_cli, save
-from tests.helpers.robust import assert_one_line
+from tests.helpers.robust import assert_one_line, run_cli, save
 
 
 @pytest.fixture
@@ -57,11 +58,15 @@ def test_interrupted_write_leaves_the_previous_output(tmp_path, monkeypatch):
     out = tmp_path / "out.onnx"
     out.write_bytes(b"previous output")
 
-    def half_then_fail(path, data):
-        path.write_bytes(data[: len(data) // 2])
+    write_model = gwrite.write_model
+
+    def half_then_fail(graph, fh, external=None):
+        whole = io.BytesIO()
+        write_model(graph, whole, external)
+        fh.write(whole.getvalue()[: len(whole.getvalue()) // 2])
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(gio, "_write_bytes", half_then_fail)
+    monkeypatch.setattr(gwrite, "write_model", half_then_fail)
     with pytest.raises(OutputError, match="cannot write"):
         save_model(rm.small_cnn(), out)
     assert out.read_bytes() == b"previous output"

@@ -17,7 +17,7 @@ from onnx import numpy_helper as nh
 from graphprune.errors import EXIT_BAD_MODEL, EXIT_OUTPUT, EXIT_USAGE
 from graphprune.importance import IMPORTANCE_NAMES
 from tests.helpers import robust as rm
-from tests.helpers.robust import run_cli, save
+from tests.helpers.robust import assert_one_line, run_cli, save
 
 
 def _external(tmp_path, truncate: bool) -> tuple:

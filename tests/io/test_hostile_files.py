@@ -22,11 +22,11 @@ from onnx import helper as h
 from onnx import numpy_helper as nh
 
 from graphprune.errors import EXIT_BAD_MODEL
+from graphprune.graph.model import from_proto
 from graphprune.passes.normalize import normalize
 from graphprune.safety import MAX_TENSOR_ELEMENTS
 from tests.helpers import robust as rm
-from tests.helpers.robust import run_cli, save
-from tests.helpers.robust import assert_one_line
+from tests.helpers.robust import assert_one_line, run_cli, save
 
 _OPENED: list[str] | None = None
 
@@ -238,6 +238,7 @@ def test_many_fills_stay_within_the_lift_budget(monkeypatch):
     nodes.append(h.make_node("Sum", [f"fill{i}" for i in range(5)], ["y"], name="sum"))
     model = rm.make(nodes, [], [h.make_tensor_value_info("y", T.FLOAT, [1000])],
                     [nh.from_array(np.array([1000], np.int64), "shape")])
-    normalize(model)
-    assert [n.name for n in model.graph.node] == ["fill3", "fill4", "sum"]
-    assert sorted(t.name for t in model.graph.initializer) == ["fill0", "fill1", "fill2", "shape"]
+    graph = from_proto(model)
+    normalize(graph)
+    assert [n.name for n in graph.graph] == ["fill3", "fill4", "sum"]
+    assert sorted(graph.graph.initializers) == ["fill0", "fill1", "fill2", "shape"]

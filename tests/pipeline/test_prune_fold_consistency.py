@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from graphprune.api import prune
+from graphprune.graph.model import from_proto
 from graphprune.passes.fold import fold
 from models.zoo import build
 from tests.helpers.onnxrt import random_feeds, relative_error, run
@@ -14,7 +15,7 @@ from tests.helpers.onnxrt import random_feeds, relative_error, run
 @pytest.mark.parametrize("importance", ["l2", "random"])
 def test_same_channels_with_and_without_prior_folding(name, importance):
     kept_bn = build(name, opset=17, keep_bn=True)
-    folded = fold(build(name, opset=17, keep_bn=True)).model
+    folded = fold(from_proto(build(name, opset=17, keep_bn=True))).model
     a = prune(kept_bn, ratio=0.4, importance=importance, validate=False, count_macs=False)
     b = prune(folded, ratio=0.4, importance=importance, validate=False, count_macs=False)
     assert a.removed.keys() == b.removed.keys()
