@@ -13,17 +13,16 @@ import pytest
 from onnx import TensorProto as T
 from onnx.reference import ReferenceEvaluator
 
-from graphprune.core import analyze_model, as_model, prepare
 from graphprune.errors import EXIT_BAD_MODEL
 from tests.helpers import robust as rm
 from tests.helpers.onnxrt import random_feeds, run
-from tests.helpers.robust import run_cli, save
-from tests.helpers.robust import assert_one_line
+from tests.helpers.planning import analysed
+from tests.helpers.robust import assert_one_line, run_cli, save
 
 
 def _groups(model: onnx.ModelProto) -> dict[tuple[str, int], tuple[bool, set[str]]]:
     """(initializer, axis) of each group's first parameter -> (prunable, barrier reasons)."""
-    analysis = analyze_model(prepare(as_model(model)))
+    _, analysis = analysed(model)
     out = {}
     for g in analysis.groups:
         for p in g.params:
@@ -148,7 +147,8 @@ def test_bfloat16_model_prunes_and_matches_its_oracle_in_the_reference_runtime(t
     assert w1_pruned.shape == (16, 16)
     kept = [next(j for j in range(32) if np.array_equal(w1[:, j], col)) for col in w1_pruned.T]
     removed = sorted(set(range(32)) - set(kept))
-    oracle = as_model(model)
+    oracle = onnx.ModelProto()
+    oracle.CopyFrom(model)
     w2 = onnx.numpy_helper.to_array(_init(oracle, "w2")).copy()
     w2[removed, :] = 0
     _init(oracle, "w2").CopyFrom(onnx.numpy_helper.from_array(w2, "w2"))

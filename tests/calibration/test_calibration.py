@@ -8,10 +8,11 @@ import pytest
 
 from graphprune.calibration import CalibrationStats, SpaceStats, activation_spaces, calibrate, calibration_feeds
 from graphprune.errors import DataError, UsageError
+from graphprune.graph.model import to_proto
 from graphprune.rules.base import Space
 from tests.helpers.onnxrt import run
 from tests.helpers.paths import ROOT
-from tests.helpers.planning import analysed, conv_chain, random_feeds
+from tests.helpers.planning import analysed, conv_chain, feed_list
 
 RNG = np.random.default_rng(3)
 
@@ -38,13 +39,14 @@ def test_streamed_sums_equal_the_batch_statistics():
 
 def test_calibrate_exposes_activations_and_counts_samples():
     w1, w2 = RNG.standard_normal((4, 2, 1, 1)), RNG.standard_normal((3, 4, 1, 1))
-    m, analysis = analysed(conv_chain(w1, w2, hw=5))
+    graph, analysis = analysed(conv_chain(w1, w2, hw=5))
     spaces = activation_spaces(analysis.prunable_groups, analysis.index)
     assert spaces == [Space("a", 1)]
-    feeds = random_feeds(m, 3, seed=2)
-    outputs_before = [o.name for o in m.graph.output]
+    m = to_proto(graph)
+    feeds = feed_list(m, 3, seed=2)
+    before = m.SerializeToString()
     stats = calibrate(m, spaces, (f for f in feeds), sizes={spaces[0]: 4}, source="test")
-    assert [o.name for o in m.graph.output] == outputs_before, "the model is never modified"
+    assert m.SerializeToString() == before, "the model is never modified"
     assert stats.samples == 3 and stats.get(spaces[0]).count == 3 * 25
     a = np.maximum(np.einsum("oc,nchw->nohw", w1[:, :, 0, 0], np.stack([f["x"][0] for f in feeds])), 0)
     np.testing.assert_allclose(stats.get(spaces[0]).mean, a.mean(axis=(0, 2, 3)), rtol=1e-5)
@@ -53,7 +55,8 @@ def test_calibrate_exposes_activations_and_counts_samples():
 
 
 def test_calibration_errors_name_the_problem(tmp_path):
-    m, analysis = analysed(conv_chain(RNG.standard_normal((4, 2, 1, 1)), RNG.standard_normal((3, 4, 1, 1))))
+    graph, _ = analysed(conv_chain(RNG.standard_normal((4, 2, 1, 1)), RNG.standard_normal((3, 4, 1, 1))))
+    m = to_proto(graph)
     space = Space("a", 1)
     with pytest.raises(DataError, match="no calibration samples"):
         calibrate(m, [space], [], sizes={space: 4})

@@ -10,7 +10,7 @@ from graphprune.cli import build_parser, main
 from graphprune.errors import EXIT_BAD_MODEL, EXIT_OK, EXIT_USAGE
 from models.zoo import build
 from tests.helpers.paths import ROOT
-from tests.helpers.planning import random_feeds, save_npz
+from tests.helpers.planning import feed_list, save_npz
 
 DEMO = str(ROOT / "models" / "demo.onnx")
 
@@ -23,7 +23,7 @@ def _run(capsys, *argv):
 
 @pytest.fixture(scope="module")
 def calib(tmp_path_factory):
-    return save_npz(tmp_path_factory.mktemp("calib") / "calib.npz", random_feeds(onnx.load(DEMO), 6, seed=1))
+    return save_npz(tmp_path_factory.mktemp("calib") / "calib.npz", feed_list(onnx.load(DEMO), 6, seed=1))
 
 
 NEW_OPTIONS = {

@@ -9,8 +9,7 @@ from graphprune.api import apply, plan, prune
 from graphprune.compensation.apply import per_channel
 from models.zoo import build
 from tests.helpers.onnxrt import relative_error, run
-from tests.helpers.planning import conv_chain, dense_chain, random_feeds
-
+from tests.helpers.planning import conv_chain, dense_chain, feed_list
 
 
 def _constant_channel_conv(k: int, pad: int, seed: int = 0):
@@ -38,7 +37,7 @@ def test_constant_channel_is_removed_exactly_through_a_1x1_conv(bias):
     if bias:
         model.graph.node[-1].input.append("b2")
         model.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "b2"))
-    calib, evaluation = random_feeds(model, 6, seed=1), random_feeds(model, 3, seed=2)
+    calib, evaluation = feed_list(model, 6, seed=1), feed_list(model, 3, seed=2)
     compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib, validate=True)
     kept = [t for t in compensated.model.graph.initializer if t.name == "w2"][0].dims[1]
     assert kept == 3
@@ -56,16 +55,16 @@ def test_dense_consumer_without_bias_gets_one():
     w1[1] = 0.0
     b1 = np.array([0.5, 2.0, -0.1, 0.2], np.float32)
     model = dense_chain(w1, b1, rng.standard_normal((4, 2)), batch=2)
-    calib = random_feeds(model, 5, seed=3)
+    calib = feed_list(model, 5, seed=3)
     result = prune(model, ratio=0.25, importance="fluctuation", calib=calib)
     assert result.compensation.compensated == ["fc2"]
     assert result.oracle.passed
-    assert _worst_error(model, result.model, random_feeds(model, 3, seed=4)) < 1e-5
+    assert _worst_error(model, result.model, feed_list(model, 3, seed=4)) < 1e-5
 
 
 def test_padded_kxk_conv_is_approximated_at_the_borders():
     model = _constant_channel_conv(3, 1)
-    calib, evaluation = random_feeds(model, 6, seed=1), random_feeds(model, 3, seed=2)
+    calib, evaluation = feed_list(model, 6, seed=1), feed_list(model, 3, seed=2)
     compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib)
     plain = prune(model, ratio=0.25, importance="fluctuation", calib=calib, compensate=False, validate=False)
     assert "conv2" in compensated.compensation.approximate
@@ -79,7 +78,7 @@ def test_mean_output_is_preserved_for_linear_consumers():
     """Mean replacement keeps the calibration mean of every output of a 1x1 consumer exactly."""
     rng = np.random.default_rng(2)
     model = conv_chain(rng.standard_normal((6, 3, 1, 1)), rng.standard_normal((2, 6, 1, 1)), hw=5)
-    calib = random_feeds(model, 8, seed=5)
+    calib = feed_list(model, 8, seed=5)
     result = prune(model, ratio=0.5, importance="activation", calib=calib, validate=False)
     before = np.mean([run(model, f)["y"] for f in calib], axis=(0, 1, 3, 4))
     after = np.mean([run(result.model, f)["y"] for f in calib], axis=(0, 1, 3, 4))
@@ -88,14 +87,14 @@ def test_mean_output_is_preserved_for_linear_consumers():
 
 def test_plan_carries_the_means_and_apply_reuses_them(tmp_path):
     model = _constant_channel_conv(1, 0)
-    planned = plan(model, ratio=0.25, importance="fluctuation", calib=random_feeds(model, 4, seed=1))
+    planned = plan(model, ratio=0.25, importance="fluctuation", calib=feed_list(model, 4, seed=1))
     entry = planned.plan.compensation["spaces"]
     assert len(entry) == 1 and entry[0]["tensor"] == "a" and entry[0]["positions"] == [2]
     assert entry[0]["mean"] == [pytest.approx(3.0)]
     path = planned.plan.save(tmp_path / "plan.json")
     applied = apply(model, path)  # no calibration data needed at apply time
     assert applied.compensation.compensated == ["conv2"]
-    assert _worst_error(model, applied.model, random_feeds(model, 2, seed=9)) < 1e-5
+    assert _worst_error(model, applied.model, feed_list(model, 2, seed=9)) < 1e-5
 
 
 def test_per_channel_reduction():
@@ -110,7 +109,7 @@ def test_per_channel_reduction():
 
 def test_compensated_zoo_model_matches_its_oracle():
     model = build("efficientnet")
-    result = prune(model, ratio=0.3, importance="fluctuation", calib=random_feeds(model, 3, seed=0))
+    result = prune(model, ratio=0.3, importance="fluctuation", calib=feed_list(model, 3, seed=0))
     assert result.oracle.passed and result.compensation.compensated
     assert len(result.compensation.compensated) >= 10
 
@@ -139,7 +138,7 @@ def test_refit_reconstructs_a_linear_combination_exactly(tmp_path):
     w2 = rng.standard_normal((2, 4, 1, 1)).astype(np.float32)
     w2[:, 3] = 0.1
     model = conv_chain(w1, w2, b1, act=None, hw=5)
-    calib, evaluation = random_feeds(model, 6, seed=1), random_feeds(model, 3, seed=2)
+    calib, evaluation = feed_list(model, 6, seed=1), feed_list(model, 3, seed=2)
     planned = plan(model, importance="l2", calib=calib, refit=True, ratio=0.25)
     removed = planned.plan.compensation["spaces"][0]
     assert planned.plan.compensation["mode"] == "refit" and removed["positions"] == [3]

@@ -1,4 +1,4 @@
-"""Sensitivity: drift per group and ratio equals what pruning that group alone does; table and plot."""
+"""Sensitivity: drift per group and ratio equals what pruning that group alone does; the table."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,16 +6,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphprune.api import sensitivity
-from graphprune.core import analyze_model, apply_decision, as_model, decide, prepare
-from graphprune.planning.planner import Decision
+from graphprune.graph.model import to_proto
 from graphprune.importance import MagnitudeImportance
 from graphprune.oracle import kill_slots
 from graphprune.planning.select import select_by_ratio
-from graphprune.planning.sensitivity_report import register
-from graphprune.report import render
+from graphprune.surgery.apply import apply_removal
 from models.zoo import build
 from tests.helpers.onnxrt import run
-from tests.helpers.planning import random_feeds
+from tests.helpers.planning import analysed, decide, feed_list
 
 
 def _attention() -> "onnx.ModelProto":  # noqa: F821
@@ -34,12 +32,11 @@ def _attention() -> "onnx.ModelProto":  # noqa: F821
 
 
 def _direct_drift(model, group_id: int, ratio: float, feeds) -> float:
-    m = prepare(as_model(model))
-    analysis = analyze_model(m)
+    m, analysis = analysed(model)
     group = analysis.groups[group_id]
     slots = select_by_ratio(group, MagnitudeImportance(2).score(group, analysis.index), ratio)
-    reference = [run(prepare(as_model(model)), f) for f in feeds]
-    apply_decision(m, analysis, Decision({group_id: slots}))
+    reference = [run(m, f) for f in feeds]
+    apply_removal(m, analysis, {group_id: slots})
     pruned = [run(m, f) for f in feeds]
     worst = 0.0
     for name in reference[0]:
@@ -52,11 +49,11 @@ def _direct_drift(model, group_id: int, ratio: float, feeds) -> float:
 @pytest.mark.parametrize("source", ["resnet18", "attention"])
 def test_drift_equals_pruning_the_group_alone(source):
     model = build("resnet18", keep_bn=False) if source == "resnet18" else _attention()
-    feeds = random_feeds(model, 3, seed=4)
+    feeds = feed_list(model, 3, seed=4)
     result = sensitivity(model, ratios=(0.25, 0.5), calib=feeds, keep_bn=True)
     assert result.ratios == (0.25, 0.5) and result.samples == 3
     rows = result.rows
-    assert [r["group"] for r in rows] == [g.id for g in analyze_model(prepare(as_model(model))).prunable_groups]
+    assert [r["group"] for r in rows] == [g.id for g in analysed(model)[1].prunable_groups]
     for row in rows[:3]:
         for j, ratio in enumerate(result.ratios):
             assert row["drift"][j] == pytest.approx(_direct_drift(model, row["group"], ratio, feeds), rel=1e-4,
@@ -65,11 +62,10 @@ def test_drift_equals_pruning_the_group_alone(source):
 
 
 def test_dead_slots_cost_nothing():
-    m = prepare(as_model(build("mobilenetv2")))
-    analysis = analyze_model(m)
+    m, analysis = analysed(build("mobilenetv2"))
     dead = decide(analysis, ratio=0.5, importance="random", seed=2).removed
     kill_slots(m, analysis, dead)
-    result = sensitivity(m, ratios=(0.5, 0.7), keep_bn=True, samples=2)
+    result = sensitivity(to_proto(m), ratios=(0.5, 0.7), keep_bn=True, samples=2)
     for row in result.rows:
         if row["group"] in dead:
             assert row["drift"][0] < 1e-5, row
@@ -77,13 +73,3 @@ def test_dead_slots_cost_nothing():
     lines = result.summary_lines()
     assert lines[1].split()[:4] == ["group", "slots", "@0.5", "@0.7"]
     assert len(lines) == len(result.rows) + 3 and lines[-1].startswith("most sensitive at 0.7")
-
-
-def test_html_section_plots_one_line_per_group():
-    result = sensitivity(build("resnet18"), ratios=(0.2, 0.6), samples=2)
-    register()
-    page = render({"title": "s", "sensitivity": result.to_dict()}, "html")
-    assert page.count('class="group"') == len(result.rows)
-    assert 'id="chart-sensitivity"' in page and "<script" not in page
-    first = result.rows[0]
-    assert f'data-group="{first["group"]}"' in page and f"{first['drift'][1]:.4f}" in page

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 
 
 class Page(HTMLParser):
-    """Every start tag with its attributes, in order, plus the text of table rows."""
+    """Every start tag of a page with its attributes, in order."""
 
     def __init__(self, text: str):
         super().__init__()

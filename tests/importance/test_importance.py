@@ -7,8 +7,8 @@ from scipy.optimize import minimize
 
 from graphprune.api import plan
 from graphprune.calibration import calibrate
-from graphprune.core import as_model, decide, prepare
 from graphprune.errors import UsageError
+from graphprune.graph.model import to_proto
 from graphprune.importance import (IMPORTANCE_NAMES, ActivationImportance, BNScaleImportance, FluctuationImportance,
                                    FPGMImportance, MagnitudeImportance, RandomImportance, geometric_median,
                                    make_importance)
@@ -16,7 +16,7 @@ from graphprune.oracle import kill_slots
 from graphprune.planning.plan_file import masks
 from graphprune.rules.base import Space
 from models.zoo import build
-from tests.helpers.planning import analysed, conv_chain, dense_chain, group_with, random_feeds
+from tests.helpers.planning import analysed, conv_chain, decide, dense_chain, feed_list, group_with
 
 RNG = np.random.default_rng(7)
 
@@ -81,7 +81,8 @@ def test_bn_scale_is_scored_before_folding():
     w1[2] *= 100.0
     model = conv_chain(w1, np.ones((3, 4, 1, 1)), bn=bn)
     by_gamma = plan(model, ratio=0.25, importance="bn-scale")
-    assert by_gamma.plan.fold_batchnorm and not any(n.op_type == "BatchNormalization" for n in by_gamma.model.graph.node)
+    planned_graph = by_gamma.decided.scored.analyzed.prepared.model
+    assert by_gamma.plan.fold_batchnorm and not any(n.op_type == "BatchNormalization" for n in planned_graph.graph)
     assert by_gamma.masks(source=False)["w1"]["0"] == [0, 1, 3]
     assert by_gamma.masks()["bn_scale"]["0"] == [0, 1, 3]
     assert plan(model, ratio=0.25, importance="l2").masks(source=False)["w1"]["0"] != [0, 1, 3]
@@ -119,7 +120,7 @@ def _calibrated_dense():
     feeds = [{"x": (rng.uniform(1, 2, (4, 3)) * [1.0, 3.0, 0.0]).astype(np.float32)} for _ in range(5)]
     group = group_with(analysis, "w1", 0)
     space = Space("a", 1)
-    stats = calibrate(m, [space], feeds, sizes={space: 3})
+    stats = calibrate(to_proto(m), [space], feeds, sizes={space: 3})
     acts = np.concatenate([np.maximum(f["x"] @ w1.T + b1, 0) for f in feeds]).astype(np.float64)
     return analysis, group, stats, acts, w2
 
@@ -150,11 +151,11 @@ DEAD_CRITERIA = [n for n in IMPORTANCE_NAMES if n != "random"]
 @pytest.mark.parametrize("name", ["resnet18", "mobilenetv2"])
 def test_planted_dead_channels_go_first(name):
     """Kill 25% of every group's slots (every slice); each criterion but random removes exactly them."""
-    m = prepare(as_model(build(name)))
-    m_an = analysed(m)[1]
+    graph, m_an = analysed(build(name))
     dead = decide(m_an, ratio=0.25, importance="random", seed=5).removed
-    kill_slots(m, m_an, dead)
-    feeds = random_feeds(m, 4, seed=1)
+    kill_slots(graph, m_an, dead)
+    m = to_proto(graph)
+    feeds = feed_list(m, 4, seed=1)
     expected = {k: sorted(map(int, v)) for k, v in dead.items()}
     for criterion in DEAD_CRITERIA:
         got = plan(m, ratio=0.25, importance=criterion, keep_bn=True, calib=feeds, compensate=False)

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 from graphprune.api import plan, prune
-from graphprune.core import analyze_model, as_model, prepare
 from graphprune.errors import DataError, UsageError
+from graphprune.graph.model import to_proto
 from graphprune.importance import MagnitudeImportance
 from graphprune.planning.config import load_overrides
 from graphprune.planning.options import PlanOptions
 from graphprune.planning.planner import LATENCY_STEPS, Planner
 from graphprune.planning.select import GroupLimits
 from graphprune.profiling import profile
-from tests.helpers.paths import ROOT
 from models.zoo import ZOO, build
+from tests.helpers.paths import ROOT
+from tests.helpers.planning import analysed, normalized
 
 
 @pytest.mark.parametrize("limits,count,expected", [
@@ -121,7 +122,7 @@ def _weaken(model, producer: str, consumer: str, channels: slice, factor: float)
 def test_global_ranking_prunes_the_weak_group_harder(normalize, channels, at_least):
     """Raw scores: a group scaled down goes (nearly) whole. Mean-normalized: a group whose half is
     weak relative to its other half loses that half, where local ratios take 30 % everywhere."""
-    model = prepare(as_model(build("resnet18")))
+    model = to_proto(normalized(build("resnet18")))
     producer = "/layer3.0/Conv_0.weight"
     _weaken(model, producer, "/layer3.0/Conv_1.weight", channels, 1e-3)
     local = plan(model, ratio=0.3)
@@ -150,7 +151,7 @@ def test_targets_land_within_one_percent(name, kind, global_rank, target):
     result = prune(model, **{f"target_{kind}": target}, global_rank=global_rank, validate=False)
     before, after = profile(model, progress=False), profile(result.model, progress=False)
     got = _fraction(kind, before, after)
-    predicted = result.plan.predicted[kind]
+    predicted = result.predicted[kind]
     assert predicted["after"] == (after.total_macs if kind == "macs" else after.total_params), "prediction is exact"
     if name in COARSE:
         if kind == "params":
@@ -162,8 +163,7 @@ def test_targets_land_within_one_percent(name, kind, global_rank, target):
 
 
 def test_latency_search_is_coarse_and_reported():
-    model = prepare(as_model(build("resnet18")))
-    analysis = analyze_model(model)
+    _, analysis = analysed(build("resnet18"))
     options = PlanOptions(target_latency=0.5)
     planner = Planner(analysis, MagnitudeImportance(2), options)
     total = sum(g.n_slots for g in analysis.prunable_groups)

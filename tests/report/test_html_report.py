@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from graphprune.profiling import profile
 from graphprune.report import render, write_report
 from graphprune.report.svg import BAR_HEIGHT, PLOT_WIDTH, bar_width
 from graphprune.validation import validate
+from tests.helpers.html import Page
 from tests.helpers.models import small_cnn, two_outputs
 
 CHANNELS = [{"node": "conv1", "before": 64, "after": 32}, {"node": "layer1.0/conv2", "before": 128, "after": 96},
