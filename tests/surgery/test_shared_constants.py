@@ -42,8 +42,6 @@ def test_shared_reshape_constant_is_copied_when_uses_disagree():
 
 
 def test_editor_copies_a_shared_constant_for_diverging_uses():
-    from graphprune.surgery.editor import ModelEditor
-
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["a"], name="r1"),
              helper.make_node("Reshape", ["x", "shape"], ["b"], name="r2")]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
