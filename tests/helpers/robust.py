@@ -78,6 +78,37 @@ def save(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
+def rich_model() -> onnx.ModelProto:
+    """stem with a BatchNormalization after c1, c4, then a model-local function ``local.Twice`` -> y;
+    every field a model can carry is set (producer, domain, docs, metadata, value_info, opsets)."""
+    nodes, inits = stem()
+    nodes.insert(1, h.make_node("BatchNormalization", ["a1", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["a1n"],
+                                name="bn1", epsilon=1e-5))
+    nodes[2].input[0] = "a1n"
+    nodes += [conv("r2", "w4", "a4", "c4"), h.make_node("Twice", ["a4"], ["y"], name="twice", domain="local")]
+    inits += [weight("w4", 4, 8, 3, 3), nh.from_array(np.linspace(0.5, 1.5, 8, dtype=np.float32), "bn_scale"),
+              weight("bn_bias", 8), weight("bn_mean", 8),
+              nh.from_array(np.linspace(0.5, 2.0, 8, dtype=np.float32), "bn_var")]
+    twice = h.make_function("local", "Twice", ["x"], ["z"], [h.make_node("Add", ["x", "x"], ["z"])],
+                            [h.make_opsetid("", 17)])
+    model = make(nodes, [image(batch="N")], [image("y", 4, batch="N")], inits,
+                    opsets=(("", 17), ("local", 1), ("ai.onnx.ml", 3)))
+    model.functions.append(twice)
+    model.producer_name, model.producer_version = "exporter", "9.9.1"
+    model.domain, model.model_version = "org.example.vision", 7
+    model.doc_string, model.graph.doc_string, model.graph.name = "model doc", "graph doc", "net"
+    h.set_model_props(model, {"author": "someone", "license": "MIT"})
+    model.graph.input[0].doc_string = "image, NCHW"
+    model.graph.output[0].doc_string = "feature map"
+    model.graph.value_info.extend([h.make_tensor_value_info("r1", T.FLOAT, ["N", 8, 8, 8]),
+                                   h.make_tensor_value_info("a4", T.FLOAT, ["N", 4, 8, 8])])
+    for node in model.graph.node:
+        node.doc_string = f"doc of {node.name}"
+    for t in model.graph.initializer:
+        t.doc_string = f"weight {t.name}"
+    return model
+
+
 # --------------------------------------------------------------------------- invalid graphs
 def dangling_input() -> onnx.ModelProto:
     m = small_cnn()
