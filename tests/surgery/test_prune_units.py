@@ -1,5 +1,6 @@
 """Pruning end to end at the unit level: a model with external data, the zoo across opsets with a
-dynamic batch, the ratio's usage check, its floor and the one slot every group keeps."""
+dynamic batch, the ratio's floor and the one slot every group keeps (the ratio's usage check is in
+tests/pipeline/test_options.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,15 +49,6 @@ def test_pruned_model_runs_at_batch_three():
     res = pruning_oracle_check(model, 0.4)
     out = run(res.pruned, random_feeds(res.pruned, dynamic=3))
     assert next(iter(out.values())).shape[0] == 3
-
-
-def test_decide_rejects_bad_ratio():
-    from graphprune.errors import UsageError
-
-    _, a = analysed(build("resnet18"))
-    for bad in (-0.1, 1.0, 1.5, float("nan")):
-        with pytest.raises(UsageError, match="--ratio must be in"):
-            decide(a, ratio=bad)
 
 
 def test_ratio_floor_and_one_slot_kept():
