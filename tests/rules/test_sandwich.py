@@ -1,4 +1,4 @@
-"""A sandwich test for every rule: ``Conv → OP → Conv`` under both oracles (see tests/helpers/sandwich.py).
+"""A sandwich test for every rule: ``Conv → OP → Conv`` under both oracles (see tests/helpers/sandwich/).
 
 For each case:
 
