@@ -101,15 +101,20 @@ def unused_initializers(model: ir.Model) -> set[str]:
     return {name for name in graph.initializers if name not in used and name not in declared}
 
 
+def take_declaration(new: ir.Value, output: ir.Value) -> None:
+    """``new`` takes graph output ``output``'s declaration as the model wrote it (type, shape, doc
+    string, metadata), so that replacing the output does not change the graph's interface."""
+    new.type, new.shape, new.doc_string = output.type, output.shape, output.doc_string
+    new.metadata_props.clear()
+    new.metadata_props.update(output.metadata_props)
+
+
 def replace_value(old: ir.Value, new: ir.Value) -> None:
     """``new`` takes the place of ``old``: every reader and graph output of ``old`` reads ``new``,
-    which takes ``old``'s name; a graph output keeps the declaration the model wrote for it (type,
-    shape, doc string, metadata), so the graph's interface does not change."""
+    which takes ``old``'s name (and, for a graph output, its declaration)."""
     name = old.name
     if old.is_graph_output():
-        new.type, new.shape, new.doc_string = old.type, old.shape, old.doc_string
-        new.metadata_props.clear()
-        new.metadata_props.update(old.metadata_props)
+        take_declaration(new, old)
     old.replace_all_uses_with(new, replace_graph_outputs=True)
     old.name = None
     new.name = name

@@ -3,8 +3,10 @@ initializers (and prune), and node names are made unique."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from graphprune.graph.model import to_proto
 from tests.helpers.models import graph_model as _model
 from tests.helpers.models import random_weight
 from tests.helpers.oracle import ORACLE_RTOL, group_of, kept_count, pruning_oracle_check
@@ -57,3 +59,18 @@ def test_node_names_are_made_unique():
                [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2])])
     names = [n.name for n in normalized(m).graph]
     assert names[0] == "n" and len(set(names)) == 3 and all(names)
+
+
+def test_a_lifted_constant_that_is_a_graph_output_keeps_its_declaration():
+    """The exporter declared output ``c`` with a symbolic dim and a doc string: lifting the Constant
+    that makes it into an initializer does not rewrite the graph's interface."""
+    value = numpy_helper.from_array(np.ones((2, 3), np.float32), "v")
+    nodes = [helper.make_node("Constant", [], ["c"], value=value, name="k"),
+             helper.make_node("Add", ["x", "c"], ["y"], name="add")]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+               helper.make_tensor_value_info("c", TensorProto.FLOAT, ["A", 3], doc_string="the constant")]
+    model = _model(nodes, [], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])], outputs)
+    lifted = to_proto(normalized(model))
+    assert [n.op_type for n in lifted.graph.node] == ["Add"] and [t.name for t in lifted.graph.initializer] == ["c"]
+    assert [o.SerializeToString() for o in lifted.graph.output] == [o.SerializeToString() for o in outputs]
+    onnx.checker.check_model(lifted, full_check=True)
