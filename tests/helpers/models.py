@@ -1,4 +1,5 @@
-"""Hand-made models shared by the validate/profile/report tests (this module holds no tests)."""
+"""Hand-made models: small ones for the validate/profile/report tests, and a model of ready-made
+protos with seeded weights for the analysis, rules and surgery tests."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,6 @@
-"""Small hand-made models and data for the importance, calibration, compensation and planning tests."""
+"""Small hand-made models and data for the importance, calibration, compensation and planning tests,
+and the shortcuts the unit tests take through the pipeline: a normalized editable graph, its
+analysis, and a ratio decision with a weight-only criterion."""
 from __future__ import annotations
 
 import numpy as np
