@@ -101,6 +101,25 @@ def unused_initializers(model: ir.Model) -> set[str]:
     return {name for name in graph.initializers if name not in used and name not in declared}
 
 
+def take_declaration(new: ir.Value, output: ir.Value) -> None:
+    """``new`` takes graph output ``output``'s declaration as the model wrote it (type, shape, doc
+    string, metadata), so that replacing the output does not change the graph's interface."""
+    new.type, new.shape, new.doc_string = output.type, output.shape, output.doc_string
+    new.metadata_props.clear()
+    new.metadata_props.update(output.metadata_props)
+
+
+def replace_value(old: ir.Value, new: ir.Value) -> None:
+    """``new`` takes the place of ``old``: every reader and graph output of ``old`` reads ``new``,
+    which takes ``old``'s name (and, for a graph output, its declaration)."""
+    name = old.name
+    if old.is_graph_output():
+        take_declaration(new, old)
+    old.replace_all_uses_with(new, replace_graph_outputs=True)
+    old.name = None
+    new.name = name
+
+
 def remove_nodes(graph: ir.Graph, nodes) -> None:
     """Remove nodes whose outputs nobody outside ``nodes`` reads; they stop reading their inputs."""
     graph.remove(list(nodes), safe=True)
@@ -115,7 +134,7 @@ def add_after(model: ir.Model, node: ir.Node, constant: np.ndarray, names: Names
     pre = names.fresh(bases[0])
     const = add_initializer(model, names.fresh(bases[1]), constant)
     added = ir.Value(name=None)
-    y.replace_all_uses_with(added, replace_graph_outputs=True)
+    replace_value(y, added)
     add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(bases[2]))
     y.name = pre
     added.name = out

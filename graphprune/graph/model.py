@@ -40,6 +40,11 @@ def from_proto(proto: onnx.ModelProto) -> ir.Model:
     return model
 
 
+def copy_model(model: ir.Model) -> ir.Model:
+    """An independent editable graph with the same contents as ``model`` (its weights copied)."""
+    return from_proto(to_proto(model))
+
+
 def _explicit_defaults(proto, fields: tuple[str, ...]) -> tuple[str, ...]:
     """Fields of ``proto`` set explicitly to their default value (written again by :func:`to_proto`)."""
     return tuple(f for f in fields if proto.HasField(f) and not getattr(proto, f))

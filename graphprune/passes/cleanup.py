@@ -44,10 +44,7 @@ def _remove_identities(graph: ir.Graph, pinned: set[str]) -> int:
         if y.is_graph_output():
             if x.is_graph_input() or x.is_graph_output() or x.producer() is None or x.is_initializer():
                 continue
-            name = y.name
-            y.replace_all_uses_with(x, replace_graph_outputs=True)
-            y.name = None
-            x.name = name
+            edit.replace_value(y, x)
         else:
             y.replace_all_uses_with(x)
         doomed.append(node)

@@ -250,11 +250,8 @@ class FoldContext:
         chain); Shape/Size readers of ``x`` read ``y`` instead (an affine node keeps the shape).
         """
         x, y = node.inputs[data_index], node.outputs[0]
-        name = y.name
         self.drop(node)
-        y.replace_all_uses_with(x, replace_graph_outputs=True)
-        y.name = None
-        x.name = name
+        edit.replace_value(y, x)
 
     def bypass(self, node: ir.Node, data_index: int) -> None:
         """Remove ``y = node(x, …)`` by making every reader of ``y`` read ``x``."""

@@ -112,6 +112,8 @@ def _replace_by_initializer(model: ir.Model, out: ir.Value, array: np.ndarray) -
     name = out.name
     out.name = None
     value = edit.add_initializer(model, name, array)
+    if out.is_graph_output():
+        edit.take_declaration(value, out)
     out.replace_all_uses_with(value, replace_graph_outputs=True)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from graphprune.cli import main
 from tests.helpers import LIGHT_MODELS, shared_model
-from tests.validation.dynamic_copies import with_dynamic_height_width
+from tests.helpers.dynamic import with_dynamic_height_width
 
 MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "image-classifier32.onnx",
           "light_squeezenet.onnx", "light_shufflenet.onnx", "light_densenet121.onnx"]

@@ -12,7 +12,7 @@ from graphprune.errors import InvalidModelError
 from graphprune.io import load_model
 from graphprune.validation import model_inputs, validate
 from tests.helpers import session
-from tests.test_validate_support import model
+from tests.helpers.models import model
 
 F = TensorProto.FLOAT
 

@@ -1,7 +1,7 @@
 """Acceptance of issue 10: real models with dynamic height and width validate with no extra options.
 
 Every model of ../shared/models and the onnx package's light models, made dynamic by
-:func:`tests.validation.dynamic_copies.with_dynamic_height_width`, is validated against itself
+:func:`tests.helpers.dynamic.with_dynamic_height_width`, is validated against itself
 and against its folded copy through the validation API, without ``input_shapes``. The sizes
 graphprune chooses are checked against what is known about each model independently:
 
@@ -23,7 +23,7 @@ import pytest
 from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import resolve_input_shapes, validate
 from tests.helpers import LIGHT_MODELS, shared_model
-from tests.validation.dynamic_copies import declared_hw, with_dynamic_height_width
+from tests.helpers.dynamic import declared_hw, with_dynamic_height_width
 
 #: models that run at one size only (their exported one), by file name
 ONE_SIZE = {"fastestdet.onnx", "road-segmentation-adas-nhwc.onnx", "ultraface-slim-320.onnx",

@@ -17,7 +17,7 @@ from onnx import TensorProto, helper
 from graphprune.cli import main
 from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import FOLD_RTOL_OF_SCALE, compare_arrays, scale_violation, validate
-from tests.test_validate_support import model
+from tests.helpers.models import model
 
 F = TensorProto.FLOAT
 LAYERS, CHANNELS, EPSILON = 4, 32, 1e-5

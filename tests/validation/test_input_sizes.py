@@ -16,7 +16,7 @@ from graphprune.errors import UsageError
 from graphprune.validation import make_feeds, resolve_input_shapes, validate
 from graphprune.validation.inputs import model_inputs
 from graphprune.validation.sizes import IMAGE_SIZES, SEQUENCE_LENGTHS, dim_groups
-from tests.test_validate_support import model
+from tests.helpers.models import model
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from graphprune.calibration.collect import calibration_feeds
 from graphprune.errors import DataError
 from graphprune.validation import load_inputs, validate
-from tests.test_validate_support import model
+from tests.helpers.models import model
 
 F = TensorProto.FLOAT
 

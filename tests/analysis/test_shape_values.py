@@ -1,0 +1,74 @@
+"""Shape provenance and size taint: where a shape tensor's entries come from, and a channel count
+used as data blocks its group while one copied into a Reshape shape is followed."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from graphprune.analysis.shapevalue import ShapeValues
+from graphprune.graph import GraphIndex
+from tests.helpers.models import graph_model as _model
+from tests.helpers.models import random_weight
+from tests.helpers.oracle import ORACLE_RTOL, group_of, kept_count, pruning_oracle_check
+from tests.helpers.planning import analysed, normalized
+
+RNG = np.random.default_rng(0)
+
+
+def _w(name, shape, scale=0.3):
+    return random_weight(name, shape, RNG, scale)
+
+
+def test_shape_values_track_literals_and_dims():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 3])
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+        helper.make_node("Concat", ["n", "m1"], ["shape"], axis=0),
+        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+    ]
+    inits = [numpy_helper.from_array(np.array([0], np.int64), "i0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "m1")]
+    m = _model(nodes, inits, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    entries = ShapeValues(GraphIndex(normalized(m))).value("shape")
+    assert [e.value for e in entries] == [None, -1]
+    assert entries[0].source == ("dim", "x", 0) and entries[0].deps == frozenset({("x", 0)})
+    assert entries[1].source[:3] == ("const", "m1", 0) and entries[1].deps == frozenset()
+
+
+def _conv_then(nodes_after, inits_after, out_name="y", out_shape=None):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h"], name="conv1", pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["h"], ["r"], name="relu1")] + nodes_after
+    inits = [_w("w1", (8, 3, 3, 3))] + inits_after
+    return _model(nodes, inits, [x], [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)])
+
+
+def test_channel_count_used_as_data_blocks_the_group():
+    nodes = [helper.make_node("Shape", ["r"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "one"], ["c"], axis=0, name="gather"),
+             helper.make_node("Cast", ["c"], ["cf"], to=TensorProto.FLOAT, name="cast"),
+             helper.make_node("Div", ["r", "cf"], ["d"], name="div_by_channels"),
+             helper.make_node("Conv", ["d", "w2"], ["y"], name="conv2")]
+    _, a = analysed(_conv_then(nodes, [numpy_helper.from_array(np.array(1, np.int64), "one"), _w("w2", (4, 8, 1, 1))]))
+    g = group_of(a, "w1", 0)
+    assert g.blocked
+    assert any("div_by_channels uses the size of r[axis 1] as data" in b.reason for b in g.barriers)
+
+
+def test_channel_count_copied_into_reshape_is_followed():
+    # flatten written as Reshape(r, [Shape(r)[0], -1]) with a dynamic-batch-style computed shape
+    nodes = [helper.make_node("Shape", ["r"], ["s"]),
+             helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+             helper.make_node("Unsqueeze", ["n", "ax0"], ["n1"]),
+             helper.make_node("Concat", ["n1", "m1"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"),
+             numpy_helper.from_array(np.array([0], np.int64), "ax0"),
+             numpy_helper.from_array(np.array([-1], np.int64), "m1"), _w("fc", (5, 8 * 64))]
+    model = _conv_then(nodes, inits, out_shape=[1, 5])
+    res = pruning_oracle_check(model, 0.5)
+    assert res.max_rel_error <= ORACLE_RTOL and res.output_shapes_equal
+    assert kept_count(res.pruned, "w1", 0) == 4
+    assert kept_count(res.pruned, "fc", 1) == 4 * 64

@@ -1,0 +1,66 @@
+"""graph/index.py and graph/nodes.py: the read-only, name-keyed view analysis reads the editable
+graph through, and node attributes read alike from an onnx-ir node and a NodeProto."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import graphprune.graph.index as index_module
+from graphprune.graph import GraphIndex, Use, get_attr, inputs, outputs
+from graphprune.graph.model import from_proto
+from tests.helpers import robust as rm
+
+ATTRIBUTES = dict(i=3, f=0.5, s="text", ints=[1, 2], floats=[0.25, 1.5], strings=["a", "b"],
+                  t=numpy_helper.from_array(np.arange(3, dtype=np.float32), "t"))
+
+
+def test_attributes_read_alike_from_ir_nodes_and_node_protos():
+    node = helper.make_node("Custom", ["x", "", "z"], ["y"], name="n", domain="my.ops", **ATTRIBUTES)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3]) for n in "xz"],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3])])
+    ir_node = next(iter(from_proto(helper.make_model(graph)).graph))
+    for name in ATTRIBUTES:
+        ours, theirs = get_attr(ir_node, name), get_attr(node, name)
+        expected = helper.get_attribute_value(next(a for a in node.attribute if a.name == name))
+        if name == "t":
+            np.testing.assert_array_equal(numpy_helper.to_array(ours), numpy_helper.to_array(expected))
+        else:
+            assert ours == theirs == expected and type(ours) is type(expected), name
+    assert get_attr(ir_node, "missing", 7) == get_attr(node, "missing", 7) == 7
+    assert inputs(ir_node) == ["x", "", "z"] and outputs(ir_node) == ["y"]
+
+
+def test_index_links_producers_consumers_and_subgraph_reads():
+    model = rm.if_node()
+    index = GraphIndex(from_proto(model))
+    assert index.node_order == [n.name for n in model.graph.node]
+    assert index.producer["r2"] == "relu2" and index.node_of("r2").name == "relu2"
+    assert index.uses("r2") == [Use("branch", -1)]          # read only inside the If's branches
+    assert index.uses("w1") == [Use("c1", 1)] and index.uses("a3") == [Use("c4", 0)]
+    assert index.graph_inputs == ["x", "cond"] and index.graph_outputs == ["y"]
+    assert index.is_constant("w1") and not index.is_constant("r2")
+    assert index.shape("a2") == (1, 8, 8, 8) and index.elem_type("a2") == TensorProto.FLOAT
+    assert index.rank("r1") == 4 and index.opset("") == 17
+
+
+def test_initializers_declared_as_inputs_are_weights_unless_strict():
+    model = rm.initializers_as_inputs()
+    index = GraphIndex(from_proto(model))
+    declared = {i.name for i in model.graph.input} & {t.name for t in model.graph.initializer}
+    assert declared and index.initializer_inputs == declared
+    assert index.graph_inputs == [i.name for i in model.graph.input if i.name not in declared]
+    assert GraphIndex(from_proto(model), strict_initializer_inputs=True).strict_initializer_inputs
+
+
+def test_array_values_are_read_only_and_the_cache_is_bounded(monkeypatch):
+    model = rm.small_cnn()
+    expected = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    monkeypatch.setattr(index_module, "ARRAY_CACHE_BYTES", expected["w2"].nbytes + expected["w4"].nbytes)
+    index = GraphIndex(from_proto(model))
+    with pytest.raises(ValueError, match="read-only"):
+        index.array("w1")[0] = 1.0
+    for name in ("w1", "w2", "w4", "w2"):
+        np.testing.assert_array_equal(index.array(name), expected[name])
+    assert set(index._arrays) == {"w4", "w2"}                 # w1, least recently used, went out
+    assert index._cached_bytes <= index_module.ARRAY_CACHE_BYTES

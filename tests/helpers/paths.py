@@ -1,0 +1,23 @@
+"""Where the tests find the repository, third-party models and onnx's light models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_MODELS = ROOT.parent / "shared" / "models"
+LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+
+
+def shared_model(name: str) -> Path:
+    """Path of a model in ../shared/models; skips the test (naming the file) when it is absent."""
+    path = SHARED_MODELS / name
+    if not path.is_file():
+        pytest.skip(f"third-party model {path} not found (expected ../shared/models/{name})")
+    return path
+
+
+def light_models() -> list[Path]:
+    return sorted(LIGHT_MODELS.glob("*.onnx"))

@@ -1,0 +1,52 @@
+"""The parameters and MACs a prune reports are what ``graphprune profile`` counts for the files,
+and, on a hand-made chain, what counting by hand gives."""
+from __future__ import annotations
+
+import numpy as np
+
+from graphprune.api import prune
+from graphprune.pipeline.costs import model_cost
+from graphprune.profiling import profile
+from models.zoo import build
+from tests.helpers.planning import conv_chain
+
+
+def _summary_line(result, label: str) -> str:
+    return next(line for line in result.summary_lines() if line.startswith(label))
+
+
+def test_prune_reports_the_profilers_counts():
+    model = build("resnet18")
+    result = prune(model, ratio=0.5, validate=False)
+    before, after = profile(model, progress=False), profile(result.model, progress=False)
+    assert (result.params_before, result.params_after) == (before.total_params, after.total_params)
+    assert (result.macs_before, result.macs_after) == (before.total_macs, after.total_macs)
+    assert result.params_after < result.params_before and result.macs_after < result.macs_before
+    kept = 100.0 * after.total_params / before.total_params
+    assert _summary_line(result, "parameters:") == \
+        f"parameters: {before.total_params:,} -> {after.total_params:,} ({kept:.1f}% kept)"
+    assert model_cost(result.graph).params == model_cost(result.model).params == after.total_params
+
+
+def test_counts_of_a_hand_made_chain():
+    """x[1,2,5,5] -> Conv(w1 4x2x1x1, b1) -> Relu -> Conv(w2 3x4x1x1, b2): the 4 middle channels
+    lose 2 at ratio 0.5. Parameters are weight elements; a 1x1 Conv's MACs are
+    out_elements * in_channels, plus out_elements for its bias; a Relu's are its out_elements
+    (the profiler's documented formulas, graphprune/profiling/macs.py)."""
+    rng = np.random.default_rng(0)
+    model = conv_chain(rng.standard_normal((4, 2, 1, 1)), rng.standard_normal((3, 4, 1, 1)),
+                       b1=rng.standard_normal(4).astype(np.float32), b2=rng.standard_normal(3).astype(np.float32),
+                       hw=5)
+    result = prune(model, ratio=0.5, validate=False)
+    pixels = 5 * 5
+
+    def params(middle):
+        return middle * 2 + middle + 3 * middle + 3
+
+    def macs(middle):
+        conv1, relu, conv2 = middle * pixels * 2 + middle * pixels, middle * pixels, 3 * pixels * middle + 3 * pixels
+        return conv1 + relu + conv2
+
+    assert (result.params_before, result.params_after) == (params(4), params(2)) == (27, 15)
+    assert (result.macs_before, result.macs_after) == (macs(4), macs(2)) == (775, 425)
+    assert _summary_line(result, "MACs:") == "MACs:       775 -> 425 (54.8% kept)"

@@ -1,0 +1,59 @@
+"""Copy-on-write constants: a constant read by several nodes is edited in place only when every
+use asks for the same change; otherwise the diverging use gets its own copy."""
+from __future__ import annotations
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from graphprune.graph.model import from_proto, to_proto
+from graphprune.surgery.editor import ModelEditor
+from tests.helpers.models import graph_model as _model
+from tests.helpers.models import random_weight
+from tests.helpers.oracle import pruning_oracle_check
+
+RNG = np.random.default_rng(0)
+
+
+def _w(name, shape, scale=0.3):
+    return random_weight(name, shape, RNG, scale)
+
+
+def test_shared_reshape_constant_is_copied_when_uses_disagree():
+    """Two flatten-like reshapes share one shape constant; only one branch is pruned."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    nodes = [
+        helper.make_node("Conv", ["x", "wa"], ["a"], name="conv_a"),
+        helper.make_node("Reshape", ["a", "shape"], ["ra"], name="reshape_a"),
+        helper.make_node("Reshape", ["x2", "shape"], ["rb"], name="reshape_b"),
+        helper.make_node("Concat", ["ra", "rb"], ["cat"], axis=1, name="cat"),
+        helper.make_node("Reshape", ["cat", "shape3"], ["y"], name="reshape_out"),
+        helper.make_node("Conv", ["y", "wc"], ["z"], name="conv_c"),
+    ]
+    x2 = helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 4, 4])
+    inits = [_w("wa", (8, 3, 1, 1)), _w("wc", (2, 16, 1, 1)),
+             numpy_helper.from_array(np.array([1, 8, 16], np.int64), "shape"),
+             numpy_helper.from_array(np.array([1, 16, 4, 4], np.int64), "shape3")]
+    m = _model(nodes, inits, [x, x2], [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 2, 4, 4])])
+    res = pruning_oracle_check(m, 0.5)
+    # conv_a's channels join x2's (a graph input) through the concat: that group is blocked,
+    # so nothing changes and the shared constant keeps one copy
+    assert res.removed_slots == 0
+    assert [t.name for t in res.pruned.graph.initializer].count("shape") == 1
+
+
+def test_editor_copies_a_shared_constant_for_diverging_uses():
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["a"], name="r1"),
+             helper.make_node("Reshape", ["x", "shape"], ["b"], name="r2")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
+    m = _model(nodes, [numpy_helper.from_array(np.array([2, 8], np.int64), "shape")], [x],
+               [helper.make_tensor_value_info("a", TensorProto.FLOAT, None),
+                helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    graph = from_proto(m)
+    ed = ModelEditor(graph)
+    ed.patch_constant(("const", "shape", 1, "r1", 1), 6)
+    ed.finalize()
+    edited = to_proto(graph)
+    inits = {t.name: numpy_helper.to_array(t).tolist() for t in edited.graph.initializer}
+    r1, r2 = edited.graph.node
+    assert inits["shape"] == [2, 8] and r2.input[1] == "shape"
+    assert r1.input[1] != "shape" and inits[r1.input[1]] == [2, 6]
