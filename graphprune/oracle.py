@@ -16,7 +16,7 @@ import onnx_ir as ir
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
 from .rules.base import CONSUMER, Space
-from .safety import check_structure
+from .input_checks import check_structure
 
 
 def _set_positions(arr: np.ndarray, axis: int, positions: np.ndarray, value: float) -> np.ndarray:

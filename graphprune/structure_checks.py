@@ -3,7 +3,7 @@
 In every graph: each node output is produced once, every input is defined (graph input,
 initializer, earlier node or outer scope), graph outputs exist, names of inputs, outputs and
 initializers are unique and are text, and the nodes form no cycle. An acyclic graph listed out of
-order is sorted (stable), as the ONNX checker requires. Part of :mod:`graphprune.safety`.
+order is sorted (stable), as the ONNX checker requires. Part of :mod:`graphprune.input_checks`.
 """
 from __future__ import annotations
 

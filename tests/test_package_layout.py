@@ -22,7 +22,7 @@ TIERS = (
     ("graphprune.errors", 0), ("graphprune.vocabulary", 0), ("graphprune.progress", 0), ("graphprune.version", 0),
     ("graphprune.lazy", 0),
     ("graphprune.graph", 1),
-    ("graphprune.rules", 2), ("graphprune.safety", 2), ("graphprune.structure_checks", 2), ("graphprune.report", 2),
+    ("graphprune.rules", 2), ("graphprune.input_checks", 2), ("graphprune.structure_checks", 2), ("graphprune.report", 2),
     ("graphprune.analysis", 3), ("graphprune.io", 3),
     ("graphprune.passes", 4), ("graphprune.surgery", 4), ("graphprune.importance", 4), ("graphprune.planning", 4),
     ("graphprune.oracle", 4), ("graphprune.calibration.stats", 4), ("graphprune.calibration.sites", 4),

@@ -34,7 +34,7 @@ def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:
 
 def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES, image_options: Mapping | None = None):
     """A stream of feeds from ``spec`` (``.npz``/``.npy``/image folder, arrays, list of dicts)."""
-    from ..validation.data import iter_inputs
+    from ..validation.data_files import iter_inputs
 
     if spec is None:
         raise UsageError("a data-driven criterion needs calibration data: give it with --calib PATH "

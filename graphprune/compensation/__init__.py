@@ -7,6 +7,6 @@ See :mod:`.response` for how each consumer's response to the mean is computed wi
 its op type, and :mod:`.refit` for the optional least-squares re-fit of consumer weights.
 """
 from .apply import CompensationReport, compensate
-from .data import SpaceMeans, compensation_data, data_from_dict, data_to_dict
+from .means import SpaceMeans, compensation_data, data_from_dict, data_to_dict
 
 __all__ = ["compensate", "CompensationReport", "SpaceMeans", "compensation_data", "data_to_dict", "data_from_dict"]

@@ -13,7 +13,7 @@ padding the border outputs see fewer taps of the removed channel than the interi
 constant (the mean of Δ over positions, its least-squares best fit) over-corrects the border
 slightly. The report lists these nodes with the RMS of the missed part relative to Δ's.
 
-With a re-fit (:mod:`.data`), a consumer whose weight axis maps one to one onto the activation
+With a re-fit (:mod:`.means`), a consumer whose weight axis maps one to one onto the activation
 first gets ``W_K += W_R A``, and its constant input is the intercept instead of the mean.
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from ..calibration.sites import consumer_sites
 from ..graph import edit
 from ..graph.model import node_into
 from ..graph.nodes import inputs
-from .data import SpaceMeans
+from .means import SpaceMeans
 from .response import Probe, responses
 
 log = logging.getLogger(__name__)

@@ -170,8 +170,3 @@ def array_meta_into(proto: onnx.TensorProto, tensor, name: str) -> None:
     proto.data_location = onnx.TensorProto.DEFAULT
     for key, value in tensor.metadata_props.items():
         proto.metadata_props.add(key=key, value=value)
-
-
-def copy_model(model: ir.Model) -> ir.Model:
-    """An independent copy of ``model`` (weights are copied too)."""
-    return from_proto(to_proto(model))

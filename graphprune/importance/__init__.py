@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Importance
-from .data import ActivationImportance, FluctuationImportance
+from .calibrated import ActivationImportance, FluctuationImportance
 from .magnitude import AGGREGATES, MagnitudeImportance, RandomImportance
 from .structure import BNScaleImportance, FPGMImportance, geometric_median
 from .transfer import TransferredImportance, position_scores

@@ -56,7 +56,7 @@ def _compensate(analyzed: Analyzed, removed: dict, data, options: Options):
 
 def _check_pruned(model) -> None:
     from ..graph.model import to_proto
-    from ..safety import run_checker
+    from ..input_checks import run_checker
 
     try:  # big weights become typed graph inputs in the checker's copy: a skeleton is enough
         run_checker(to_proto(model, tensors="skeleton"), "pruned model")

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..progress import progress as progress_iter
-from .data import iter_inputs
+from .data_files import iter_inputs
 from .feeds import random_feeds
 from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes

@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..safety import element_count
+from ..input_checks import element_count
 from ..structure_checks import node_label, outer_reads
 
 #: constants larger than this are never read as values (shape constants are tiny)

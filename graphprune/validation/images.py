@@ -1,6 +1,6 @@
 """Image folders as feeds: decode, resize, scale, reorder channels, normalize, lay out.
 
-Used by :mod:`graphprune.validation.data` (see its docstring for the exact preprocessing);
+Used by :mod:`graphprune.validation.data_files` (see its docstring for the exact preprocessing);
 pillow is imported only when a folder is actually read.
 """
 from __future__ import annotations

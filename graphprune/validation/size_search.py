@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 import onnx
 
-from ..safety import element_count
+from ..input_checks import element_count
 from .constraints import Constraint, ModelConstants, node_constraints, resize_sizes
 from .inputs import InputSpec, read_dim
 from .probe import PROBE_NODE_PREFIX, Outcome, Probe

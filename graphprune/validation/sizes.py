@@ -31,7 +31,7 @@ from types import MappingProxyType
 import onnx
 
 from ..errors import GraphPruneError, UsageError
-from ..safety import CHECKER_KEEP_ELEMENTS, element_count
+from ..input_checks import CHECKER_KEEP_ELEMENTS, element_count
 from .inputs import InputSpec, check_input_shapes, dims_hint, fmt_dims, model_inputs
 from .size_search import SizeSearch, resize_candidates
 

@@ -115,7 +115,7 @@ def test_compensated_zoo_model_matches_its_oracle():
 
 
 def test_reconstruction_known_answer():
-    from graphprune.compensation.data import reconstruction
+    from graphprune.compensation.means import reconstruction
 
     rng = np.random.default_rng(4)
     kept = rng.standard_normal((1000, 2))

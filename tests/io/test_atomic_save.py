@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 import graphprune.graph.write as gwrite
-import graphprune.io as gio
+import graphprune.io.write as gio
 from graphprune.errors import EXIT_OUTPUT, OutputError
 from graphprune.graph import infer_shapes
 from graphprune.io import load_model, model_byte_size, save_model

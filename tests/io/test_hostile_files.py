@@ -24,7 +24,7 @@ from onnx import numpy_helper as nh
 from graphprune.errors import EXIT_BAD_MODEL
 from graphprune.graph.model import from_proto
 from graphprune.passes.normalize import normalize
-from graphprune.safety import MAX_TENSOR_ELEMENTS
+from graphprune.input_checks import MAX_TENSOR_ELEMENTS
 from tests.helpers import robust as rm
 from tests.helpers.robust import assert_one_line, run_cli, save
 

@@ -37,7 +37,7 @@ def test_onnxruntime_runs_the_file_as_written(tmp_path):
 
 
 def test_minus_one_dims_load_as_unknown(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="graphprune.safety"):
+    with caplog.at_level(logging.INFO, logger="graphprune.input_checks"):
         m = load_model(_paddle_style(tmp_path))
     for vi in (m.graph.input[0], m.graph.output[0], m.graph.value_info[0]):
         assert _declared(vi) == [None, 3, None, None]

@@ -11,7 +11,7 @@ from graphprune.errors import InvalidModelError
 from graphprune.graph.model import from_proto, to_proto
 from graphprune.passes.base import FixpointPass, Pass, PassResult, PassSequence
 from graphprune.passes.cleanup import CleanupPass
-from graphprune.safety import check_structure
+from graphprune.input_checks import check_structure
 from tests.helpers.fold import GraphBuilder, assert_fold_exact, op_counts
 
 

@@ -27,7 +27,7 @@ def _images(count: int, hw: int = 4) -> np.ndarray:
 def test_n_images_for_a_batch_1_input_become_n_samples(tmp_path, caplog):
     images = _images(5)
     np.savez(tmp_path / "d.npz", img=images)
-    with caplog.at_level(logging.INFO, logger="graphprune.validation.data"):
+    with caplog.at_level(logging.INFO, logger="graphprune.validation.data_files"):
         feeds = load_inputs(tmp_path / "d.npz", _image_model())
     assert len(feeds) == 5
     assert all(f["img"].shape == (1, 3, 4, 4) and np.array_equal(f["img"][0], images[i]) for i, f in enumerate(feeds))
