@@ -165,7 +165,7 @@ class RuleContext:
         return self.index.array(tensor) if self.is_constant(tensor) else None
 
     def shape_value(self, tensor: str):
-        """Entries of a 1-D int tensor with their provenance (see analysis.shapevalue)."""
+        """Entries of a 1-D int tensor with their provenance (see rules.shapevalue)."""
         return self._shape_values.value(tensor) if tensor else None
 
     def input_entries(self, i: int):

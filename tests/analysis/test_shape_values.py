@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from graphprune.analysis.shapevalue import ShapeValues
+from graphprune.rules.shapevalue import ShapeValues
 from graphprune.graph import GraphIndex
 from tests.helpers.models import graph_model as _model
 from tests.helpers.models import random_weight

@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from graphprune.cli import main
-from tests.helpers import LIGHT_MODELS, shared_model
+from tests.helpers.paths import LIGHT_MODELS, shared_model
 from tests.helpers.dynamic import with_dynamic_height_width
 
 MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "image-classifier32.onnx",

@@ -11,7 +11,7 @@ from onnx import TensorProto, helper
 from graphprune.errors import InvalidModelError
 from graphprune.io import load_model
 from graphprune.validation import model_inputs, validate
-from tests.helpers import session
+from tests.helpers.onnxrt import session
 from tests.helpers.models import model
 
 F = TensorProto.FLOAT

@@ -14,7 +14,7 @@ import onnx
 import pytest
 
 from models.minilm import INPUTS, OUTPUT, MissingModelError, build_minilm, find_model_files, used_weights
-from tests.helpers import session
+from tests.helpers.onnxrt import session
 
 from . import minilm_reference as reference
 

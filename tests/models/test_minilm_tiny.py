@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.minilm import INPUTS, MissingModelError, build_minilm, find_model_files
-from tests.helpers import session
+from tests.helpers.onnxrt import session
 
 from . import minilm_reference as reference
 from .test_safetensors_reader import write_safetensors

@@ -13,7 +13,7 @@ from models.transformers.gpt2 import GPT2
 from models.transformers.llama import LLAMA, llama_config
 from models.transformers.vit import VIT
 from models.transformers.whisper import WHISPER
-from tests.helpers import relative_error, run
+from tests.helpers.onnxrt import relative_error, run
 from tests.models import transformer_reference as ref
 
 BATCH, SEQUENCE = 2, 8

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 from graphprune.graph.model import from_proto, to_proto
-from graphprune.passes.fold_affine import (
-    Channel, ChannelAffine, FoldAffinePass, NotFoldable, per_channel_vector,
-)
+from graphprune.passes.affines import per_channel_vector
+from graphprune.passes.fold_affine import Channel, ChannelAffine, FoldAffinePass, NotFoldable
 from tests.helpers.fold import GraphBuilder, fold_checked, init_shapes, only, op_counts
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from graphprune.graph.model import from_proto, to_proto
 from graphprune.passes.fold import fold
-from graphprune.passes.fold_affine import convtranspose_out_channels
+from graphprune.passes.absorbers import convtranspose_out_channels
 from graphprune.passes.fold_batchnorm import FoldBatchNormPass, conv_reads_padding
 from tests.helpers.fold import FP16_TOL, GraphBuilder, fold_checked, init_shapes, only, op_counts
 

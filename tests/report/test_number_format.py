@@ -9,7 +9,7 @@ from graphprune.profiling import profile
 from graphprune.profiling.table import profile_lines
 from graphprune.report import render
 from graphprune.report.text import binary_bytes, num, si
-from tests.helpers import shared_model
+from tests.helpers.paths import shared_model
 
 
 @pytest.mark.parametrize(("size", "text"), [

@@ -14,7 +14,7 @@ import pytest
 from graphprune.cli import main
 from graphprune.report import write_report
 from graphprune.report.sensitivity import LABELLED
-from tests.helpers import ROOT, shared_model
+from tests.helpers.paths import ROOT, shared_model
 from tests.report.chromium import check_layout, screenshot
 
 MODELS = {"demo": lambda: ROOT / "models" / "demo.onnx", "ultraface": lambda: shared_model("ultraface-slim-320.onnx")}

@@ -22,7 +22,7 @@ import pytest
 
 from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import resolve_input_shapes, validate
-from tests.helpers import LIGHT_MODELS, shared_model
+from tests.helpers.paths import LIGHT_MODELS, shared_model
 from tests.helpers.dynamic import declared_hw, with_dynamic_height_width
 
 #: models that run at one size only (their exported one), by file name
