@@ -46,8 +46,7 @@ def _resolved(source, options: Options) -> Options:
     (the user's ``input_shapes`` win; see :func:`graphprune.validation.resolve_input_shapes`)."""
     from ..validation import resolve_input_shapes
 
-    shapes = resolve_input_shapes(source.proto, options.input_shapes).shapes
-    return replace(options, input_shapes=dict(shapes))
+    return replace(options, input_shapes=resolve_input_shapes(source.proto, options.input_shapes))
 
 
 def prune(model, options: Options) -> PruneResult:

@@ -41,7 +41,8 @@ class Options:
     validate: bool = True
     data: object = None
     samples: int | None = None
-    input_shapes: dict | None = None
+    #: {input name: shape}, or the ResolvedShapes a command found once for the model as given
+    input_shapes: object = None
     image_options: dict | None = None
     # running
     progress: bool = False

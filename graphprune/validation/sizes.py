@@ -139,7 +139,10 @@ def shapes_for(specs: list[InputSpec], groups: list[DimGroup], sizes: Mapping[st
 
 
 def resolve_input_shapes(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> ResolvedShapes:
-    """Concrete shapes of every real input of ``model`` (see module docstring)."""
+    """Concrete shapes of every real input of ``model`` (see module docstring). A resolution given
+    as ``input_shapes`` (made once per command for the model as given) is used as it is."""
+    if isinstance(input_shapes, ResolvedShapes):
+        return input_shapes
     specs = model_inputs(model)
     check_input_shapes(specs, input_shapes)
     given = {name: tuple(int(d) for d in shape) for name, shape in (input_shapes or {}).items()}

@@ -82,7 +82,7 @@ def _corrupting_fold(model, **kwargs):
 
 
 def test_mismatch_exits_1_and_writes_nothing(model_path, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(fold_cmd, "fold", _corrupting_fold)
+    monkeypatch.setattr("graphprune.passes.fold.fold", _corrupting_fold)  # fold_cmd imports it when it runs
     out_path = tmp_path / "bad.onnx"
     code, out, err = _run(capsys, "fold", model_path, "-o", out_path)
     assert code == EXIT_VALIDATION_FAILED and not out_path.exists()
@@ -92,7 +92,7 @@ def test_mismatch_exits_1_and_writes_nothing(model_path, tmp_path, capsys, monke
 
 
 def test_mismatch_with_force_writes_but_still_fails(model_path, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(fold_cmd, "fold", _corrupting_fold)
+    monkeypatch.setattr("graphprune.passes.fold.fold", _corrupting_fold)  # fold_cmd imports it when it runs
     out_path = tmp_path / "bad.onnx"
     code, _, err = _run(capsys, "fold", model_path, "-o", out_path, "--force")
     assert code == EXIT_VALIDATION_FAILED and out_path.exists() and "written anyway" in err

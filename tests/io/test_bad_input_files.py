@@ -206,14 +206,14 @@ def good_model(tmp_path):
 def test_ratio_out_of_range_is_a_usage_error_naming_the_range(good_model, tmp_path, capsys, ratio):
     code, _, err = run_cli(capsys, "prune", good_model, "-o", tmp_path / "out.onnx", "--ratio", ratio)
     assert code == EXIT_USAGE
-    assert_one_line(err, r"graphprune: usage error: graphprune prune: argument --ratio: .*\[0, 1\).*")
+    assert_one_line(err, r"graphprune: error: prune: argument --ratio: .*\[0, 1\).*")
     assert not (tmp_path / "out.onnx").exists()
 
 
 def test_unknown_importance_lists_the_valid_choices(good_model, tmp_path, capsys):
     code, _, err = run_cli(capsys, "prune", good_model, "-o", tmp_path / "out.onnx", "--importance", "magic")
     assert code == EXIT_USAGE
-    assert_one_line(err, r"graphprune: usage error: graphprune prune: argument --importance: invalid choice: "
+    assert_one_line(err, r"graphprune: error: prune: argument --importance: invalid choice: "
                          r"'magic' \(choose from .*\)")
     for name in IMPORTANCE_NAMES:
         assert name in err
@@ -248,7 +248,7 @@ def test_output_that_is_a_directory_or_a_device(good_model, tmp_path, capsys, co
 def test_missing_command_argument_is_a_usage_error(capsys):
     code, _, err = run_cli(capsys, "prune")
     assert code == EXIT_USAGE
-    assert_one_line(err, r"graphprune: usage error: graphprune prune: the following arguments are required: .*")
+    assert_one_line(err, r"graphprune: error: prune: the following arguments are required: .*")
 
 
 # --------------------------------------------------------------------------- failures inside a command
@@ -271,7 +271,7 @@ def test_out_of_memory_is_one_line(good_model, capsys, monkeypatch):
     def exhausted(*args, **kwargs):
         raise MemoryError()
 
-    monkeypatch.setattr("graphprune.cli.inspect_cmd.inspect", exhausted)
+    monkeypatch.setattr("graphprune.api.inspect", exhausted)
     code, _, err = run_cli(capsys, "inspect", good_model)
     assert code == 70
     assert_one_line(err, r"graphprune: error: out of memory: this model needs more memory than is available; "
@@ -282,7 +282,7 @@ def test_unexpected_multiline_error_is_one_line(good_model, capsys, monkeypatch)
     def broken(*args, **kwargs):
         raise RuntimeError("first line\nsecond line\n\tthird")
 
-    monkeypatch.setattr("graphprune.cli.inspect_cmd.inspect", broken)
+    monkeypatch.setattr("graphprune.api.inspect", broken)
     code, _, err = run_cli(capsys, "inspect", good_model)
     assert code == 70
     assert_one_line(err, r"graphprune: internal error: RuntimeError: first line second line third \(rerun with "

@@ -271,7 +271,7 @@ def test_shared_conv_weight_is_copied_not_overwritten():
     convs = [n for n in result.model.graph.node if n.op_type == "Conv"]
     assert op_counts(result.model) == {"Conv": 2}
     # the first fold copied the shared weight; the second then owned the original alone
-    assert [c.input[1] for c in convs] == [f"{convs[0].name}_weight", w]
+    assert [c.input[1] for c in convs] == [f"{w}_folded", w]  # the copy is named after what it replaces
 
 
 def test_shared_bn_parameters_fold_for_both():

@@ -63,10 +63,14 @@ def test_plan_options_are_the_planner_fields_and_validated_there_too():
     plan = options.plan_options
     assert isinstance(plan, PlanOptions) and options.exclude == ("/layer4*",)
     planner_fields = {f.name for f in dataclasses.fields(PlanOptions)}
-    assert planner_fields < {f.name for f in dataclasses.fields(Options)}
+    own_fields = {f.name for f in dataclasses.fields(Options)}
+    assert not planner_fields & own_fields and options.plan is plan  # each option defined once
     assert {k: getattr(plan, k) for k in planner_fields} == {k: getattr(options, k) for k in planner_fields}
+    assert (plan.ratio, plan.global_rank, plan.round_to, plan.seed) == (0.4, True, 8, 3) and options.keep_bn
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.ratio = 0.5
+    with pytest.raises(AttributeError, match="no option 'rato'"):
+        options.rato  # noqa: B018 - a typo reads as an error, not as None
 
 
 def test_config_file_overrides_follow_the_given_ones(tmp_path):
@@ -74,5 +78,5 @@ def test_config_file_overrides_follow_the_given_ones(tmp_path):
     config.write_text('[[override]]\nnode = "/layer1*"\nratio = 0.125\n')
     given = Override("/stem*", exclude=True)
     options = Options(overrides=(given,), config=config)
-    assert options.config is None
+    assert not hasattr(options, "config")  # merged into the planner's overrides, not kept
     assert [o.to_dict() for o in options.overrides] == [given.to_dict(), {"node": "/layer1*", "ratio": 0.125}]

@@ -40,6 +40,18 @@ def test_batch_from_input_shapes_scales_macs_not_params():
     assert p.total_params == CNN_PARAMS
 
 
+def test_weights_computed_from_constants_count_once_at_their_reader():
+    # a ConstantOfShape fill of 2x4 read through a Cast by the MatMul: 8 parameters, at the MatMul
+    nodes = [helper.make_node("ConstantOfShape", ["dims"], ["fill"], name="fill",
+                              value=onnx.numpy_helper.from_array(np.ones(1, np.float32))),
+             helper.make_node("Cast", ["fill"], ["w"], name="cast", to=F),
+             helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    m = model(nodes, [("x", F, [3, 2])], [("y", F, [3, 4])], {"dims": np.array([2, 4], np.int64)})
+    p = profile(m)
+    assert (p.node("fill").params, p.node("cast").params, p.node("mm").params) == (0, 0, 8)
+    assert p.total_params == 8
+
+
 def test_shared_weights_count_once_and_shapes_are_not_params():
     w = np.ones((4, 4), np.float32)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="mm1"),
@@ -51,7 +63,7 @@ def test_shared_weights_count_once_and_shapes_are_not_params():
     m = model(nodes, [("x", F, [3, 4])], [("y", F, [4, 3])], {"w": w, "shape": np.array([4, 3], np.int64)})
     p = profile(m)
     assert (p.node("mm1").params, p.node("mm2").params, p.node("reshape").params) == (16, 0, 0)
-    assert p.node("const").params == 3
+    assert (p.node("const").params, p.node("mul").params) == (0, 3)  # a constant counts where it is read
     assert p.total_params == 19
 
 
