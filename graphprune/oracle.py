@@ -15,7 +15,7 @@ import onnx_ir as ir
 
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
-from .rules.base import CONSUMER, Space
+from .rules.base import CONSUMER, Space, part_coordinates
 from .safety import check_structure
 
 
@@ -61,8 +61,14 @@ def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.Mod
 
 
 def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, positions: np.ndarray, size: int) -> None:
-    """Multiply ``space``'s tensor by a 0/1 mask before every reader (only removed positions change)."""
-    rank = len(analysis.index.shape(space.tensor))
+    """Multiply ``space``'s tensor by a 0/1 mask before every reader (only removed positions change).
+
+    For a part of an axis, the positions of the axis whose coordinate in the part is removed."""
+    full_shape = analysis.index.shape(space.tensor)
+    rank = len(full_shape)
+    if space.is_part:
+        size = int(full_shape[space.axis])
+        positions = np.nonzero(np.isin(part_coordinates(size, space.part), positions))[0]
     shape = [1] * rank
     shape[space.axis] = size
     mask = np.ones(shape, dtype=np.float32)
@@ -70,8 +76,9 @@ def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, posit
     index[space.axis] = positions
     mask[tuple(index)] = 0.0
     dtype = onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(space.tensor) or 1)
-    mask_name = f"{space.tensor}__oracle_mask{space.axis}"
-    masked = f"{space.tensor}__oracle_masked{space.axis}"
+    suffix = f"{space.axis}" + (f"_{space.part[0]}_{space.part[1]}" if space.is_part else "")
+    mask_name = f"{space.tensor}__oracle_mask{suffix}"
+    masked = f"{space.tensor}__oracle_masked{suffix}"
     model.graph.initializer.append(onnx.numpy_helper.from_array(mask.astype(dtype), mask_name))
     for node in model.graph.node:
         for i, name in enumerate(node.input):

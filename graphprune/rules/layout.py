@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .shapevalue import Entry
-from .base import CHANNEL, FixUp, RuleContext, RuleResult, Space, normalize_axis, pass_axes, register
+from .base import CHANNEL, QUERY_GROUP, FixUp, RuleContext, RuleResult, Space, normalize_axis, pass_axes, register
 
 
 def is_static(d) -> bool:
@@ -36,6 +36,7 @@ def size_entry(res: RuleResult, ctx: RuleContext, entry: Entry | None, space: Sp
         def apply(editor, kept, space=space, source=source):
             editor.patch_constant(source, len(kept(space)))
         res.fixups.append(FixUp(ctx.name, (space,), apply, f"{what}: size of {space}"))
+        res.explained.add(space)
         return True
     res.barrier(space, f"{what}: the size of {space} is computed at run time")
     return False
@@ -228,7 +229,9 @@ def expand_rule(ctx: RuleContext) -> RuleResult:
         elif ax >= 0 and xs[ax] != 1:
             res.barrier(Space(x, ax), f"Expand {ctx.name}: axis {ax} changes size")
             continue
-        size_entry(res, ctx, entry, Space(y, oax), f"Expand {ctx.name} shape")
+        if size_entry(res, ctx, entry, Space(y, oax), f"Expand {ctx.name} shape") and (ax < 0 or xs[ax] == 1) \
+                and is_static(ys[oax]) and ys[oax] > 1:
+            res.heads[Space(y, oax)] = QUERY_GROUP  # copies of one position (repeat_kv's repeated heads)
     return res
 
 
