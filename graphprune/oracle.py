@@ -2,7 +2,8 @@
 
 * :func:`zero_removed` returns a copy of the (unpruned) model in which every consumer slice of
   every removed slot is zeroed; where a contraction reads two activations, the removed
-  positions of one side are masked with an inserted ``Mul``. The pruned model must compute
+  positions of one side are masked with an inserted ``Mul``, and parameters that write such a
+  side inside an op (``OPERAND``: a fused attention's query/key projection or bias) are zeroed. The pruned model must compute
   exactly what this model computes.
 * :func:`kill_slots` sets *every* parameter slice of the given slots to its neutral value, so a
   magnitude criterion must remove exactly those slots and the outputs must not change.
@@ -15,7 +16,7 @@ import onnx_ir as ir
 
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
-from .rules.base import CONSUMER, Space, part_coordinates
+from .rules.base import CONSUMER, OPERAND, Space, part_coordinates
 from .safety import check_structure
 
 
@@ -47,7 +48,7 @@ def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.Mod
         if slots.size == 0:
             continue
         for param in group.params:
-            if CONSUMER in param.roles:
+            if param.roles & {CONSUMER, OPERAND}:
                 pos = group.removed_positions(param.space, slots)
                 arr = _current(arrays, analysis, param.initializer)
                 arrays[param.initializer] = _set_positions(arr, param.axis, pos, 0.0)

@@ -30,6 +30,21 @@ def attention_blocks(groups: list[Group]) -> list[AttentionBlock]:
         query = max(counts, default=g.n_slots)
         kv = min(counts, default=query)
         blocked = "; ".join(sorted({b.reason for b in g.barriers}))
-        blocks.append(AttentionBlock(g.layer, g.id, query, kv if kv != query else None, head_dim, g.n_slots,
+        blocks.append(AttentionBlock(block_name(g), g.id, query, kv if kv != query else None, head_dim, g.n_slots,
                                      tuple(sorted(dims_groups)), blocked))
     return blocks
+
+
+def block_name(group: Group) -> str:
+    """The scope the group's nodes share (``/encoder/layer.0/attention`` for exporters' path-like
+    node names), else the group's layer."""
+    paths = [n.split("/") for n in group.nodes if "/" in n]
+    if len(paths) < len(group.nodes) or not paths:
+        return group.layer
+    common = []
+    for parts in zip(*[p[:-1] for p in paths]):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    name = "/".join(common)
+    return name if name.strip("/") else group.layer

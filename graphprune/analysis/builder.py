@@ -31,10 +31,11 @@ from ..graph.nodes import has_subgraph
 from ..rules import DEFAULT_RULES
 from ..rules.base import Choice, Link, RuleContext, RuleResult, Space, space_size
 from ..rules.shapevalue import ShapeValues
+from ..vocabulary import ATTENTION_MODES
 from .attention import attention_blocks
 from .barriers import size_use_barriers
 from .factoring import decide_factorings, derived_part_links, effective_result
-from .groups import ATTENTION_MODES, GroupMaker
+from .groups import GroupMaker
 from .partitions import KINDS, partition_component
 from .types import Analysis, Group
 
@@ -118,6 +119,7 @@ class _Flood:
                 continue
             for link in info.result.links:
                 self._add_link(link)
+            self._add_parts(info.result.explained | set(info.result.heads))
             for ci, choice in enumerate(info.result.choices):
                 self.pending.append((info, ci, choice))
                 for opt in choice.options:
@@ -138,7 +140,10 @@ class _Flood:
         self.adj.setdefault(link.a, []).append(link)
         if link.b != link.a:
             self.adj.setdefault(link.b, []).append(link)
-        for s in (link.a, link.b):
+        self._add_parts((link.a, link.b))
+
+    def _add_parts(self, spaces) -> None:
+        for s in spaces:
             if s.is_part and isinstance(self.size(s.whole), int):
                 self.parts_of.setdefault(s.whole, set()).add(s)
 

@@ -64,6 +64,7 @@ def decide_factorings(infos: dict, derived: dict) -> set[tuple[str, int]]:
         for k, factoring in enumerate(info.result.factorings if info.result is not None else ()):
             links = factoring.factored.links
             factors = {regions.find(link.a) for link in links}
+            factors |= {regions.find(s) for s in factoring.factored.explained | set(factoring.factored.heads)}
             wholes = {regions.find(s.whole) for link in links for s in (link.a, link.b) if s.is_part}
             pending[(name, k)] = (factors, wholes)
     accepted, factor_roots = set(), set()

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..graph.index import GraphIndex
 from ..rules.base import CONSUMER, PRODUCER, Link, Space
+from ..vocabulary import ATTENTION_MODES  # noqa: F401 - the keys of KEPT_KINDS
 from .barriers import space_barriers, touching_nodes
 from .components import component_labels
 from .partitions import Partition
@@ -24,7 +25,6 @@ KEPT_KINDS = {
                        "key/value head go with it)", "dims": "head dims are kept (--attention heads)"},
     "dims": {"heads": "whole heads are kept (--attention dims)", "query": "whole heads are kept (--attention dims)"},
 }
-ATTENTION_MODES = tuple(KEPT_KINDS)
 
 
 def slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dict, list[str]]:

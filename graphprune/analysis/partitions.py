@@ -74,6 +74,22 @@ class _Component:
             self.region_ties[self.region[p]].append((w, p))
         self.leaves = [r for r in range(self.n_regions) if not self.children[r]]
 
+    def tiled(self) -> bool:
+        """The parts of every whole are its digits: strides 1, n1, n1*n2... up to its size (two
+        splits of one axis into different factors are not)."""
+        parts: dict[int, list[tuple]] = {}
+        for w, p in self.ties:
+            parts.setdefault(w, []).append(self.spaces[p].part)
+        for w, digits in parts.items():
+            stride = 1
+            for step, size in sorted(digits):
+                if step != stride:
+                    return False
+                stride *= size
+            if stride != self.sizes[w]:
+                return False
+        return True
+
     def valid_tree(self) -> bool:
         """No whole shares a region with its part, and no region is its own ancestor."""
         if any(self.region[w] == self.region[p] for w, p in self.ties):
@@ -216,7 +232,7 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
     comp = _Component(comp_spaces, links, sizes)
     if not comp.ties:
         return None
-    if not comp.valid_tree():
+    if not comp.tiled() or not comp.valid_tree():
         return False
     root = {leaf: leaf for leaf in comp.leaves}
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 PRODUCER = "producer"   # writes the channel (Conv weight axis 0, bias, Gemm weight output axis)
 CONSUMER = "consumer"   # reads the channel in a contraction (Conv weight axis 1, Gemm/MatMul input axis)
 CHANNEL = "channel"     # per-channel elementwise parameter (BN scale/shift/stats, PRelu slope, Mul/Add constants)
-ROLES = (PRODUCER, CONSUMER, CHANNEL)
+OPERAND = "operand"     # writes one side of a product of two activations inside an op (a fused attention's
+                        # query/key projection or bias): removing a position removes its term of the product
+ROLES = (PRODUCER, CONSUMER, CHANNEL, OPERAND)
 
 #: what a rule says an axis holds (``RuleResult.heads``): independent attention heads (or groups of
 #: query heads that share one key/value head) ...

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (CONSUMER, HEADS, PRODUCER, FixUp, RuleContext, RuleResult, Space, identity_all, offset_pairs,
+from .base import (CONSUMER, HEADS, OPERAND, PRODUCER, FixUp, RuleContext, RuleResult, Space, identity_all, offset_pairs,
                    register)
 from .heads import count_fixup, explain_all, factor_spaces, head_axes, link_heads, link_rotary, scale_fixup
 
@@ -138,12 +138,11 @@ def multi_head_attention_rule(ctx: RuleContext) -> RuleResult:
         return _blocked(ctx, f"its {other} is not modelled")
     res = RuleResult()
     axes = _attention3d(res, ctx, heads, heads, (dims[0], dims[2]))
-    if bias:
+    if bias:  # added to Q, K, V inside the op: the Q and K parts are operands of their product
         offset = 0
-        for t in (q, k, v):
+        for t, role in ((q, OPERAND), (k, OPERAND), (v, PRODUCER)):
             size = ctx.shape(t)[2]
-            res.link(Space(bias, 0), Space(t, 2), offset_pairs(size, offset)[:, ::-1].copy(), role=PRODUCER,
-                     tag="bias")
+            res.link(Space(bias, 0), Space(t, 2), offset_pairs(size, offset)[:, ::-1].copy(), role=role, tag="bias")
             offset += size
     explain_all(res, ctx, [ctx.input(4)])
     res.fixups.append(count_fixup(ctx.name, "num_heads", (axes[0].kv,)))
@@ -209,12 +208,15 @@ def packed_attention_rule(ctx: RuleContext) -> RuleResult:
     res.link(Space(x, 1), Space(y, 1))
     chunk, w_heads, w_dims = factor_spaces(w, 1, (3, heads, d))
     y_heads, y_dims = factor_spaces(y, 2, (heads, d))
+    res.explained.add(chunk)  # the third factor of the weight's axis: which of Q, K, V
     res.barrier(chunk, f"Attention {ctx.name}: query, key and value are packed in one weight")
-    if bias:
-        res.link(Space(bias, 0), Space(w, 1), role=PRODUCER, tag="bias")
-    for a, b in ((w_heads, y_heads), (w_dims, y_dims)):
-        if a is not None and b is not None:
-            res.link(a, b, role=PRODUCER, tag="weight")
+    # the weight and bias write V (the output) and Q, K (operands of their product inside the op)
+    for role in (PRODUCER, OPERAND):
+        if bias:
+            res.link(Space(bias, 0), Space(w, 1), role=role, tag="bias")
+        for a, b in ((w_heads, y_heads), (w_dims, y_dims)):
+            if a is not None and b is not None:
+                res.link(a, b, role=role, tag="weight")
     if y_heads is not None:
         res.heads[y_heads] = HEADS
     explain_all(res, ctx, [ctx.input(3)])
