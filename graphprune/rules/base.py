@@ -180,7 +180,6 @@ class RuleResult:
         self.factorings.extend(other.factorings)
 
 
-@dataclass(frozen=True)
 class Factoring:
     """A split or merge of an axis linked factor by factor, or kept whole.
 
@@ -189,12 +188,19 @@ class Factoring:
     independently; ``plain`` is what the rule says otherwise (a :class:`Choice` of one factor, as
     for a channel shuffle). The analysis uses ``factored`` where the axis reaches attention heads
     (:data:`HEADS` spaces) and ``plain`` elsewhere, so models without attention keep the result
-    they always had.
+    they always had. ``plain`` may be given as a function, called once when first read.
     """
 
-    node: str
-    factored: RuleResult
-    plain: RuleResult
+    __slots__ = ("node", "factored", "_plain")
+
+    def __init__(self, node: str, factored: RuleResult, plain: "RuleResult | Callable[[], RuleResult]"):
+        self.node, self.factored, self._plain = node, factored, plain
+
+    @property
+    def plain(self) -> RuleResult:
+        if callable(self._plain):
+            self._plain = self._plain()
+        return self._plain
 
 
 class RuleContext:

@@ -159,12 +159,14 @@ def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, i
 def reshape_links(ctx: RuleContext, x: str, y: str, xs: tuple, ys: tuple, entries) -> RuleResult:
     res = RuleResult()
     for in_axes, out_axes, known in align_segments(xs, ys):
-        plain = RuleResult()
-        _plain_segment(plain, ctx, x, y, xs, ys, in_axes, out_axes, known, entries)
+        def plain(in_axes=in_axes, out_axes=out_axes, known=known) -> RuleResult:
+            out = RuleResult()
+            _plain_segment(out, ctx, x, y, xs, ys, in_axes, out_axes, known, entries)
+            return out
         factored = factored_segment(ctx, x, y, xs, ys, in_axes, out_axes, entries,
                                     lambda r, b, same: _follow(r, ctx, entries, x, y, b, same)) if known else None
         if factored is None:
-            res.merge(plain)
+            res.merge(plain())
         else:
             res.factorings.append(Factoring(ctx.name, factored, plain))
     return res

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 
 from ..graph.index import GraphIndex
 from ..graph.nodes import get_attr, input_name, inputs, output_name
@@ -203,9 +204,8 @@ class ShapeValues:
         if shape is None or any(e.value is None for e in shape) or len(shape) != 1:
             return None
         count = shape[0].value
-        value = get_attr(node, "value")
-        fill = 0 if value is None else np.asarray(value.numpy() if hasattr(value, "numpy") else value).reshape(-1)
-        fill = int(fill[0]) if np.size(fill) else 0
+        fill = _tensor_values(get_attr(node, "value"))
+        fill = int(fill[0]) if fill is not None and fill.size else 0
         return [Entry(fill, None) for _ in range(count)] if 0 <= count <= MAX_ELEMENTS else None
 
     def _op_Equal(self, node, ins):
@@ -250,6 +250,15 @@ class ShapeValues:
 
     def _op_Div(self, node, ins):
         return self._arith(node, ins, lambda x, y: int(np.trunc(x / y)))
+
+
+def _tensor_values(value) -> np.ndarray | None:
+    """Elements of a tensor attribute (an onnx-ir tensor or a TensorProto), flattened."""
+    if value is None:
+        return None
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy()).reshape(-1)
+    return onnx.numpy_helper.to_array(value).reshape(-1)
 
 
 #: ops whose integer outputs ShapeValues follows element by element (copies, no arithmetic)
