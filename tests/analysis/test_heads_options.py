@@ -177,3 +177,21 @@ def test_one_axis_split_two_ways_is_kept_whole():
     assert not {g.kind for g in analyzed.analysis.groups} - {""}
     _, pruned, _ = prune_model(model, feeds, 0.5)
     assert run(pruned, feeds)["y"].shape == (2, 5, 32)
+
+
+@pytest.mark.parametrize("style", ["torchscript", "dynamo"])
+@pytest.mark.parametrize("name,norm_reason", [("vit", "over axis 2"), ("vit_bn", None),
+                                              ("vit_nonorm", None)])
+def test_residual_axis_prunes_unless_layer_norm_statistics_read_it(name, style, norm_reason):
+    """The hidden axis (conv_proj's output channels, the class token, the position table, every
+    block's residual): LayerNorm statistics mix it; BatchNorm (folded) and no norm do not, and
+    the class token broadcast to the batch at run time must not block it."""
+    from graphprune.rules.base import Space
+
+    analysis = inspect(load(build_transformer(name, style=style))).analysis
+    hidden = analysis.groups[analysis.space_group[Space("conv_proj.weight", 0)]]
+    assert Space("class_token", 2) in hidden.spaces and Space("encoder.pos_embedding", 2) in hidden.spaces
+    if norm_reason is None:
+        assert hidden.prunable and hidden.n_slots == 32
+    else:
+        assert not hidden.prunable and any(norm_reason in b.reason for b in hidden.barriers)
