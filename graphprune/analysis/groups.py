@@ -10,19 +10,18 @@ import numpy as np
 
 from ..graph.index import GraphIndex
 from ..rules.base import CONSUMER, PRODUCER, Link, Space
-from ..vocabulary import ATTENTION_MODES  # noqa: F401 - the keys of KEPT_KINDS
 from .barriers import space_barriers, touching_nodes
 from .components import component_labels
 from .partitions import Partition
 from .types import Barrier, Group, ParamSlice
 
-#: why a family of factors is kept, per ``--attention`` choice (the query heads of one key/value
-#: head always go with it: grouped-query attention keeps its query/key-value head ratio)
+KV_RATIO = ("grouped-query attention keeps its query/key-value head ratio (the query heads of one key/value "
+            "head go with it)")
+#: why a family of factors is kept, per ``--attention`` choice (``vocabulary.ATTENTION_MODES``); the
+#: query heads of one key/value head always go with it (grouped-query attention keeps its ratio)
 KEPT_KINDS = {
-    "both": {"query": "grouped-query attention keeps its query/key-value head ratio (the query heads of one "
-                      "key/value head go with it)"},
-    "heads": {"query": "grouped-query attention keeps its query/key-value head ratio (the query heads of one "
-                       "key/value head go with it)", "dims": "head dims are kept (--attention heads)"},
+    "both": {"query": KV_RATIO},
+    "heads": {"query": KV_RATIO, "dims": "head dims are kept (--attention heads)"},
     "dims": {"heads": "whole heads are kept (--attention dims)", "query": "whole heads are kept (--attention dims)"},
 }
 
