@@ -2,7 +2,8 @@
 
 * :func:`zero_removed` returns a copy of the (unpruned) model in which every consumer slice of
   every removed slot is zeroed; where a contraction reads two activations, the removed
-  positions of one side are masked with an inserted ``Mul``. The pruned model must compute
+  positions of one side are masked with an inserted ``Mul``, and parameters that write such a
+  side inside an op (``OPERAND``: a fused attention's query/key projection or bias) are zeroed. The pruned model must compute
   exactly what this model computes.
 * :func:`kill_slots` sets *every* parameter slice of the given slots to its neutral value, so a
   magnitude criterion must remove exactly those slots and the outputs must not change.
@@ -15,8 +16,8 @@ import onnx_ir as ir
 
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
-from .rules.base import CONSUMER, Space
 from .input_checks import check_structure
+from .rules.base import CONSUMER, OPERAND, Space, part_coordinates
 
 
 def _set_positions(arr: np.ndarray, axis: int, positions: np.ndarray, value: float) -> np.ndarray:
@@ -47,7 +48,7 @@ def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.Mod
         if slots.size == 0:
             continue
         for param in group.params:
-            if CONSUMER in param.roles:
+            if param.roles & {CONSUMER, OPERAND}:
                 pos = group.removed_positions(param.space, slots)
                 arr = _current(arrays, analysis, param.initializer)
                 arrays[param.initializer] = _set_positions(arr, param.axis, pos, 0.0)
@@ -61,8 +62,14 @@ def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.Mod
 
 
 def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, positions: np.ndarray, size: int) -> None:
-    """Multiply ``space``'s tensor by a 0/1 mask before every reader (only removed positions change)."""
-    rank = len(analysis.index.shape(space.tensor))
+    """Multiply ``space``'s tensor by a 0/1 mask before every reader (only removed positions change).
+
+    For a part of an axis, the positions of the axis whose coordinate in the part is removed."""
+    full_shape = analysis.index.shape(space.tensor)
+    rank = len(full_shape)
+    if space.is_part:
+        size = int(full_shape[space.axis])
+        positions = np.nonzero(np.isin(part_coordinates(size, space.part), positions))[0]
     shape = [1] * rank
     shape[space.axis] = size
     mask = np.ones(shape, dtype=np.float32)
@@ -70,8 +77,9 @@ def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, posit
     index[space.axis] = positions
     mask[tuple(index)] = 0.0
     dtype = onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(space.tensor) or 1)
-    mask_name = f"{space.tensor}__oracle_mask{space.axis}"
-    masked = f"{space.tensor}__oracle_masked{space.axis}"
+    suffix = f"{space.axis}" + (f"_{space.part[0]}_{space.part[1]}" if space.is_part else "")
+    mask_name = f"{space.tensor}__oracle_mask{suffix}"
+    masked = f"{space.tensor}__oracle_masked{suffix}"
     model.graph.initializer.append(onnx.numpy_helper.from_array(mask.astype(dtype), mask_name))
     for node in model.graph.node:
         for i, name in enumerate(node.input):

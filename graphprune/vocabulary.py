@@ -12,6 +12,9 @@ DATA_DRIVEN = frozenset({"activation", "fluctuation"})
 AGGREGATES = ("sum", "mean", "max")
 #: per-group score normalization of ``--global`` ranking
 NORMALIZERS = ("mean", "max", "sum", "none")
+#: which families of attention factors may be pruned (``--attention``): whole heads and head dims
+#: (each its own group), or only one of them
+ATTENTION_MODES = ("both", "heads", "dims")
 #: ``--target-<kind>``
 TARGET_KINDS = ("macs", "params", "latency")
 #: calibration samples used when the user does not say (the first N of the data)

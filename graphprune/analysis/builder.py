@@ -1,36 +1,51 @@
 """Build the space graph, the dependency groups and their slots.
 
-1. Every node's rule is evaluated once (rules only describe; nothing is mutated).
+1. Every node's rule is evaluated once (rules only describe; nothing is mutated). Splits and
+   merges that reach attention heads are linked factor by factor (:mod:`.factoring`), the
+   others keep their plain form.
 2. Starting from the axes of initializers that rules link (the parameters), a breadth-first
-   flood follows links to every coupled space. When it stalls, pending :class:`Choice`
-   objects (split/merged axes) are resolved one at a time and the flood continues.
+   flood follows links (and the ties between an axis and its parts) to every coupled space.
+   When it stalls, pending :class:`Choice` objects (split/merged axes) are resolved one at a
+   time and the flood continues.
 3. Every reached space is checked against every node that touches its tensor: each must
    explain it (link, explained set or chosen option); otherwise the space gets a barrier with
-   a reason. Graph inputs/outputs, non-static sizes and overridable initializers are barriers.
+   a reason. Graph inputs/outputs, non-static sizes and overridable initializers are barriers
+   (:mod:`.barriers`).
 4. networkx connected components of the space graph are the groups; within a group, a
-   union-find over positions (numpy, :mod:`.components`) gives slots.
+   union-find over positions (numpy, :mod:`.components`) gives slots. A component whose axes
+   are split into factors gives one group per family of factors (:mod:`.partitions`): heads,
+   head dims. ``attention`` says which of those families may be pruned.
 """
 from __future__ import annotations
 
+import gc
 import logging
 from collections import deque
 from dataclasses import dataclass, field
 
 import networkx as nx
-import numpy as np
 import onnx
 
+from ..errors import UsageError
 from ..graph.index import GraphIndex
-from .components import component_labels
-from ..graph.nodes import has_subgraph, inputs, outputs
+from ..graph.nodes import has_subgraph
 from ..rules import DEFAULT_RULES
-from ..rules.base import CONSUMER, PRODUCER, Choice, Link, RuleContext, RuleResult, Space
-from ..rules.shapevalue import ShapeValues, copies_values
-from .types import Analysis, Barrier, Group, ParamSlice
+from ..rules.base import Choice, Link, RuleContext, RuleResult, Space, space_size
+from ..rules.shapevalue import ShapeValues
+from ..vocabulary import ATTENTION_MODES
+from .attention import attention_blocks
+from .barriers import size_use_barriers
+from .factoring import decide_factorings, derived_part_links, effective_result
+from .groups import GroupMaker
+from .partitions import KINDS, partition_component
+from .types import Analysis, Group
 
 log = logging.getLogger(__name__)
 
 _FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
+
+
+_UNKNOWN = object()
 
 
 @dataclass
@@ -64,12 +79,26 @@ def _evaluate_rules(index: GraphIndex, values: ShapeValues, rules) -> dict[str, 
             log.debug("rule for %s failed", name, exc_info=True)
             infos[name] = _NodeInfo(name, label, None, f"{label} node {name}: rule failed ({exc})")
             continue
-        info = _NodeInfo(name, label, result)
+        infos[name] = _NodeInfo(name, label, result)
+    return infos
+
+
+def _resolved(raw: dict[str, _NodeInfo], accepted: set, derived: dict) -> dict[str, _NodeInfo]:
+    """Fresh node infos whose results have their factorings resolved (what the flood reads)."""
+    infos: dict[str, _NodeInfo] = {}
+    for name, info in raw.items():
+        if info.result is None:
+            infos[name] = info
+            continue
+        result = effective_result(name, info.result, accepted, derived)
+        out = _NodeInfo(name, info.op, result)
         for link in result.links:
-            info.mentioned.add(link.a)
-            info.mentioned.add(link.b)
-        info.mentioned |= result.explained
-        infos[name] = info
+            out.mentioned.add(link.a)
+            out.mentioned.add(link.b)
+        out.mentioned |= result.explained
+        # a node that links the parts of an axis (its factors, which tile it) explains the axis
+        out.mentioned |= {s.whole for s in out.mentioned if s.is_part}
+        infos[name] = out
     return infos
 
 
@@ -87,11 +116,15 @@ class _Flood:
         self.choice_spaces: dict[Space, list[tuple[_NodeInfo, int]]] = {}
         #: sizes shape inference left unknown, filled from identity links (see complete_sizes)
         self.inferred_sizes: dict[Space, int | str] = {}
+        #: parts of every axis of static size that some link names (tied to their axis)
+        self.parts_of: dict[Space, set[Space]] = {}
+        self._sizes: dict[Space, object] = {}
         for info in infos.values():
             if info.result is None:
                 continue
             for link in info.result.links:
                 self._add_link(link)
+            self._add_parts(info.result.explained | set(info.result.heads))
             for ci, choice in enumerate(info.result.choices):
                 self.pending.append((info, ci, choice))
                 for opt in choice.options:
@@ -100,12 +133,12 @@ class _Flood:
                             self.choice_spaces.setdefault(s, []).append((info, ci))
 
     def size(self, space: Space):
-        if space in self.inferred_sizes:
-            return self.inferred_sizes[space]
-        shape = self.index.shape(space.tensor)
-        if shape is None or space.axis >= len(shape):
-            return None
-        return shape[space.axis]
+        size = self.inferred_sizes.get(space, _UNKNOWN)
+        if size is _UNKNOWN:
+            size = self._sizes.get(space, _UNKNOWN)
+            if size is _UNKNOWN:
+                size = self._sizes[space] = space_size(self.index.shape(space.tensor), space)
+        return size
 
     def _add_link(self, link: Link) -> None:
         sa, sb = self.size(link.a), self.size(link.b)
@@ -115,6 +148,17 @@ class _Flood:
         self.adj.setdefault(link.a, []).append(link)
         if link.b != link.a:
             self.adj.setdefault(link.b, []).append(link)
+        self._add_parts((link.a, link.b))
+
+    def _add_parts(self, spaces) -> None:
+        for s in spaces:
+            if s.is_part and isinstance(self.size(s.whole), int):
+                self.parts_of.setdefault(s.whole, set()).add(s)
+
+    def ties(self) -> list[tuple[Space, Space]]:
+        """(axis, part) of every reached part of an axis of static size."""
+        return [(w, p) for w, parts in self.parts_of.items() if w in self.discovered
+                for p in sorted(parts) if p in self.discovered]
 
     def seeds(self) -> list[Space]:
         """Axes of floating-point initializers (weights) that some rule links."""
@@ -130,6 +174,10 @@ class _Flood:
         if space not in self.discovered:
             self.discovered.add(space)
             self.queue.append(space)
+            if space.is_part and space.whole in self.parts_of:
+                self.visit(space.whole)
+            for part in self.parts_of.get(space, ()):
+                self.visit(part)
 
     def run(self) -> None:
         for s in self.seeds():
@@ -177,201 +225,91 @@ class _Flood:
         return False
 
 
-def _touching_nodes(index: GraphIndex, tensor: str) -> list[str]:
-    names = [u.node for u in index.uses(tensor)]
-    prod = index.producer.get(tensor)
-    if prod is not None:
-        names.append(prod)
-    return list(dict.fromkeys(names))
 
 
-def _space_barriers(index: GraphIndex, infos: dict[str, _NodeInfo], flood: _Flood, space: Space) -> list[Barrier]:
-    out: list[Barrier] = []
-    t = space.tensor
-    size = flood.size(space)
-    if not isinstance(size, int):
-        out.append(Barrier(space, f"axis {space.axis} of {t} has no static size", None))
-    if t in index.graph_inputs:
-        out.append(Barrier(space, f"{t} is a graph input", None))
-    if t in index.graph_outputs:
-        out.append(Barrier(space, f"{t} is a graph output", None))
-    if t in index.initializer_inputs and index.strict_initializer_inputs:
-        out.append(Barrier(space, f"initializer {t} is also a graph input (it can be overridden at run time; "
-                                  "drop --strict-initializer-inputs to treat it as a weight)", None))
-    if t not in index.producer and t not in index.initializers and t not in index.graph_inputs:
-        out.append(Barrier(space, f"{t} has no producer", None))
-    for name in _touching_nodes(index, t):
-        info = infos[name]
-        if info.result is None:
-            out.append(Barrier(space, info.reason, name))
-        elif space in info.result.reasons:
-            out.append(Barrier(space, info.result.reasons[space], name))
-        elif any(u.index == -1 for u in index.uses(t) if u.node == name):
-            out.append(Barrier(space, f"{info.op} node {name} reads {t} inside a subgraph", name))
-        elif space not in info.mentioned:
-            out.append(Barrier(space, f"{info.op} node {name} does not explain axis {space.axis} of {t}", name))
-    return out
+def analyze(index: GraphIndex, rules=DEFAULT_RULES, attention: str = "both") -> Analysis:
+    """Analyze a (normalized) model with ``rules``: groups, slots, barriers, fix-ups.
 
-
-def _size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered: set) -> dict:
-    """Barriers for channel spaces whose *size* is read as data (Shape/Size feeding arithmetic...).
-
-    A size may flow through copies (Gather, Concat, Unsqueeze...) into a shape input whose rule
-    links it to the channels it describes; any other use would silently change after pruning.
+    ``attention``: which families of split attention axes may be pruned: ``both`` (whole heads
+    and head dims, each its own group), ``heads`` or ``dims`` (the other family is kept).
     """
-    by_tensor: dict[str, list[Space]] = {}
-    for s in discovered:
-        by_tensor.setdefault(s.tensor, []).append(s)
-    out: dict[Space, list[Barrier]] = {}
-    for name in index.node_order:
-        node = index.nodes[name]
-        if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx"):
-            continue
-        spaces = by_tensor.get(inputs(node)[0] if node.inputs else "")
-        if not spaces:
-            continue
-        stack, seen = [outputs(node)[0]], set()
-        while stack:
-            t = stack.pop()
-            if t in seen:
-                continue
-            seen.add(t)
-            if t in index.graph_outputs:
-                for sp in spaces:
-                    out.setdefault(sp, []).append(Barrier(sp, f"the size of {sp} is a graph output ({t})", name))
-            for use in index.uses(t):
-                consumer = index.nodes[use.node]
-                if use.index >= 0 and copies_values(consumer, use.index):
-                    stack.extend(o for o in outputs(consumer) if o)
-                    continue
-                entries = values.value(t)
-                for sp in spaces:
-                    dep = (sp.tensor, sp.axis)
-                    if entries is None:
-                        bad = True
-                    else:
-                        result = infos[consumer.name].result
-                        follows = result is not None and sp in result.size_uses
-                        bad = any(dep in e.deps and not (e.is_dim and e.source[1:] == dep and follows)
-                                  for e in entries)
-                    if bad:
-                        out.setdefault(sp, []).append(Barrier(
-                            sp, f"{consumer.op_type} node {consumer.name} uses the size of {sp} as data", consumer.name))
-    return out
+    if attention not in ATTENTION_MODES:
+        raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {attention!r}")
+    # the analysis makes many small objects and no reference cycles: the cyclic garbage collector
+    # would only walk them again and again (a third of the time on large graphs)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(index, rules, attention)
+    finally:
+        if collecting:
+            gc.enable()
 
 
-def _slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dict, list[str]]:
-    """Union-find over positions: returns (slot count, slot ids per space, consistency errors)."""
-    offset = {}
-    total = 0
-    for s in spaces:
-        offset[s] = total
-        total += sizes[s]
-    rows, cols, errors = [], [], []
-    for link in links:
-        na, nb = sizes[link.a], sizes[link.b]
-        if link.pairs is None:
-            if na != nb:
-                errors.append(f"{link.a} and {link.b} are the same channels but have sizes {na} and {nb}")
-                continue
-            p = np.arange(na, dtype=np.int64)
-            rows.append(p + offset[link.a])
-            cols.append(p + offset[link.b])
-        else:
-            pa, pb = link.pairs[:, 0], link.pairs[:, 1]
-            if pa.size and (pa.max() >= na or pb.max() >= nb or pa.min() < 0 or pb.min() < 0):
-                errors.append(f"position map between {link.a} and {link.b} is out of range")
-                continue
-            rows.append(pa + offset[link.a])
-            cols.append(pb + offset[link.b])
-    if errors:
-        return 0, {}, errors
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    labels = component_labels(total, r, c)
-    # relabel in order of first appearance so slot ids are deterministic and dense
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    dense = order[inverse]
-    n_slots = int(dense.max()) + 1 if dense.size else 0
-    slot_of = {s: dense[offset[s]:offset[s] + sizes[s]] for s in spaces}
-    return n_slots, slot_of, []
-
-
-def analyze(index: GraphIndex, rules=DEFAULT_RULES) -> Analysis:
-    """Analyze a (normalized) model with ``rules``: groups, slots, barriers, fix-ups."""
+def _analyze(index: GraphIndex, rules, attention: str) -> Analysis:
     values = ShapeValues(index)
-    infos = _evaluate_rules(index, values, rules)
-    flood = _Flood(index, infos)
-    flood.run()
-    flood.complete_sizes()
-    size_barriers = _size_use_barriers(index, infos, values, flood.discovered)
+    raw = _evaluate_rules(index, values, rules)
+    derived = derived_part_links(index, raw)
+    accepted = decide_factorings(raw, derived)
+    while True:
+        infos = _resolved(raw, accepted, derived)
+        flood = _Flood(index, infos)
+        flood.run()
+        flood.complete_sizes()
+        maker = GroupMaker(index, infos, flood.size, size_use_barriers(index, infos, values, flood.discovered),
+                           attention)
+        groups, failed = _groups(flood, maker, infos)
+        rejected = {key for key in accepted if _factoring_spaces(raw, key) & failed}
+        if not rejected:
+            break
+        log.debug("%d splits kept whole: their factors cannot be pruned apart consistently", len(rejected))
+        accepted -= rejected
+    space_groups: dict[Space, tuple] = {}
+    for group in groups:
+        for s in group.spaces:
+            space_groups[s] = space_groups.get(s, ()) + (group.id,)
+    fixups = [fx for info in infos.values() if info.result is not None for fx in info.result.fixups]
+    unknown = {n: i.reason for n, i in infos.items() if i.result is None}
+    return Analysis(index, groups, fixups, unknown, {s: ids[0] for s, ids in space_groups.items()}, space_groups,
+                    attention_blocks(groups))
+
+
+def _factoring_spaces(raw: dict, key: tuple) -> set[Space]:
+    name, k = key
+    factoring = raw[name].result.factorings[k]
+    return {s for link in factoring.factored.links for s in (link.a, link.b)}
+
+
+def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group], set[Space]]:
+    """Groups of every component (one per family of factors where axes are split), and the
+    spaces of components whose factors could not be kept apart."""
     graph = nx.Graph()
     graph.add_nodes_from(flood.discovered)
     for link in flood.links:
         if link.a in flood.discovered:
             graph.add_edge(link.a, link.b)
-    components = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
-    groups: list[Group] = []
-    space_group: dict[Space, int] = {}
+    graph.add_edges_from(flood.ties())
+    markers = {s: role for info in infos.values() if info.result is not None for s, role in info.result.heads.items()}
     links_by_space: dict[Space, list[Link]] = {}
     for link in flood.links:
         links_by_space.setdefault(link.a, []).append(link)
-    for comp in components:
-        group = _build_group(index, infos, flood, comp, links_by_space, len(groups), size_barriers)
-        if group is None:
+    groups: list[Group] = []
+    failed: set[Space] = set()
+    for comp in sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0]):
+        comp_set = set(comp)
+        links = [lk for s in comp for lk in links_by_space.get(s, ()) if lk.b in comp_set]
+        sizes = {s: flood.size(s) for s in comp}
+        parts = None
+        if all(isinstance(v, int) for v in sizes.values()):
+            parts = partition_component(comp, links, sizes, markers)
+        if parts is False:
+            failed |= comp_set
             continue
-        for s in group.spaces:
-            space_group[s] = group.id
-        groups.append(group)
-    fixups = []
-    for info in infos.values():
-        if info.result is not None:
-            fixups.extend(info.result.fixups)
-    unknown = {n: i.reason for n, i in infos.items() if i.result is None}
-    return Analysis(index, groups, fixups, unknown, space_group)
-
-
-def _build_group(index, infos, flood, comp, links_by_space, gid, size_barriers) -> Group | None:
-    params = {}
-    for s in comp:
-        if index.is_constant(s.tensor):
-            params[s] = ParamSlice(s, frozenset(), frozenset())
-    if not params:
-        return None  # batch/spatial couplings without parameters: nothing to prune
-    comp_set = set(comp)
-    links = [lk for s in comp for lk in links_by_space.get(s, ()) if lk.b in comp_set]
-    for link in links:
-        for s in (link.a, link.b):
-            if s in params:
-                p = params[s]
-                params[s] = ParamSlice(s, p.roles | {link.role}, p.tags | {link.tag},
-                                       link.neutral if link.neutral else p.neutral)
-    if not any(p.roles & {PRODUCER, CONSUMER} for p in params.values()):
-        # only elementwise constants (e.g. a detection grid added along spatial axes): no weight
-        # writes or reads these positions, so they are not channels of the network
-        return None
-    barriers = []
-    for s in comp:
-        barriers.extend(_space_barriers(index, infos, flood, s))
-        barriers.extend(size_barriers.get(s, ()))
-    sizes = {s: flood.size(s) for s in comp}
-    nodes = sorted({n for s in comp for n in _touching_nodes(index, s.tensor)}, key=index.node_pos.__getitem__)
-    contractions = sorted({lk.a for lk in links if lk.role == CONSUMER and not index.is_constant(lk.a.tensor)
-                           and not index.is_constant(lk.b.tensor)})
-    group = Group(gid, tuple(comp), sizes, (), tuple(params[s] for s in comp if s in params), tuple(nodes),
-                  contractions=tuple(contractions))
-    if all(isinstance(v, int) for v in sizes.values()):
-        n_slots, slot_of, errors = _slots(comp, sizes, links)
-        barriers.extend(Barrier(comp[0], e) for e in errors)
-        group.n_slots, group.slot_of = n_slots, slot_of
-    group.barriers = tuple(dict.fromkeys(barriers))
-    group.layer = _layer(index, group.representative.tensor)
-    return group
-
-
-def _layer(index: GraphIndex, tensor: str) -> str:
-    """``node (op_type)`` of the first node reading ``tensor`` (else of its producer), or ""."""
-    uses = [u for u in index.uses(tensor) if u.index >= 0]
-    name = uses[0].node if uses else index.producer.get(tensor)
-    return f"{name} ({index.nodes[name].op_type})" if name is not None else ""
+        if parts is None:
+            made = [maker.whole(len(groups), comp, links)]
+        else:
+            made = []
+            for part in sorted(parts, key=lambda p: (KINDS.index(p.kind), p.spaces[0])):
+                made.append(maker.partition(len(groups) + len([m for m in made if m is not None]), part))
+        groups.extend(g for g in made if g is not None)
+    return groups, failed

@@ -56,6 +56,10 @@ class Group:
     contractions: tuple[Space, ...] = ()
     #: the layer a user recognises: ``node (op_type)`` of the node reading the representative parameter
     layer: str = ""
+    #: for a family of factors of split axes: ``heads`` (whole attention heads, or key/value heads
+    #: with their query heads), ``query`` (the query heads of each key/value head), ``dims`` (head
+    #: dims); "" for an ordinary group
+    kind: str = ""
 
     @property
     def blocked(self) -> bool:
@@ -105,7 +109,10 @@ class Group:
             "slots": self.n_slots,
             "prunable": self.prunable,
             "barriers": sorted({b.reason for b in self.barriers}),
-            "spaces": [{"tensor": s.tensor, "axis": s.axis, "size": self.sizes.get(s)} for s in self.spaces],
+            "kind": self.kind,
+            "spaces": [{"tensor": s.tensor, "axis": s.axis, "size": self.sizes.get(s),
+                        **({"part": {"stride": s.part[0], "size": s.part[1]}} if s.part else {})}
+                       for s in self.spaces],
             "parameters": [{"initializer": p.initializer, "axis": p.axis, "roles": sorted(p.roles),
                             "tags": sorted(t for t in p.tags if t)} for p in self.params],
             "nodes": list(self.nodes),
@@ -121,7 +128,12 @@ class Analysis:
     fixups: list[FixUp]
     #: nodes whose op has no rule (name -> reason), for reporting
     unknown_nodes: dict
+    #: space -> id of its (first) group
     space_group: dict = field(default_factory=dict)
+    #: space -> ids of every group it is in (several when its axis is split into heads and dims)
+    space_groups: dict = field(default_factory=dict)
+    #: attention blocks: one :class:`AttentionBlock` per group of whole heads
+    attention: list = field(default_factory=list)
 
     @property
     def prunable_groups(self) -> list[Group]:
@@ -130,3 +142,24 @@ class Analysis:
     @property
     def blocked_groups(self) -> list[Group]:
         return [g for g in self.groups if g.blocked]
+
+
+@dataclass(frozen=True)
+class AttentionBlock:
+    """What ``inspect`` says about one attention block: its head group and head-dim groups."""
+
+    layer: str
+    heads_group: int
+    #: query heads (the size of the heads axes), key/value heads (None without grouped queries)
+    query_heads: int
+    kv_heads: int | None
+    head_dim: int | None
+    #: slots of the head group (heads, or key/value heads with their query heads)
+    slots: int
+    dims_groups: tuple = ()
+    blocked: str = ""
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "heads_group": self.heads_group, "query_heads": self.query_heads,
+                "kv_heads": self.kv_heads, "head_dim": self.head_dim, "slots": self.slots,
+                "dims_groups": list(self.dims_groups), "blocked": self.blocked}

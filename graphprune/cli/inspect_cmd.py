@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..vocabulary import ATTENTION_MODES
 
 
 def _run(args: argparse.Namespace) -> int:
     from ..api import inspect
     from ..pipeline.load import load
 
-    result = inspect(load(args.model), strict_initializer_inputs=args.strict_initializer_inputs, label=args.model)
+    result = inspect(load(args.model), strict_initializer_inputs=args.strict_initializer_inputs,
+                     attention=args.attention, label=args.model)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -40,6 +42,9 @@ def register(subparsers) -> None:
     parser.add_argument("--json", action="store_true", help="print groups, members and barriers as JSON")
     parser.add_argument("--all", action="store_true", help="list every group (default: the first 40)")
     parser.add_argument("--group", type=int, metavar="ID", help="also list the spaces of one group")
+    parser.add_argument("--attention", choices=ATTENTION_MODES, default="both",
+                        help="which attention groups count as prunable: both (default: whole heads and head dims), "
+                             "heads or dims")
     parser.add_argument("--strict-initializer-inputs", action="store_true",
                         help="treat initializers that are also graph inputs as overridable (their groups are "
                              "blocked) instead of as weights")

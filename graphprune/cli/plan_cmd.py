@@ -11,7 +11,7 @@ from pathlib import Path
 import json
 
 from ..errors import UsageError
-from ..vocabulary import AGGREGATES, DEFAULT_CALIB_SAMPLES, IMPORTANCE_NAMES, NORMALIZERS
+from ..vocabulary import AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, IMPORTANCE_NAMES, NORMALIZERS
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -114,6 +114,9 @@ def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | Non
     group.add_argument("--refit", action="store_true",
                        help="also re-fit each consumer's kept weights by ridge least squares on the calibration "
                             "activations (reconstructs the removed channels from the kept ones; needs --calib)")
+    group.add_argument("--attention", choices=ATTENTION_MODES, default="both",
+                       help="what attention loses: both (default: whole heads and head dims, each its own group, "
+                            "--ratio applying to each), heads (whole heads only) or dims (head dims only)")
     group.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     group.add_argument("--strict-initializer-inputs", action="store_true",
                        help="treat initializers that are also graph inputs as overridable (not pruned)")
@@ -137,7 +140,7 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
             "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
             "calib_samples": args.calib_samples, "compensate": args.compensate, "refit": args.refit,
-            "keep_bn": args.keep_bn,
+            "keep_bn": args.keep_bn, "attention": args.attention,
             "strict_initializer_inputs": args.strict_initializer_inputs}
 
 

@@ -202,9 +202,9 @@ def _read_external(plan: dict, path: Path) -> None:
 def load_model(path: str | os.PathLike, load_external: bool = True, check: bool = True) -> onnx.ModelProto:
     """Load an ONNX model and its external data, refusing unsafe, broken or invalid files.
 
-    ``check`` runs the graph checks of :func:`graphprune.safety.check_model` (a graph listed
+    ``check`` runs the graph checks of :func:`graphprune.input_checks.check_model` (a graph listed
     out of topological order is sorted); declared dims of -1 become unknown
-    (:func:`graphprune.safety.normalize_declared_dims`); nothing else is changed.
+    (:func:`graphprune.input_checks.normalize_declared_dims`); nothing else is changed.
     """
     path = Path(path)
     label = str(path)

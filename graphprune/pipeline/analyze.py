@@ -10,4 +10,4 @@ from .values import Analyzed, Prepared
 
 def analyze(prepared: Prepared, options: Options, rules=DEFAULT_RULES) -> Analyzed:
     index = GraphIndex(prepared.model, strict_initializer_inputs=options.strict_initializer_inputs)
-    return Analyzed(prepared, build_analysis(index, rules=rules))
+    return Analyzed(prepared, build_analysis(index, rules=rules, attention=options.attention))

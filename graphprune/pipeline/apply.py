@@ -25,7 +25,7 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
     reference = zero_removed(model, analysis, removed) if options.validate else None
     before = safe_cost(analyzed.prepared.source.proto, options.input_shapes) if options.count_macs else None
     changed = apply_removal(model, analysis, removed)
-    _check_pruned(model)
+    _check_pruned(model, analyzed.prepared.source.proto)
     after = safe_cost(model, options.input_shapes) if options.count_macs else None
     return Pruned(model, analysis, removed, changed,
                   before.params if before else None, after.params if after else None,
@@ -54,13 +54,19 @@ def _compensate(analyzed: Analyzed, removed: dict, data, options: Options):
     return report, new, moved
 
 
-def _check_pruned(model) -> None:
+def _check_pruned(model, source) -> None:
+    """The ONNX checker on the pruned model, unless the model as given fails it too (onnxruntime's
+    own ops registered in the ONNX domain, such as SimplifiedLayerNormalization, fail it)."""
     from ..graph.model import to_proto
     from ..input_checks import run_checker
 
     try:  # big weights become typed graph inputs in the checker's copy: a skeleton is enough
         run_checker(to_proto(model, tensors="skeleton"), "pruned model")
     except GraphPruneError as exc:
+        try:
+            run_checker(source, "model")
+        except GraphPruneError:
+            return  # the checker rejects the original already: nothing to compare against
         raise PruningError(f"internal error: the pruned model fails the ONNX checker ({exc}); "
                            "nothing was written") from exc
 

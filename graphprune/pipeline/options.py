@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from ..errors import UsageError
 from ..planning.config import load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
+from ..vocabulary import ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
@@ -34,9 +34,12 @@ class Options:
     #: None: on for data-driven criteria
     compensate: bool | None = None
     refit: bool = False
-    # preparation
+    # preparation and analysis
     keep_bn: bool = False
     strict_initializer_inputs: bool = False
+    #: which attention factors may be pruned: ``both`` (whole heads and head dims, each its own
+    #: group, ``ratio`` applying to each), ``heads`` or ``dims``
+    attention: str = "both"
     # the checks of the result
     validate: bool = True
     data: object = None
@@ -67,6 +70,8 @@ class Options:
         for f in fields(self):
             if f.name != "plan":
                 object.__setattr__(self, f.name, keywords.get(f.name, f.default))
+        if self.attention not in ATTENTION_MODES:
+            raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}")
         self._resolve_repair()
 
     def _resolve_repair(self) -> None:

@@ -14,6 +14,10 @@ from ..analysis.types import Analysis
 from ..planning.plan_file import PruningPlan
 
 
+#: how inspect names the families of attention factors (``Group.kind``)
+KIND_LABELS = {"heads": "heads", "query": "query heads of each key/value head", "dims": "head dims"}
+
+
 # --------------------------------------------------------------------------- inspect
 @dataclass
 class InspectResult:
@@ -39,6 +43,7 @@ class InspectResult:
             "prunable_slots": sum(g.n_slots for g in a.prunable_groups),
             "barrier_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
             "unknown_ops": a.unknown_nodes,
+            "attention": [b.to_dict() for b in a.attention],
             "group_list": [g.to_dict() for g in a.groups],
         }
 
@@ -51,7 +56,7 @@ class InspectResult:
         shown = a.groups if show_all else a.groups[:limit]
         for g in shown:
             status = "prunable" if g.prunable else ("blocked" if g.blocked else "single")
-            detail = g.title
+            detail = g.title + (f" [{KIND_LABELS[g.kind]}]" if g.kind else "")
             if g.blocked:
                 reasons = sorted({b.reason for b in g.barriers}, key=lambda r: ("is a graph " not in r, r))
                 detail += f" — {reasons[0]}"
@@ -61,10 +66,27 @@ class InspectResult:
             lines.append(f"{g.id:>5}  {slots}  {len(g.spaces):>6}  {status:<9} {detail}")
         if len(shown) < len(a.groups):
             lines.append(f"  ... {len(a.groups) - len(shown)} more groups (--all to list them, --json for data)")
+        lines.extend(attention_lines(a.attention))
         if a.unknown_nodes:
             lines.append(f"nodes without a rule ({len(a.unknown_nodes)}): "
                          + ", ".join(sorted(a.unknown_nodes)[:8]) + (" ..." if len(a.unknown_nodes) > 8 else ""))
         return lines
+
+
+def attention_lines(blocks) -> list[str]:
+    """The ``attention heads`` section of ``inspect``: per block its head group, or why it is kept."""
+    if not blocks:
+        return []
+    lines = [f"attention heads ({len(blocks)} block{'s' * (len(blocks) != 1)}):"]
+    for b in blocks:
+        heads = (f"{b.query_heads} query heads over {b.kv_heads} key/value heads ({b.slots} slots: a key/value "
+                 f"head with its query heads)" if b.kv_heads else f"{b.query_heads} heads ({b.slots} slots)")
+        dims = f", head dim {b.head_dim}" if b.head_dim else ""
+        dims += (f", head-dim group{'s' * (len(b.dims_groups) > 1)} {', '.join(map(str, b.dims_groups))}"
+                 if b.dims_groups else "")
+        state = f"blocked: {b.blocked}" if b.blocked else "prunable"
+        lines.append(f"  {b.layer}: group {b.heads_group}, {heads}{dims} — {state}")
+    return lines
 
 
 # --------------------------------------------------------------------------- plan

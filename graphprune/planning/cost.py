@@ -52,8 +52,9 @@ class CostModel:
                          int(sum(self.node_base)))
 
     def kept_sizes(self, removed: Mapping) -> dict[str, dict[int, int]]:
-        """tensor -> {axis: kept size} for every space that loses positions."""
-        out: dict[str, dict[int, int]] = {}
+        """tensor -> {axis: kept size} for every axis that loses positions (an axis in several
+        groups, heads and head dims, loses the positions any of them removes)."""
+        lost: dict = {}
         for gid, slots in removed.items():
             slots = np.asarray(slots, dtype=np.int64)
             if slots.size == 0:
@@ -62,9 +63,14 @@ class CostModel:
             gone = np.zeros(group.n_slots, dtype=bool)
             gone[slots] = True
             for space, slot_ids in group.slot_of.items():
-                lost = int(gone[slot_ids].sum())
-                if lost:
-                    out.setdefault(space.tensor, {})[space.axis] = int(slot_ids.size - lost)
+                if space.is_part:
+                    continue
+                mask = gone[slot_ids]
+                if mask.any():
+                    lost[space] = lost[space] | mask if space in lost else mask
+        out: dict[str, dict[int, int]] = {}
+        for space, mask in lost.items():
+            out.setdefault(space.tensor, {})[space.axis] = int(mask.size - mask.sum())
         return out
 
     def evaluate(self, removed: Mapping) -> Cost:

@@ -117,7 +117,8 @@ class PruningPlan:
                 if kept.size == 0:
                     raise DataError(f"plan: group {g.get('id')}: {space} keeps no index; a group keeps at least one "
                                     "slot")
-                out[space] = np.unique(kept)
+                # an axis listed by several groups (heads and head dims) keeps what all of them keep
+                out[space] = np.intersect1d(out[space], kept) if space in out else np.unique(kept)
         return out
 
     def sizes(self) -> dict[Space, int]:
@@ -216,14 +217,19 @@ def removed_from_kept(analysis: Analysis, kept: dict[Space, np.ndarray], sizes: 
     """
     notes: list[str] = []
     by_group: dict[int, list[Space]] = {}
+    shared = set()
     for space in kept:
-        gid = analysis.space_group.get(space)
-        if gid is None:
+        gids = analysis.space_groups.get(space) or ((analysis.space_group[space],) if space in analysis.space_group
+                                                    else ())
+        if not gids:
             if strict:
                 raise DataError(f"plan names {space}, which is not a prunable axis of this model "
                                 "(a plan for another model, or an edited name?)")
             continue
-        by_group.setdefault(gid, []).append(space)
+        if len(gids) > 1:
+            shared.add(space)
+        for gid in gids:
+            by_group.setdefault(gid, []).append(space)
     removed: dict[int, np.ndarray] = {}
     groups = {g.id: g for g in analysis.groups}
     for gid, spaces in by_group.items():
@@ -237,6 +243,11 @@ def removed_from_kept(analysis: Analysis, kept: dict[Space, np.ndarray], sizes: 
             mask[kept[space][kept[space] < size]] = False
             if mask.any() and not group.slot_of:
                 raise DataError(f"plan removes positions of {space}, but its group is not prunable")
+            if space in shared:  # an axis of several groups: a slot goes when all its positions go
+                slot_ids = group.slot_of[space]
+                some = np.bincount(slot_ids[~mask], minlength=gone.size) > 0
+                gone |= np.isin(np.arange(gone.size), slot_ids) & ~some
+                continue
             gone[group.slot_of[space][mask]] = True
         slots = np.nonzero(gone)[0].astype(np.int64)
         if not slots.size:
@@ -245,6 +256,8 @@ def removed_from_kept(analysis: Analysis, kept: dict[Space, np.ndarray], sizes: 
             reason = "; ".join(sorted({b.reason for b in group.barriers})) or "a single slot"
             raise DataError(f"plan removes channels of {group.representative}, whose group is kept ({reason})")
         for space in spaces:
+            if space in shared:
+                continue  # several groups cut it: each keeps more than the plan's list
             now = group.kept_positions(space, slots)
             if not np.array_equal(now, kept[space]):
                 notes.append(f"group {gid}: {space} keeps {now.size} of {group.sizes[space]} (its list said "

@@ -2,7 +2,7 @@
 
 Importing this package registers every rule module.
 """
-from . import conv, elementwise, layout, linear, reduction, reshape, selection  # noqa: F401 - registration
+from . import attention, contrib, conv, elementwise, layout, linear, reduction, reshape, selection  # noqa: F401
 from .base import (CHANNEL, CONSUMER, DEFAULT_RULES, PRODUCER, Choice, FixUp, Link, RuleContext, RuleRegistry,
                    RuleResult, Space, lookup, register, registered_ops)
 

@@ -1,10 +1,13 @@
 """The rule vocabulary: spaces, links, choices, fix-ups, and the registry.
 
-A **space** is one axis of one tensor. A **rule** looks at one node and says which spaces of
-its inputs and outputs hold the same channels (a :class:`Link` with a position map), which
-spaces it explains without coupling them to anything (``explained``), why it cannot explain
-others (``reasons``), which alternatives exist when an axis is split or merged (a
-:class:`Choice`), and which attributes or constants must follow the kept channels
+A **space** is one axis of one tensor, or one *part* of it: the coordinate ``(position // stride)
+% size`` of an axis that holds several factors (an axis of ``heads * head_dim`` positions has a
+heads part and a head-dim part). A **rule** looks at one node and says which spaces of its inputs
+and outputs hold the same channels (a :class:`Link` with a position map), which spaces it
+explains without coupling them to anything (``explained``), why it cannot explain others
+(``reasons``), which alternatives exist when an axis is split or merged (a :class:`Choice`, or a
+:class:`Factoring` that links the factors of the axis one by one), which axes hold attention
+heads (``heads``), and which attributes or constants must follow the kept channels
 (:class:`FixUp`). Rules never touch the model; they only describe it.
 """
 from __future__ import annotations
@@ -25,18 +28,59 @@ log = logging.getLogger(__name__)
 PRODUCER = "producer"   # writes the channel (Conv weight axis 0, bias, Gemm weight output axis)
 CONSUMER = "consumer"   # reads the channel in a contraction (Conv weight axis 1, Gemm/MatMul input axis)
 CHANNEL = "channel"     # per-channel elementwise parameter (BN scale/shift/stats, PRelu slope, Mul/Add constants)
-ROLES = (PRODUCER, CONSUMER, CHANNEL)
+OPERAND = "operand"     # writes one side of a product of two activations inside an op (a fused attention's
+                        # query/key projection or bias): removing a position removes its term of the product
+ROLES = (PRODUCER, CONSUMER, CHANNEL, OPERAND)
+
+#: what a rule says an axis holds (``RuleResult.heads``): independent attention heads (or groups of
+#: query heads that share one key/value head) ...
+HEADS = "heads"
+#: ... or copies of one key/value head that different query heads read (repeat_kv's repeated axis)
+QUERY_GROUP = "query group"
 
 
 @dataclass(frozen=True, order=True)
 class Space:
-    """One axis of one tensor; channels live here."""
+    """One axis of one tensor, or one part of it; channels live here.
+
+    ``part`` is ``()`` for the whole axis, else ``(stride, size)``: the space whose position ``c``
+    is every position ``p`` of the axis with ``(p // stride) % size == c`` (the heads or the head
+    dims of an axis of ``heads * head_dim`` positions; the heads of an axis of ``heads * batch``).
+    """
 
     tensor: str
     axis: int
+    part: tuple = ()
+
+    @property
+    def whole(self) -> "Space":
+        """The axis this space is a part of (itself when it is a whole axis)."""
+        return Space(self.tensor, self.axis) if self.part else self
+
+    @property
+    def is_part(self) -> bool:
+        return bool(self.part)
 
     def __str__(self) -> str:
+        if self.part:
+            stride, size = self.part
+            return f"{self.tensor}[axis {self.axis}, {size} parts of stride {stride}]"
         return f"{self.tensor}[axis {self.axis}]"
+
+
+def part_coordinates(whole_size: int, part: tuple) -> np.ndarray:
+    """Position of each position of a whole axis of ``whole_size`` in its part ``(stride, size)``."""
+    stride, size = part
+    return (np.arange(whole_size, dtype=np.int64) // stride) % size
+
+
+def space_size(shape, space: Space):
+    """Size of ``space`` given its tensor's shape (None when unknown)."""
+    if space.part:
+        return space.part[1]
+    if shape is None or space.axis >= len(shape):
+        return None
+    return shape[space.axis]
 
 
 @dataclass(frozen=True)
@@ -99,6 +143,8 @@ class Choice:
 
 @dataclass
 class RuleResult:
+    """What a rule says about its node (see the module docstring)."""
+
     links: list[Link] = field(default_factory=list)
     explained: set[Space] = field(default_factory=set)
     reasons: dict[Space, str] = field(default_factory=dict)
@@ -109,12 +155,52 @@ class RuleResult:
     #: the node only moves the elements of its first input (same values, new places: Transpose,
     #: Reshape...), so a per-channel affine commutes with it along the links' position maps
     view: bool = False
+    #: spaces that hold attention heads: ``HEADS`` (a batch axis of a product of two activations,
+    #: an attention op's heads) or ``QUERY_GROUP`` (copies of one key/value head)
+    heads: dict = field(default_factory=dict)
+    #: splits and merges linked factor by factor, each with what the node says when the axis is
+    #: kept whole instead (the analysis decides, see :class:`Factoring`)
+    factorings: list = field(default_factory=list)
 
     def link(self, a: Space, b: Space, pairs=None, role=CHANNEL, tag="", neutral=0.0) -> None:
         self.links.append(Link(a, b, pairs, role, tag, neutral))
 
     def barrier(self, space: Space, reason: str) -> None:
         self.reasons[space] = reason
+
+    def merge(self, other: "RuleResult") -> None:
+        """Add everything ``other`` says (its ``view`` flag excepted)."""
+        self.links.extend(other.links)
+        self.explained |= other.explained
+        self.reasons.update(other.reasons)
+        self.fixups.extend(other.fixups)
+        self.choices.extend(other.choices)
+        self.size_uses |= other.size_uses
+        self.heads.update(other.heads)
+        self.factorings.extend(other.factorings)
+
+
+class Factoring:
+    """A split or merge of an axis linked factor by factor, or kept whole.
+
+    ``factored`` links each factor of the axis on its own (through :class:`Space` parts), so the
+    heads and the head dims of ``Reshape [B, S, H*D] -> [B, S, H, D]`` can be removed
+    independently; ``plain`` is what the rule says otherwise (a :class:`Choice` of one factor, as
+    for a channel shuffle). The analysis uses ``factored`` where the axis reaches attention heads
+    (:data:`HEADS` spaces) and ``plain`` elsewhere, so models without attention keep the result
+    they always had. ``plain`` may be given as a function, called once when first read.
+    """
+
+    __slots__ = ("node", "factored", "_plain")
+
+    def __init__(self, node: str, factored: RuleResult, plain: "RuleResult | Callable[[], RuleResult]"):
+        self.node, self.factored, self._plain = node, factored, plain
+
+    @property
+    def plain(self) -> RuleResult:
+        if callable(self._plain):
+            self._plain = self._plain()
+        return self._plain
 
 
 class RuleContext:
@@ -229,8 +315,11 @@ def lookup(domain: str, op_type: str, opset: int) -> RuleFn | None:
 
 def channel_maps(result: RuleResult, source: Space, target: str) -> list[tuple[int, np.ndarray | None]]:
     """Where the positions of ``source`` land in tensor ``target``: ``(axis, pairs)`` of every link
-    (including the options of choices) between them; ``pairs`` None is the identity."""
-    links = list(result.links) + [lk for c in result.choices for option in c.options for lk in option]
+    (including the options of choices, and the plain form of factorings) between them; ``pairs``
+    None is the identity."""
+    plain = [result] + [f.plain for f in result.factorings]
+    links = [lk for r in plain for lk in r.links]
+    links += [lk for r in plain for c in r.choices for option in c.options for lk in option]
     out = []
     for link in links:
         if link.a == source and link.b.tensor == target:

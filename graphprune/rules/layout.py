@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .shapevalue import Entry
-from .base import CHANNEL, FixUp, RuleContext, RuleResult, Space, normalize_axis, pass_axes, register
+from .base import (CHANNEL, QUERY_GROUP, Factoring, FixUp, RuleContext, RuleResult, Space, normalize_axis, pass_axes,
+                   register)
 
 
 def is_static(d) -> bool:
@@ -36,6 +37,7 @@ def size_entry(res: RuleResult, ctx: RuleContext, entry: Entry | None, space: Sp
         def apply(editor, kept, space=space, source=source):
             editor.patch_constant(source, len(kept(space)))
         res.fixups.append(FixUp(ctx.name, (space,), apply, f"{what}: size of {space}"))
+        res.explained.add(space)
         return True
     res.barrier(space, f"{what}: the size of {space} is computed at run time")
     return False
@@ -228,7 +230,9 @@ def expand_rule(ctx: RuleContext) -> RuleResult:
         elif ax >= 0 and xs[ax] != 1:
             res.barrier(Space(x, ax), f"Expand {ctx.name}: axis {ax} changes size")
             continue
-        size_entry(res, ctx, entry, Space(y, oax), f"Expand {ctx.name} shape")
+        if size_entry(res, ctx, entry, Space(y, oax), f"Expand {ctx.name} shape") and (ax < 0 or xs[ax] == 1) \
+                and is_static(ys[oax]) and ys[oax] > 1:
+            res.heads[Space(y, oax)] = QUERY_GROUP  # copies of one position (repeat_kv's repeated heads)
     return res
 
 
@@ -245,9 +249,35 @@ def tile_rule(ctx: RuleContext) -> RuleResult:
         if rep is not None and rep.value == 1:
             res.link(Space(x, ax), Space(y, ax))
         elif rep is not None and xs[ax] == 1:
-            size_entry(res, ctx, rep, Space(y, ax), f"Tile {ctx.name} repeats")
+            if size_entry(res, ctx, rep, Space(y, ax), f"Tile {ctx.name} repeats") and (rep.value or 0) > 1:
+                res.heads[Space(y, ax)] = QUERY_GROUP  # copies of one position (repeat_kv's repeated heads)
         else:
-            res.barrier(Space(x, ax), f"Tile {ctx.name} repeats axis {ax}")
+            plain = RuleResult()
+            plain.barrier(Space(x, ax), f"Tile {ctx.name} repeats axis {ax}")
+            factored = _tiled_axis(ctx, x, y, ax, xs[ax], rep)
+            if factored is None:
+                res.merge(plain)
+            else:
+                res.factorings.append(Factoring(ctx.name, factored, plain))
+    return res
+
+
+def _tiled_axis(ctx: RuleContext, x: str, y: str, ax: int, size, rep) -> RuleResult | None:
+    """Axis ``ax`` tiled ``r`` times: position ``t * size + i`` of the output is position ``i`` of
+    the input; the copy index ``t`` is a part of its own (the query heads that read one key/value
+    head, for ``repeat`` of key/value heads), the rest follows the input."""
+    if not is_static(size) or rep is None or not rep.is_const or not (rep.value or 0) > 1:
+        return None
+    res = RuleResult()
+    copies, inner = Space(y, ax, (size, rep.value)), Space(y, ax, (1, size))
+    res.link(Space(x, ax), inner)
+    res.explained.add(copies)
+    res.heads[copies] = QUERY_GROUP
+    source = rep.source
+
+    def apply(editor, kept, copies=copies, source=source):
+        editor.patch_constant(source, len(kept(copies)))
+    res.fixups.append(FixUp(ctx.name, (copies,), apply, f"Tile {ctx.name} repeats of axis {ax}"))
     return res
 
 

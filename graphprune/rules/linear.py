@@ -5,7 +5,7 @@ removes exactly its term of the sum: a consumer slice). Non-contracted axes pass
 """
 from __future__ import annotations
 
-from .base import CONSUMER, PRODUCER, RuleContext, RuleResult, Space, register
+from .base import CONSUMER, HEADS, PRODUCER, RuleContext, RuleResult, Space, register
 from .elementwise import broadcast_links
 
 
@@ -46,4 +46,10 @@ def matmul_rule(ctx: RuleContext) -> RuleResult:
             oax = ax + (ry - r)
             if shape[ax] == yshape[oax] or None in (shape[ax], yshape[oax]):
                 res.link(Space(t, ax), Space(y, oax))
+    if not ctx.is_constant(a) and not ctx.is_constant(b):
+        # a batched product of two activations (attention scores, probabilities times values):
+        # its batch axes hold independent attention heads
+        for oax in range(ry - 2):
+            if isinstance(yshape[oax], int) and yshape[oax] > 1:
+                res.heads[Space(y, oax)] = HEADS
     return res

@@ -104,17 +104,22 @@ def lrn_rule(ctx: RuleContext) -> RuleResult:
     return res
 
 
-@register("LayerNormalization")
-def layernorm_rule(ctx: RuleContext) -> RuleResult:
+def norm_rule(ctx: RuleContext, what: str) -> RuleResult:
+    """A normalization over the axes from ``axis`` on: those axes are barriers, the others pass."""
     res = RuleResult()
     x, y = ctx.input(0), ctx.output(0)
     rank = ctx.rank(x)
     if rank is None:
         return res
     axis = normalize_axis(int(ctx.attr("axis", -1)), rank)
-    pass_axes(res, x, y, rank, reasons={ax: f"LayerNormalization {ctx.name} normalizes over axis {ax}"
-                                         for ax in range(axis, rank)})
+    reasons = {ax: f"{what} {ctx.name} normalizes over axis {ax}" for ax in range(axis, rank)}
+    pass_axes(res, x, y, rank, reasons=reasons)
     return res
+
+
+@register("LayerNormalization")
+def layernorm_rule(ctx: RuleContext) -> RuleResult:
+    return norm_rule(ctx, "LayerNormalization")
 
 
 @register("GroupNormalization")

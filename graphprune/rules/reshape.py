@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import CHANNEL, Choice, FixUp, Link, RuleContext, RuleResult, Space, register
+from .base import CHANNEL, Choice, Factoring, FixUp, Link, RuleContext, RuleResult, Space, register
+from .factors import dim_factor, factored_segment, scaled_size_fixup, symbolic_size
 from .layout import is_static
 
 MAX_SEGMENT_ELEMENTS = 1 << 26
@@ -29,12 +30,11 @@ def _factor(dims):
     """(integer part, sorted tuple of symbols) of a product, or None if any dim is unknown."""
     n, syms = 1, []
     for d in dims:
-        if d is None:
+        f = dim_factor(d)
+        if f is None:
             return None
-        if isinstance(d, int):
-            n *= d
-        else:
-            syms.append(d)
+        n *= f[0]
+        syms.extend(f[1])
     return n, tuple(sorted(syms))
 
 
@@ -122,16 +122,17 @@ def _target_shape(ctx: RuleContext, xs: tuple, entries) -> tuple | None:
             if s not in syms:
                 return inferred
             syms.remove(s)
-        if syms:
-            return inferred
-        out[minus] = fin[0] // fo[0]
+        out[minus] = symbolic_size(fin[0] // fo[0], tuple(syms))
     if inferred is not None and len(inferred) == len(out):
         out = [o if o is not None else d for o, d in zip(out, inferred)]
     return tuple(out)
 
 
-def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, identity: bool):
-    """Links/fix-ups making output entry b follow, or a reason string when impossible."""
+def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, identity: bool, parts=None):
+    """Links/fix-ups making output entry b follow, or a reason string when impossible.
+
+    ``parts``: the spaces whose kept sizes make up the axis (default: the whole axis ``b``).
+    """
     if entries is None:
         return [], [], None  # Flatten: the output shape is derived from the input at run time
     e = entries[b]
@@ -143,7 +144,10 @@ def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, i
         return None, None, f"Reshape {ctx.name}: entry {b} copies input axis {b}, which does not carry these channels"
     if e.is_dim:
         return [Link(Space(e.source[1], e.source[2]), Space(y, b))], [], None
-    if e.is_const:
+    parts = parts or (Space(y, b),)
+    if e.is_scaled:
+        return [], [scaled_size_fixup(ctx, parts, Space(e.source[1], e.source[2]), e.source[3])], None
+    if e.is_const and not any(p.is_part for p in parts):
         space, source = Space(y, b), e.source
 
         def apply(editor, kept, space=space, source=source):
@@ -155,33 +159,66 @@ def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, i
 def reshape_links(ctx: RuleContext, x: str, y: str, xs: tuple, ys: tuple, entries) -> RuleResult:
     res = RuleResult()
     for in_axes, out_axes, known in align_segments(xs, ys):
-        ia = [k for k in in_axes if xs[k] != 1]
-        oa = [k for k in out_axes if ys[k] != 1]
-        if not ia and not oa:
-            continue
-        dims = [xs[k] for k in in_axes] + [ys[k] for k in out_axes]
-        symbolic_pair = (len(ia) == 1 and len(oa) == 1 and xs[ia[0]] == ys[oa[0]] and xs[ia[0]] is not None)
-        if not symbolic_pair and (not known or not all(is_static(d) for d in dims)):
-            why = f"{ctx.node.op_type} {ctx.name}: cannot relate axes {ia} of {x} to axes {oa} of {y} (dynamic sizes)"
-            for k in ia:
-                res.barrier(Space(x, k), why)
-            for k in oa:
-                res.barrier(Space(y, k), why)
-            continue
-        din = [xs[k] for k in in_axes]
-        dout = [ys[k] for k in out_axes]
-        if symbolic_pair:
-            options = [(ia[0], oa[0], None)]
+        def plain(in_axes=in_axes, out_axes=out_axes, known=known) -> RuleResult:
+            out = RuleResult()
+            _plain_segment(out, ctx, x, y, xs, ys, in_axes, out_axes, known, entries)
+            return out
+        factored = factored_segment(ctx, x, y, xs, ys, in_axes, out_axes, entries,
+                                    lambda r, b, same: _follow(r, ctx, entries, x, y, b, same)) if known else None
+        if factored is None:
+            res.merge(plain())
         else:
-            if int(np.prod(din, dtype=np.int64)) > MAX_SEGMENT_ELEMENTS:
-                for k in ia:
-                    res.barrier(Space(x, k), f"{ctx.node.op_type} {ctx.name}: segment too large to map")
-                continue
-            ranked = sorted(((a, b) for a in ia for b in oa),
-                            key=lambda p: (-(xs[p[0]] * ys[p[1]]), -p[1], -p[0]))
-            options = [(a, b, segment_pairs(din, dout, in_axes.index(a), out_axes.index(b))) for a, b in ranked]
-        _add_options(res, ctx, x, y, options, entries)
+            res.factorings.append(Factoring(ctx.name, factored, plain))
     return res
+
+
+def _follow(res: RuleResult, ctx: RuleContext, entries, x: str, y: str, b: int, same: bool) -> bool:
+    """Make target entry ``b`` follow the kept size of output axis ``b``; False (with the reason
+    recorded on the axis) when it cannot. A symbolic axis (``4*batch``) follows through its parts."""
+    shape = ctx.shape(y)
+    parts = tuple(lk.b for lk in res.links if lk.b.tensor == y and lk.b.axis == b)
+    static = shape is not None and isinstance(shape[b], int)
+    links, fixups, why = _entry_followup(ctx, entries, x, y, b, b, same, parts=None if static else parts)
+    if why:
+        for space in (Space(y, b),) + parts:
+            res.barrier(space, why)
+        return False
+    res.links.extend(links)
+    res.fixups.extend(fixups)
+    res.size_uses.update(link.a for link in links)
+    res.size_uses.update(s for fx in fixups for s in fx.spaces if s.tensor != y)
+    return True
+
+
+def _plain_segment(res: RuleResult, ctx: RuleContext, x: str, y: str, xs: tuple, ys: tuple, in_axes: list,
+                   out_axes: list, known: bool, entries) -> None:
+    """The segment with one factor carrying the channels (a :class:`Choice` when several can)."""
+    ia = [k for k in in_axes if xs[k] != 1]
+    oa = [k for k in out_axes if ys[k] != 1]
+    if not ia and not oa:
+        return
+    dims = [xs[k] for k in in_axes] + [ys[k] for k in out_axes]
+    symbolic_pair = (len(ia) == 1 and len(oa) == 1 and xs[ia[0]] == ys[oa[0]] and xs[ia[0]] is not None)
+    if not symbolic_pair and (not known or not all(is_static(d) for d in dims)):
+        why = f"{ctx.node.op_type} {ctx.name}: cannot relate axes {ia} of {x} to axes {oa} of {y} (dynamic sizes)"
+        for k in ia:
+            res.barrier(Space(x, k), why)
+        for k in oa:
+            res.barrier(Space(y, k), why)
+        return
+    din = [xs[k] for k in in_axes]
+    dout = [ys[k] for k in out_axes]
+    if symbolic_pair:
+        options = [(ia[0], oa[0], None)]
+    else:
+        if int(np.prod(din, dtype=np.int64)) > MAX_SEGMENT_ELEMENTS:
+            for k in ia:
+                res.barrier(Space(x, k), f"{ctx.node.op_type} {ctx.name}: segment too large to map")
+            return
+        ranked = sorted(((a, b) for a in ia for b in oa),
+                        key=lambda p: (-(xs[p[0]] * ys[p[1]]), -p[1], -p[0]))
+        options = [(a, b, segment_pairs(din, dout, in_axes.index(a), out_axes.index(b))) for a, b in ranked]
+    _add_options(res, ctx, x, y, options, entries)
 
 
 def _add_options(res: RuleResult, ctx: RuleContext, x: str, y: str, options, entries) -> None:
@@ -193,6 +230,7 @@ def _add_options(res: RuleResult, ctx: RuleContext, x: str, y: str, options, ent
             reasons.append((a, b, why))
             continue
         res.size_uses.update(link.a for link in links)
+        res.size_uses.update(s for fx in fixups for s in fx.spaces if s.tensor != y)
         built.append((Link(Space(x, a), Space(y, b), pairs, CHANNEL), links, fixups))
     if not built:
         for a, b, why in reasons:
@@ -243,7 +281,7 @@ def _reshape(ctx: RuleContext) -> RuleResult:
         blocked = RuleResult()
         for k in range(len(xs)):
             blocked.barrier(Space(x, k), f"Reshape {ctx.name}: target shape is computed at run time")
-        return blocked if (res.links or res.choices) else res
+        return blocked if (res.links or res.choices or res.factorings) else res
     return reshape_links(ctx, x, y, xs, ys, entries)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import FixUp, RuleContext, RuleResult, Space, identity_all, normalize_axis, offset_pairs, register
+from .base import (QUERY_GROUP, Factoring, FixUp, RuleContext, RuleResult, Space, identity_all, normalize_axis,
+                   offset_pairs, register)
 from .layout import is_static
 from .shapevalue import Entry
 
@@ -208,7 +209,36 @@ def gather_rule(ctx: RuleContext) -> RuleResult:
                                     f"{'with run-time indices' if idx is None else 'with a scalar or multi-D index'}")
         return res
     idx = np.where(idx < 0, idx + dim, idx).astype(np.int64)
+    plain = RuleResult()
     pairs = np.stack([np.arange(len(idx), dtype=np.int64), idx], axis=1)
-    res.link(Space(y, axis), Space(x, axis), pairs)
-    res.fixups.append(_gather_fixup(ctx, Space(x, axis), Space(y, axis), idx))
+    plain.link(Space(y, axis), Space(x, axis), pairs)
+    plain.fixups.append(_gather_fixup(ctx, Space(x, axis), Space(y, axis), idx))
+    factored = _repeated(ctx, x, y, axis, dim, idx)
+    if factored is None:
+        res.merge(plain)
+    else:
+        res.factorings.append(Factoring(ctx.name, factored, plain))
+    return res
+
+
+def _repeated(ctx: RuleContext, x: str, y: str, axis: int, dim: int, idx: np.ndarray) -> RuleResult | None:
+    """Indices ``[0]*r + [1]*r + ...`` (``repeat_interleave`` of key/value heads): output position
+    ``i * r + c`` is input position ``i``; the copy index ``c`` is a part of its own (the query heads
+    that read one key/value head), so copies can go while the ratio of the rest stays."""
+    count = len(idx)
+    if count % dim or count // dim < 2 or not np.array_equal(idx, np.repeat(np.arange(dim), count // dim)):
+        return None
+    rep = count // dim
+    res = RuleResult()
+    copies = Space(y, axis, (1, rep)) if dim > 1 else Space(y, axis)
+    if dim > 1:
+        res.link(Space(x, axis), Space(y, axis, (rep, dim)))
+    res.explained.add(copies)
+    res.heads[copies] = QUERY_GROUP
+    node, x_space, dtype = ctx.name, Space(x, axis), idx.dtype
+
+    def apply(editor, kept):
+        new = np.repeat(np.arange(len(kept(x_space))), len(kept(copies))).astype(dtype)
+        editor.set_input_constant(node, 1, new)
+    res.fixups.append(FixUp(node, (x_space, copies), apply, f"Gather indices on {x_space}"))
     return res

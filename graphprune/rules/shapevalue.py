@@ -6,6 +6,8 @@ to know, for each element of that shape, where it comes from:
 * ``("const", initializer, flat_index, node, input_index)``: a literal in an initializer, read
   by ``node.input[input_index]`` — surgery can rewrite it (copy-on-write per use);
 * ``("dim", tensor, axis)``: a copy of ``Shape(tensor)[axis]`` — it follows the tensor at run time;
+* ``("scaled", tensor, axis, const)``: ``Shape(tensor)[axis]`` times a literal (``const`` is the
+  literal's ``"const"`` source, so surgery can rewrite the factor: ``batch * heads``);
 * ``None``: computed at run time in some other way — nothing can be said about it.
 
 The evaluator is iterative over the producing subgraph and memoised.
@@ -15,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 
 from ..graph.index import GraphIndex
 from ..graph.nodes import get_attr, input_name, inputs, output_name
@@ -36,6 +39,15 @@ class Entry:
     @property
     def is_dim(self) -> bool:
         return self.source is not None and self.source[0] == "dim"
+
+    @property
+    def is_scaled(self) -> bool:
+        return self.source is not None and self.source[0] == "scaled"
+
+    @property
+    def dim_source(self) -> tuple | None:
+        """(tensor, axis) whose run-time size this entry copies or scales, else None."""
+        return (self.source[1], self.source[2]) if self.is_dim or self.is_scaled else None
 
 
 class ShapeValues:
@@ -166,24 +178,69 @@ class ShapeValues:
             return None
         return data[slice(starts[0], ends[0], steps[0])] or None
 
-    def _arith(self, node, ins, fn):
-        a, b = ins[0], ins[1]
+    @staticmethod
+    def _paired(a, b):
+        """Elements of two operands side by side (one element broadcast), or None."""
         if a is None or b is None:
             return None
         if len(a) == 1 and len(b) > 1:
             a = a * len(b)
         if len(b) == 1 and len(a) > 1:
             b = b * len(a)
-        if len(a) != len(b):
+        return list(zip(a, b)) if len(a) == len(b) else None
+
+    def _arith(self, node, ins, fn):
+        pairs = self._paired(ins[0], ins[1])
+        if pairs is None:
             return None
         out = []
-        for x, y in zip(a, b):
+        for x, y in pairs:
             val = None if x.value is None or y.value is None else int(fn(x.value, y.value))
             out.append(Entry(val, None, x.deps | y.deps))
         return out
 
+    def _op_ConstantOfShape(self, node, ins):
+        shape = ins[0]
+        if shape is None or any(e.value is None for e in shape) or len(shape) != 1:
+            return None
+        count = shape[0].value
+        fill = _tensor_values(get_attr(node, "value"))
+        fill = int(fill[0]) if fill is not None and fill.size else 0
+        return [Entry(fill, None) for _ in range(count)] if 0 <= count <= MAX_ELEMENTS else None
+
+    def _op_Equal(self, node, ins):
+        pairs = self._paired(ins[0], ins[1])
+        if pairs is None:
+            return None
+        out = []
+        for x, y in pairs:
+            if x.value is not None and y.value is not None:
+                out.append(Entry(int(x.value == y.value), None, x.deps | y.deps))
+            elif (x.is_dim and y.value is not None and y.value < 0) or (y.is_dim and x.value is not None and x.value < 0):
+                out.append(Entry(0, None, x.deps | y.deps))  # a size is never negative
+            else:
+                out.append(Entry(None, None, x.deps | y.deps))
+        return out
+
+    def _op_Where(self, node, ins):
+        cond, x, y = ins[0], ins[1], ins[2]
+        if cond is None or x is None or y is None or any(e.value is None for e in cond):
+            return None
+        n = max(len(cond), len(x), len(y))
+        if any(len(v) not in (1, n) for v in (cond, x, y)):
+            return None
+        pick = lambda v, i: v[i if len(v) > 1 else 0]  # noqa: E731 - broadcasting of one element
+        return [pick(x, i) if pick(cond, i).value else pick(y, i) for i in range(n)]
+
     def _op_Mul(self, node, ins):
-        return self._arith(node, ins, lambda x, y: x * y)
+        out = self._arith(node, ins, lambda x, y: x * y)
+        if out is None or len(out) != 1 or len(ins[0]) != 1 or len(ins[1]) != 1:
+            return out
+        a, b = ins
+        dim, const = (a[0], b[0]) if a[0].is_dim and b[0].is_const else (b[0], a[0])
+        if dim.is_dim and const.is_const:
+            return [Entry(out[0].value, ("scaled", dim.source[1], dim.source[2], const.source), out[0].deps)]
+        return out
 
     def _op_Add(self, node, ins):
         return self._arith(node, ins, lambda x, y: x + y)
@@ -193,6 +250,15 @@ class ShapeValues:
 
     def _op_Div(self, node, ins):
         return self._arith(node, ins, lambda x, y: int(np.trunc(x / y)))
+
+
+def _tensor_values(value) -> np.ndarray | None:
+    """Elements of a tensor attribute (an onnx-ir tensor or a TensorProto), flattened."""
+    if value is None:
+        return None
+    if hasattr(value, "numpy"):
+        return np.asarray(value.numpy()).reshape(-1)
+    return onnx.numpy_helper.to_array(value).reshape(-1)
 
 
 #: ops whose integer outputs ShapeValues follows element by element (copies, no arithmetic)

@@ -15,14 +15,18 @@ from ..analysis.types import Analysis
 from ..errors import PruningError
 from ..graph import edit
 from ..graph.model import value_info
-from ..rules.base import Space
+from ..rules.base import Space, space_size
 from .editor import ModelEditor
 
 log = logging.getLogger(__name__)
 
 
 def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[Space, np.ndarray]:
-    """Kept positions of every space that loses at least one position."""
+    """Kept positions of every space that loses at least one position.
+
+    A space in several groups (an axis holding heads and head dims) keeps the positions that
+    every one of them keeps.
+    """
     out: dict[Space, np.ndarray] = {}
     by_id = {g.id: g for g in analysis.groups}
     for gid, slots in removed.items():
@@ -34,6 +38,8 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
             raise PruningError(f"group {gid} ({group.title}) is blocked and cannot be pruned")
         for space in group.spaces:
             kept = group.kept_positions(space, slots)
+            if space in out:
+                kept = np.intersect1d(out[space], kept)
             if kept.size == 0:
                 raise PruningError(f"plan removes every position of {space}")
             if kept.size != group.sizes[space]:
@@ -45,7 +51,7 @@ def _slice_initializers(editor: ModelEditor, analysis: Analysis, changed: dict[S
     by_init: dict[str, list[Space]] = {}
     inits = editor.graph.initializers
     for space in changed:
-        if space.tensor in inits:
+        if space.tensor in inits and not space.is_part:
             by_init.setdefault(space.tensor, []).append(space)
     for name, spaces in by_init.items():
         arr = analysis.index.array(name)
@@ -58,7 +64,8 @@ def _update_declared_shapes(model: ir.Model, changed: dict[Space, np.ndarray]) -
     """Pruned sizes into the shapes the model declares (value_info and graph inputs)."""
     by_tensor: dict[str, dict[int, int]] = {}
     for space, kept in changed.items():
-        by_tensor.setdefault(space.tensor, {})[space.axis] = int(kept.size)
+        if not space.is_part:
+            by_tensor.setdefault(space.tensor, {})[space.axis] = int(kept.size)
     for vi in value_info(model.graph):
         axes = by_tensor.get(vi.name)
         if axes and vi.type.HasField("tensor_type"):
@@ -95,8 +102,7 @@ def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
     def kept(space: Space) -> np.ndarray:
         if space in changed:
             return changed[space]
-        size = analysis.index.shape(space.tensor)[space.axis]
-        return np.arange(size, dtype=np.int64)
+        return np.arange(space_size(analysis.index.shape(space.tensor), space), dtype=np.int64)
 
     for fix in analysis.fixups:
         if any(s in changed for s in fix.spaces):

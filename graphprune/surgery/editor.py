@@ -20,6 +20,7 @@ class ModelEditor:
         self.graph = model.graph
         self.nodes = {n.name: n for n in self.graph}
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
+        self._uses: dict[str, list[tuple[str, int]]] | None = None
         self._names = edit.Names(self.graph)
         self.touched_nodes: set[str] = set()
         self._unused_before = edit.unused_initializers(model)
@@ -67,10 +68,20 @@ class ModelEditor:
         self._patches.setdefault(init, {}).setdefault((node, idx), {})[flat] = int(value)
 
     def _uses_of(self, init: str) -> list[tuple[str, int]]:
-        return [(n.name, i) for n in self.graph for i, v in enumerate(n.inputs) if v is not None and v.name == init]
+        """(node, input index) of every read of ``init``, in graph order (one pass over the graph
+        for all patched constants)."""
+        if self._uses is None:
+            self._uses = {}
+            wanted = set(self._patches)
+            for n in self.graph:
+                for i, v in enumerate(n.inputs):
+                    if v is not None and v.name in wanted:
+                        self._uses.setdefault(v.name, []).append((n.name, i))
+        return self._uses.get(init, [])
 
     def finalize(self) -> None:
         """Apply pending constant patches, copying constants whose uses disagree."""
+        self._uses = None
         for init, by_use in self._patches.items():
             value = self.graph.initializers[init]
             uses = self._uses_of(init)

@@ -20,7 +20,7 @@ import numpy as np
 
 from models.transformers.blocks import (Scores, attention, causal_additive_table, embedding_table, linear,
                                         merge_heads, pre_norm_block, rms_norm, sliced_square, split_heads)
-from models.transformers.common import HeadsConfig, INT64_MAX, STYLES, Size, TransformerBuilder
+from models.transformers.common import HeadsConfig, INT64_MAX, STYLES, RunSize, Size, TransformerBuilder
 from models.transformers.registry import register
 
 EMBEDDING_STD = 1.0
@@ -34,6 +34,11 @@ class LlamaConfig(HeadsConfig):
     vocab: int
     positions: int
     rope_theta: float = 10000.0
+    #: how repeat_kv is written: ``expand`` (Unsqueeze -> Expand -> Reshape, as both exporters
+    #: write it), ``expand_shape`` (the same with every size read from Shape and the head count
+    #: multiplied at run time, as torch.onnx traces ``x.shape``), ``tile`` (Unsqueeze -> Tile ->
+    #: Reshape) or ``gather`` (``index_select`` of the key/value heads, repeat_interleave style)
+    repeat_kv: str = "expand"
 
 
 LLAMA = {"small": LlamaConfig(hidden=64, heads=8, kv_heads=4, layers=2, intermediate=96, vocab=100, positions=16),
@@ -79,18 +84,36 @@ def apply_rope(b: TransformerBuilder, x: str, rope: Rope, head_dim: int) -> str:
     return b.add(b.mul(x, rope.cos), b.mul(rotate_half(b, x, head_dim), rope.sin))
 
 
-def repeat_kv(b: TransformerBuilder, x: str, kv_heads: int, n_rep: int, head_dim: int) -> str:
-    """[B, KV, S, D] -> Unsqueeze -> Expand [B, KV, n_rep, S, D] -> Reshape [B, KV * n_rep, S, D]."""
+def repeat_kv(b: TransformerBuilder, x: str, kv_heads: int, n_rep: int, head_dim: int, form: str = "expand") -> str:
+    """[B, KV, S, D] -> Unsqueeze -> Expand [B, KV, n_rep, S, D] -> Reshape [B, KV * n_rep, S, D]
+    (query head j reads key/value head j // n_rep); ``form`` as :class:`LlamaConfig` says."""
     if n_rep == 1:
         return x
+    if form == "gather":
+        index = np.repeat(np.arange(kv_heads, dtype=np.int64), n_rep)
+        return b.node("Gather", [x, b.const(index, np.int64)], axis=1)
+    if form == "expand_shape":
+        return _repeat_kv_from_shape(b, x, n_rep)
     unsqueezed = b.unsqueeze(x, [2])
-    if b.torchscript:
+    if form == "tile":
+        expanded = b.node("Tile", [unsqueezed, b.ints([1, 1, n_rep, 1, 1])])
+    elif b.torchscript:
         target = b.shape_tensor([b.batch_of(x), kv_heads, n_rep, b.sequence_of(x, 2), head_dim])
+        expanded = b.node("Expand", [unsqueezed, target])
     else:
-        target = b.ints([1, 1, n_rep, 1, 1])
-    expanded = b.node("Expand", [unsqueezed, target])
+        expanded = b.node("Expand", [unsqueezed, b.ints([1, 1, n_rep, 1, 1])])
     batch = b.batch_of(x) if b.torchscript else b.batch_of(expanded)
     return b.reshape_to(expanded, [batch, kv_heads * n_rep, b.sequence_of(x, 2), head_dim])
+
+
+def _repeat_kv_from_shape(b: TransformerBuilder, x: str, n_rep: int) -> str:
+    """repeat_kv as torch.onnx traces it: every size is ``Shape(x)[k]``, the head count of the
+    result ``Shape(x)[1] * n_rep``."""
+    sizes = [b.run_size(RunSize(x, k)) for k in range(4)]
+    target = b.concat([sizes[0], sizes[1], b.ints([n_rep]), sizes[2], sizes[3]], axis=0)
+    expanded = b.node("Expand", [b.unsqueeze(x, [2]), target])
+    heads = b.node("Mul", [sizes[1], b.ints([n_rep])])
+    return b.node("Reshape", [expanded, b.concat([sizes[0], heads, sizes[2], sizes[3]], axis=0)])
 
 
 def project_heads(b: TransformerBuilder, cfg: LlamaConfig, x: str) -> tuple[str, str, str]:
@@ -108,7 +131,7 @@ def eager_attention(b: TransformerBuilder, cfg: LlamaConfig, x: str, rope: Rope,
     q, k, v = project_heads(b, cfg, x)
     q, k = apply_rope(b, q, rope, cfg.head_dim), apply_rope(b, k, rope, cfg.head_dim)
     n_rep = cfg.heads // cfg.kv_heads
-    k, v = (repeat_kv(b, t, cfg.kv_heads, n_rep, cfg.head_dim) for t in (k, v))
+    k, v = (repeat_kv(b, t, cfg.kv_heads, n_rep, cfg.head_dim, cfg.repeat_kv) for t in (k, v))
     context = attention(b, q, k, v, cfg.head_dim, Scores(scale="mul", additive=mask))
     with b.scope("o_proj"):
         return linear(b, merge_heads(b, context, cfg.hidden), cfg.hidden, cfg.hidden, bias=False)
