@@ -1,4 +1,4 @@
-"""``graphprune apply MODEL PLAN -o OUT``: apply a (reviewed, edited) plan and prove the result."""
+"""``graphprune apply MODEL PLAN -o OUT``: apply a (reviewed, edited) plan and check the result."""
 from __future__ import annotations
 
 import argparse

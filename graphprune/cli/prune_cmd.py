@@ -1,4 +1,4 @@
-"""``graphprune prune MODEL -o OUT``: plan and apply in one go, and prove the result."""
+"""``graphprune prune MODEL -o OUT``: plan and apply in one go, and check the result."""
 from __future__ import annotations
 
 import argparse
@@ -100,7 +100,7 @@ def group_rows(result) -> list[dict]:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "prune", help="remove the least important channels (plan + apply) and prove the result",
+        "prune", help="remove the least important channels (plan + apply) and check the result",
         description="Remove the least important channels of every prunable dependency group consistently "
                     "across all coupled layers, and write a smaller, valid ONNX model whose outputs keep their "
                     "names and shapes.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)

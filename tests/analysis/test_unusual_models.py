@@ -42,7 +42,7 @@ def _output_shapes(model: onnx.ModelProto, feeds: dict) -> dict:
 RUNNABLE = [
     ("fused_conv", rm.fused_conv, ("w1", 0, 4), ["com.microsoft.FusedConv node fused: no rule for this op"]),
     ("skip_layernorm_attention", rm.transformer_block, ("w_up", 1, 16),
-     ["com.microsoft.SkipLayerNormalization node skip_ln: no rule for this op"]),
+     ["SkipLayerNormalization skip_ln normalizes over axis 2 (the hidden axis)"]),
     ("if", rm.if_node, ("w1", 0, 4), ["If node branch: subgraph ops are barriers"]),
     ("loop", rm.loop_node, ("w1", 0, 4), ["Loop node loop: subgraph ops are barriers"]),
     ("scan", rm.scan_node, ("w1", 0, 4), ["Scan node scan: subgraph ops are barriers"]),
