@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import UsageError
 from ..progress import progress as progress_iter
 from .data import iter_inputs
+from .drift import Drift, DriftAccumulator
 from .feeds import make_feeds
 from .metrics import OutputAccumulator, OutputMetrics
 from .table import metrics_table
@@ -37,6 +38,8 @@ class ValidationReport:
     atol: float
     data: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the drift metrics (1 - mean cosine, 1 - top-1 agreement, relative L2 error) of the same samples
+    drift: Drift | None = None
 
     @property
     def worst(self) -> str | None:
@@ -56,6 +59,7 @@ class ValidationReport:
             "passed": self.passed, "worst": self.worst, "samples": self.samples, "rtol": self.rtol,
             "atol": self.atol, "data": self.data, "notes": list(self.notes),
             "outputs": [m.to_dict() for m in self.outputs],
+            **({"drift": self.drift.to_dict()} if self.drift is not None else {}),
         }
 
     def summary_lines(self) -> list[str]:
@@ -101,7 +105,8 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
 
 def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: int | None = None,
              input_shapes: Mapping | None = None, rtol: float = 1e-4, atol: float = 1e-5, seed: int = 0,
-             progress: bool = True, image_options: Mapping | None = None) -> ValidationReport:
+             progress: bool = True, image_options: Mapping | None = None, label: str | None = None,
+             desc: str = "validating") -> ValidationReport:
     """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
 
     ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
@@ -121,23 +126,28 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     cand_sess = make_session(cand_model, exact=True, label=cand_label)
     pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
     accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol) for r, _ in pairs}
+    drift = DriftAccumulator([r for r, _ in pairs])
     feeds, data_label = _feeds(ref_model, data, samples, seed, input_shapes, image_options)
+    data_label = label or data_label
     count = 0
-    for i, feed in enumerate(progress_bar(feeds, samples, progress)):
+    for i, feed in enumerate(progress_bar(feeds, samples, progress, desc)):
         ref_out = run_session(ref_sess, feed, label=ref_label, sample=i)
         cand_out = run_session(cand_sess, feed, label=cand_label, sample=i)
         for r, c in pairs:
             accs[r].update(ref_out[r], cand_out[c])
+        if complete:
+            drift.update([ref_out[r] for r, _ in pairs], [cand_out[c] for _, c in pairs])
         count += 1
     if count == 0:
         raise UsageError(f"{data_label}: no samples to validate with")
     outputs = tuple(acc.result() for acc in accs.values())
     passed = complete and bool(outputs) and all(m.passed for m in outputs)
-    report = ValidationReport(passed, outputs, count, rtol, atol, data_label, tuple(notes))
+    report = ValidationReport(passed, outputs, count, rtol, atol, data_label, tuple(notes),
+                              drift.result() if complete and pairs else None)
     log.info("validation %s (worst output %s)", "passed" if passed else "failed", report.worst)
     return report
 
 
-def progress_bar(feeds, samples, enabled: bool):
+def progress_bar(feeds, samples, enabled: bool, desc: str = "validating"):
     total = len(feeds) if isinstance(feeds, list) else samples
-    return progress_iter(feeds, total=total, desc="validating", enabled=enabled, unit="sample")
+    return progress_iter(feeds, total=total, desc=desc, enabled=enabled, unit="sample")

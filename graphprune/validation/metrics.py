@@ -65,7 +65,8 @@ def looks_like_scores(shape: tuple[int, ...], dtype: np.dtype) -> bool:
     return len(dims) == 2 and dims[1] >= 2
 
 
-def _cosine(r: np.ndarray, c: np.ndarray) -> float:
+def cosine(r: np.ndarray, c: np.ndarray) -> float:
+    """Cosine similarity of two flat vectors (1 for two zero vectors, 0 when exactly one is zero)."""
     nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
     if nr == 0.0 and nc == 0.0:
         return 1.0
@@ -122,7 +123,7 @@ class OutputAccumulator:
         self.count += diff.size
         self.max_ref = max(self.max_ref, float(np.abs(r).max()))
         if worst > 0:  # identical samples have cosine exactly 1, whatever the rounding of the norms
-            self.cosine = min(self.cosine, _cosine(r, c))
+            self.cosine = min(self.cosine, cosine(r, c))
         allowed = self.atol + self.rtol * np.abs(r)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(diff == 0, 0.0, diff / allowed)
