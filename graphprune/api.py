@@ -45,7 +45,8 @@ def apply(model, the_plan, **options):
 
     if not isinstance(the_plan, PruningPlan):
         the_plan = PruningPlan.load(the_plan)
-    return compose.apply_plan(model, the_plan, Options.of(**options))
+    # the plan decides what goes: ``max_drift`` is a gate here, never a search
+    return compose.apply_plan(model, the_plan, Options.of(search=False, **options))
 
 
 def sensitivity(model, *, ratios=DEFAULT_RATIOS, samples: int = DEFAULT_RANDOM_SAMPLES,

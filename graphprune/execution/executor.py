@@ -13,9 +13,14 @@ payload (the model's bytes and the feeds)::
 the results do not depend on the number of workers: a task's result is a function of the
 payload and the task alone.
 
-:class:`Executor` is the interface (a cluster executor implements ``map`` and ``close`` the same
-way: ship the payload to each worker once, then the tasks); :class:`LocalExecutor` runs ``jobs``
-worker processes (``jobs=1``: in this process, no pool).
+:class:`Executor` is the interface; :class:`LocalExecutor` runs ``jobs`` worker processes
+(``jobs=1``: in this process, no pool). A cluster executor implements the same two methods: on
+the first ``map`` of a Context, put ``context.payload`` in the cluster's object store once and
+start one worker (actor) per slot that runs ``context.setup(payload)``; then send each
+``(fn, task)`` to a free worker and return the results in task order; ``close`` stops the
+workers. Pass it as ``executor=`` to :func:`graphprune.prune` (or ``Options``); the caller keeps
+ownership (graphprune never closes an executor it was given). The tasks of the budget search are
+:class:`~graphprune.execution.candidates.Candidate` values (group id -> removed slot ids).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
 from ..errors import DriftBudgetExceeded
@@ -135,25 +136,20 @@ def _within_budget(source, scored, split, options: Options, *, edit_scored: bool
         analyzed = _fresh(source, options)
 
 
-class _executor:
+@contextlib.contextmanager
+def _executor(options: Options):
     """``options.executor`` (left open: the caller owns it), or local worker processes closed after use."""
-
-    def __init__(self, options: Options):
-        self.given = options.executor
-        self.executor = None if self.given is not None else LocalExecutor(options.jobs)
-
-    def __enter__(self):
-        return self.given if self.given is not None else self.executor
-
-    def __exit__(self, *exc):
-        if self.executor is not None:
-            self.executor.close()
+    if options.executor is not None:
+        yield options.executor
+        return
+    with LocalExecutor(options.jobs) as executor:
+        yield executor
 
 
-def _enforce_gate(result) -> None:
-    gate = result.gate if hasattr(result, "gate") else None
-    if gate is not None and not gate.passed:
-        raise DriftBudgetExceeded(f"{gate.line()}; nothing was written", result)
+def _enforce_gate(result: PruneResult) -> None:
+    """A result that misses --max-drift is never handed on: it travels inside the error, for the summary."""
+    if result.gate is not None and not result.gate.passed:
+        raise DriftBudgetExceeded(f"{result.gate.line()}; nothing was written", result)
 
 
 def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str, notes: list,

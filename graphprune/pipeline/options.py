@@ -99,6 +99,8 @@ class Options:
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
             raise UsageError(f"--jobs must be a positive integer, got {self.jobs!r}")
         if self.max_drift is None:
+            if self.search:
+                raise UsageError("a budget search needs --max-drift D")
             if self.objective is not None:
                 raise UsageError("--objective applies to a budget search: give --max-drift D (without --ratio)")
             return

@@ -86,7 +86,8 @@ class Curve:
 
 @dataclass(frozen=True)
 class Move:
-    """Group ``group`` goes from ``before`` to ``after`` slots removed; ``slope`` is its hull's savings per energy."""
+    """Group ``group`` goes from ``before`` to ``after`` slots removed; ``slope`` is its hull segment's
+    savings per energy, ``segment`` the saving of that whole segment (the same for its moves)."""
 
     group: int
     before: int
@@ -94,6 +95,7 @@ class Move:
     slope: float
     energy: float
     saving: float
+    segment: float = 0.0
 
 
 def _slope(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -117,20 +119,23 @@ def group_moves(curve: Curve, metric: str, allowed: float) -> list[Move]:
         hull.append(i)
     moves, before, start = [], 0, 0
     for end in hull[1:]:
-        slope = _slope(coords[start], coords[end])
+        slope, segment = _slope(coords[start], coords[end]), coords[end][1] - coords[start][1]
         for i in range(start + 1, end + 1):
             p = chain[i - 1]
             moves.append(Move(curve.group, before, p.count, slope, coords[i][0] - coords[i - 1][0],
-                              coords[i][1] - coords[i - 1][1]))
+                              coords[i][1] - coords[i - 1][1], segment))
             before = p.count
         start = end
     return moves
 
 
 def order_moves(curves: Sequence[Curve], metric: str, allowed: float) -> list[Move]:
-    """Every group's moves, largest slope first (ties: larger saving, then group id, then count)."""
+    """Every group's moves, largest slope first (ties: the larger segment, then group id, then count).
+
+    A group's slopes strictly decrease from segment to segment and its moves in one segment share
+    slope and segment saving, so every group's moves stay in their order."""
     moves = [m for c in curves for m in group_moves(c, metric, allowed)]
-    return sorted(moves, key=lambda m: (-m.slope, -m.saving, m.group, m.after))
+    return sorted(moves, key=lambda m: (-m.slope, -m.segment, m.group, m.after))
 
 
 def counts_of(moves: Sequence[Move], length: int) -> dict[int, int]:

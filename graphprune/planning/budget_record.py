@@ -61,8 +61,8 @@ class BudgetRecord:
     def summary_lines(self) -> list[str]:
         what = OBJECTIVE_WORDS[self.objective]
         ev = self.evaluations
-        lines = [f"budget: {self.metric} drift <= {self.limit:g} on held-out data, removing as much {what} as "
-                 f"possible",
+        lines = [f"budget: {self.metric} drift <= {self.limit:g} on held-out data; the search removes the most "
+                 f"{what} it can",
                  f"  sensitivity: {len(self.curves)} groups, {ev['sensitivity']} evaluations on "
                  f"{self.samples.get('curves', '?')} calibration samples (each group alone, k/8 of its slots)",
                  f"  search: {ev['search']} combined candidates on {self.samples.get('search', '?')} calibration "

@@ -83,3 +83,15 @@ def test_sensitivity_keeps_its_table_and_takes_a_metric(files, capsys):
     assert main(["sensitivity", str(files / "m.onnx"), "--ratios", "0.25,0.5", "--jobs", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].split()[:4] == ["group", "slots", "@0.25", "@0.5"] and lines[-1].startswith("most sensitive")
+
+
+def test_apply_gates_a_plan_on_data(files, capsys):
+    plan = files / "plan.json"
+    assert main(["plan", str(files / "m.onnx"), "-o", str(plan), "--ratio", "0.5"]) == 0
+    np.savez(files / "check.npz", **calibration_arrays(6, seed=7))
+    base = ["apply", str(files / "m.onnx"), str(plan), "--data", str(files / "check.npz"), "--metric", "rel"]
+    assert main(base + ["-o", str(files / "a.onnx"), "--max-drift", "0.01"]) == 1
+    out = capsys.readouterr().out
+    assert not (files / "a.onnx").exists() and "drift budget: MISSED by" in out and "on 6 samples of" in out
+    assert main(base + ["-o", str(files / "b.onnx"), "--max-drift", "10"]) == 0
+    assert (files / "b.onnx").exists() and "drift budget: met" in capsys.readouterr().out

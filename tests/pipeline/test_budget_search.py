@@ -146,3 +146,12 @@ def test_other_objectives():
                     objective="latency", jobs=1)
     assert latency.budget.objective == "latency" and 0 < latency.budget.saved < latency.budget.total
     assert set(latency.budget.counts) <= {0, 2}  # the sensitive layer stays whatever the objective
+
+
+def test_a_top1_budget_orders_by_cosine_curves_and_checks_top1_agreement():
+    result = prune(planted_chain(), calib=calibration_arrays(SAMPLES), max_drift=0.05, metric="top1", jobs=1)
+    assert result.budget.counts == {0: 16, 2: 16}
+    assert all(len(c.points) == 7 for c in result.budget.curves)  # top-1 curves have no ceiling
+    feeds = [{"x": x} for x in calibration_arrays(SAMPLES)["x"][HELD]]
+    agree = [np.argmax(run(planted_chain(), f)["y"]) == np.argmax(run(result.model, f)["y"]) for f in feeds]
+    assert result.gate.metric == "top1" and result.gate.drift == pytest.approx(1 - np.mean(agree))

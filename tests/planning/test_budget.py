@@ -67,6 +67,18 @@ def test_free_steps_come_first_and_each_group_keeps_its_order():
     assert cumulative(moves, "saving") == pytest.approx([0, 6, 106, 156, 157])
 
 
+def test_moves_of_one_segment_stay_in_order_whatever_their_savings():
+    # step 12 drifts more than 16 (noise): dropped; 4 -> 8 and 8 -> 16 share a segment, and the
+    # larger saving of 8 -> 16 must not put it first (the group would go back to 8 after 16)
+    group = _curve(0, [(4, 1e-9, 200.0), (8, 3e-9, 400.0), (12, 7e-9, 600.0), (16, 6e-9, 800.0)])
+    other = _curve(1, [(4, 0.01, 264.0)])
+    moves = order_moves([other, group], "cosine", allowed=1.0)
+    assert [(m.group, m.before, m.after) for m in moves][:3] == [(0, 0, 4), (0, 4, 8), (0, 8, 16)]
+    for length in range(len(moves) + 1):  # along the prefixes, no group ever loses fewer slots again
+        previous = counts_of(moves, length - 1) if length else {}
+        assert all(counts_of(moves, length).get(g, 0) >= c for g, c in previous.items())
+
+
 def _search(measure_energy, moves_count, allowed, width=2):
     moves = order_moves([_curve(g, [(8, 0.01, 1.0)]) for g in range(moves_count)], "cosine", allowed=1.0)
     search = PrefixSearch(moves, allowed, width)
