@@ -62,14 +62,15 @@ class Executor(ABC):
     def map(self, fn: Callable, tasks: Sequence, *, context: Context, progress: str | None = None) -> list:
         """The results of ``fn(state, task)`` in task order; ``progress`` names a progress bar."""
 
-    def close(self) -> None:
-        """Stop the workers (a closed executor starts new ones when used again)."""
+    def close(self, *, abort: bool = False) -> None:
+        """Stop the workers (``abort``: without waiting for running tasks); a closed executor starts
+        new ones when used again."""
 
     def __enter__(self) -> "Executor":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(abort=exc_type is not None)
 
 
 def check_jobs(jobs) -> int:
@@ -158,8 +159,11 @@ class LocalExecutor(Executor):
         self._context = context
         return self._pool
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         if self._pool is not None:
-            self._pool.close()
+            if abort:
+                self._pool.terminate()
+            else:
+                self._pool.close()
             self._pool.join()
         self._pool, self._context, self._state = None, None, None

@@ -15,6 +15,7 @@ is finite (or a different non-finite value) makes that output's drift infinite.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..vocabulary import DRIFT_METRICS
-from .metrics import cosine, looks_like_scores
+from .metrics import cosine_of, dot, looks_like_scores
 
 #: what each metric means, for summaries and help
 METRIC_WORDS = {"cosine": "1 - mean cosine similarity", "top1": "1 - top-1 agreement",
@@ -102,18 +103,25 @@ class _OutputSums:
 
     def update(self, reference: np.ndarray, candidate: np.ndarray) -> None:
         reference, candidate = np.asarray(reference), np.asarray(candidate)
-        r = reference.astype(np.float64, copy=False).ravel()
-        c = candidate.astype(np.float64, copy=False).ravel()
-        if reference.shape != candidate.shape or not _same_nonfinite(r, c):
+        if reference.shape != candidate.shape:
             self.broken = True
             return
-        finite = np.isfinite(r)
-        if not finite.all():
+        r = reference.astype(np.float64, copy=False).ravel()
+        c = candidate.astype(np.float64, copy=False).ravel()
+        rr, cc = dot(r, r), dot(c, c)
+        if not (math.isfinite(rr) and math.isfinite(cc)):  # a NaN or inf somewhere (or an overflow)
+            if not _same_nonfinite(r, c):
+                self.broken = True
+                return
+            finite = np.isfinite(r)
             r, c = r[finite], c[finite]
+            rr, cc = dot(r, r), dot(c, c)
+        difference = c - r
+        error = dot(difference, difference)
         # identical samples have cosine exactly 1, whatever the rounding of the norms
-        self.cosine_sum += 1.0 if np.array_equal(r, c) else cosine(r, c)
-        self.squared_error += float(np.dot(c - r, c - r))
-        self.squared_reference += float(np.dot(r, r))
+        self.cosine_sum += 1.0 if error == 0.0 else cosine_of(rr, cc, dot(r, c))
+        self.squared_error += error
+        self.squared_reference += rr
         self._update_top1(reference, candidate)
 
     def _update_top1(self, reference: np.ndarray, candidate: np.ndarray) -> None:
