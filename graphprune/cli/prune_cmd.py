@@ -104,7 +104,8 @@ def prune_report(title: str, result) -> dict:
     """Report sections of a prune or apply result."""
     return {"title": title, "summary": result.summary_lines(), "channels": result.layers,
             "groups": group_rows(result),
-            **({"budget": result.budget.group_rows()} if getattr(result, "budget", None) is not None else {}),
+            **({"drift budget": result.gate.to_dict()} if getattr(result, "gate", None) is not None else {}),
+            **({"budget search": result.budget.group_rows()} if getattr(result, "budget", None) is not None else {}),
             **({"exactness": result.oracle} if result.oracle is not None else {}),
             **({"drift": result.drift} if result.drift is not None else {}),
             "details": result.to_dict()}

@@ -19,8 +19,9 @@ For every prunable group and ratio, that group alone loses its lowest-scoring sl
 outputs are compared with the unpruned model's on the first --calib-samples calibration samples
 (or --samples seeded random inputs without --calib): the drift is the relative L2 error of the
 worst output (--metric). Every (group, ratio) is an independent evaluation, run by --jobs worker
-processes; the budget search of graphprune prune --max-drift measures the same way. The HTML report plots drift against ratio per group; use it to set per-node
-ratios in a --config file for graphprune plan/prune."""
+processes; the budget search of graphprune prune --max-drift measures the same way. The HTML
+report plots drift against ratio per group; use it to set per-node ratios in a --config file for
+graphprune plan/prune, or let graphprune prune --max-drift D choose them."""
 
 
 def _ratios(text: str) -> tuple[float, ...]:

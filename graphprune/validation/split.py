@@ -58,7 +58,8 @@ def held_out_indices(total: int, eval_split: float, seed: int) -> frozenset[int]
 
 
 def _capped(stream, max_bytes: int) -> tuple[list, int]:
-    """Feeds from ``stream`` while their bytes stay within ``max_bytes`` (the first one always), and how many were left."""
+    """Feeds from ``stream`` while their bytes stay within ``max_bytes`` (the first one always), and how
+    many were left out."""
     kept, used, left = [], 0, 0
     for feed in stream:
         size = feed_bytes(feed)

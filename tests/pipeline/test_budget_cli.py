@@ -32,7 +32,8 @@ def test_a_search_within_the_budget_writes_the_model(files, capsys):
     assert widths["w0"] == [16, 16] and widths["w1"] == [32, 16] and widths["w2"] == [16, 32]
     report = json.loads((files / "r.json").read_text())
     assert report["details"]["gate"]["passed"] is True
-    assert [r["group"] for r in report["budget"]] == [0, 2] and report["budget"][0]["removed"] == len(DEAD)
+    rows = report["budget search"]
+    assert [r["group"] for r in rows] == [0, 2] and rows[0]["removed"] == len(DEAD)
 
 
 def test_a_budget_nothing_meets_exits_1_and_writes_nothing(files, capsys):
