@@ -107,6 +107,9 @@ class Options:
         if isinstance(self.max_drift, bool) or not isinstance(self.max_drift, (int, float)) \
                 or not math.isfinite(self.max_drift) or self.max_drift <= 0:
             raise UsageError(f"--max-drift must be a positive number, got {self.max_drift!r}")
+        if self.search and self.plan.global_rank:
+            raise UsageError("--global ranks slots for a --ratio or --target-*; a --max-drift search chooses every "
+                             "group's share itself: drop --global, or give a ratio to gate")
         if self.search and self.calib is None:
             raise UsageError("--max-drift without --ratio or a --target-* searches on calibration data: give it "
                              "with --calib PATH (a part of it, --eval-split, is held out for the final check)")

@@ -131,6 +131,7 @@ def test_without_data_the_summary_says_the_drift_is_on_random_inputs_and_how_to_
     ({"max_drift": 0.01, "calib": calibration_arrays(4), "eval_split": 1.0}, "--eval-split"),
     ({"max_drift": 0.01, "calib": calibration_arrays(4), "jobs": 0}, "--jobs"),
     ({"max_drift": 0.01, "calib": calibration_arrays(4), "validate": False}, "--no-validate"),
+    ({"max_drift": 0.01, "calib": calibration_arrays(4), "global_rank": True}, "--global"),
 ])
 def test_usage_errors_name_the_flag(options, flag):
     with pytest.raises(UsageError, match=flag):
