@@ -28,6 +28,13 @@ def prune(model, **options):
 
     With ``validate`` (default) the result must match its oracle (else ValidationFailed) and its
     drift from the original is measured; ``result.model`` is the pruned ModelProto.
+
+    Drift budget: ``max_drift=D`` (with ``metric=`` "cosine", "top1" or "rel") and no ``ratio`` or
+    target searches the per-group ratios that remove the most of ``objective`` ("macs",
+    "params", "latency") while the drift on held-out samples stays within D (``calib=`` is
+    needed: ``eval_split`` of it is held out); with a ``ratio`` or target it is a gate. A result
+    that misses D raises :class:`graphprune.errors.DriftBudgetExceeded` (its ``result`` says by
+    how much). ``jobs`` worker processes measure the candidates (``executor=`` replaces them).
     """
     return compose.prune(model, Options.of(**options))
 
@@ -38,19 +45,24 @@ def apply(model, the_plan, **options):
 
     if not isinstance(the_plan, PruningPlan):
         the_plan = PruningPlan.load(the_plan)
-    return compose.apply_plan(model, the_plan, Options.of(**options))
+    # the plan decides what goes: ``max_drift`` is a gate here, never a search
+    return compose.apply_plan(model, the_plan, Options.of(search=False, **options))
 
 
 def sensitivity(model, *, ratios=DEFAULT_RATIOS, samples: int = DEFAULT_RANDOM_SAMPLES,
-                calib_samples: int | None = SENSITIVITY_SAMPLES, **options):
-    """Output drift when each prunable group alone loses each fraction in ``ratios`` of its slots."""
+                calib_samples: int | None = SENSITIVITY_SAMPLES, metric: str = "rel", **options):
+    """Output drift when each prunable group alone loses each fraction in ``ratios`` of its slots
+    (``metric``: "rel" relative L2 error, "cosine" or "top1"; see graphprune.validation.drift)."""
+    from .validation.drift import check_metric
+
+    check_metric(metric)
     from .planning.config import check_fraction
 
     ratios = tuple(check_fraction("ratio", r) for r in ratios)
     if not ratios:
         raise UsageError("give at least one ratio")
     return compose.sensitivity(model, Options.of(calib_samples=calib_samples, validate=False, **options), ratios,
-                               samples)
+                               samples, metric)
 
 
 def export_masks(result, *, source: bool = True) -> dict:

@@ -77,6 +77,17 @@ class ValidationFailed(GraphPruneError):
     exit_code = EXIT_VALIDATION_FAILED
 
 
+class DriftBudgetExceeded(ValidationFailed):
+    """The pruned model misses ``--max-drift`` on held-out data; nothing is written.
+
+    ``result`` holds what was measured (the prune result, with its gate), for the summary and report.
+    """
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result
+
+
 class PruningError(GraphPruneError):
     """A plan cannot be applied (internal consistency check failed); nothing is written."""
 

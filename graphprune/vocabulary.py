@@ -17,8 +17,14 @@ NORMALIZERS = ("mean", "max", "sum", "none")
 ATTENTION_MODES = ("both", "heads", "dims")
 #: ``--target-<kind>``
 TARGET_KINDS = ("macs", "params", "latency")
-#: calibration samples used when the user does not say (the first N of the data)
-DEFAULT_CALIB_SAMPLES = 32
+#: calibration samples used when the user does not say: None is all of the data (streamed)
+DEFAULT_CALIB_SAMPLES = None
+#: drift metrics (``--metric``): 1 - mean cosine, 1 - top-1 agreement, relative L2 error
+DRIFT_METRICS = ("cosine", "top1", "rel")
+#: what a budget search removes as much of as it can (``--objective``)
+OBJECTIVES = ("macs", "params", "latency")
+#: fraction of the data held out for the final drift check (``--eval-split``)
+DEFAULT_EVAL_SPLIT = 0.25
 #: image folders: tensor layout and channel order
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")

@@ -34,7 +34,7 @@ TIERS = (
     ("graphprune.cli", 8), ("graphprune.__main__", 8),
     ("graphprune", 9),  # the package's own __init__ (lazy re-exports of the API)
 )
-STAGES = ("load", "prepare", "analyze", "score", "decide", "apply", "check")
+STAGES = ("load", "prepare", "analyze", "score", "decide", "budget", "apply", "check")
 #: modules whose import means running onnxruntime or reading model files
 RUNTIME = ("graphprune.validation", "graphprune.io", "graphprune.execution", "graphprune.calibration.collect",
            "graphprune.profiling.shapes", "graphprune.profiling.bench", "graphprune.profiling.model_profile")

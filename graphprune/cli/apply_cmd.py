@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import DriftBudgetExceeded
+from ..vocabulary import DRIFT_METRICS
+from .plan_cmd import positive_float
 from .prune_cmd import print_result
 from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
 
@@ -11,11 +14,13 @@ EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --target-macs 0.5
   graphprune apply model.onnx plan.json -o slim.onnx
   graphprune apply model.onnx plan.json -o slim.onnx --data images/ --export-masks masks.json --report apply.html
+  graphprune apply model.onnx plan.json -o slim.onnx --data images/ --max-drift 0.01
 
 The plan must have been made for this model: its SHA-256 fingerprint (graph and initializer
 values) is checked first; a plan for another model is refused with exit code 3. Kept indices may
 be edited: dropping an index of one parameter drops its whole slot (every coupled channel), and
-each such expansion is reported as a note."""
+each such expansion is reported as a note. With --max-drift D the result must drift by at most D
+(--metric) on --data, else it exits 1 and nothing is written."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -34,15 +39,22 @@ def _run(args: argparse.Namespace) -> int:
     vkw = validation_kwargs(args)
     the_plan = PruningPlan.load(args.plan)
     source = load(args.model)
-    result = apply(source, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
-                   input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], label=Path(args.model).name)
+    title = f"apply {args.plan} to {args.model} -> {out}"
+    try:
+        result = apply(source, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
+                       input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
+                       image_options=vkw["image_options"], label=Path(args.model).name, max_drift=args.max_drift,
+                       metric=args.metric)
+    except DriftBudgetExceeded as exc:
+        if exc.result is not None:
+            print_result(args, None, exc.result, title)
+        raise
     save_model(result.graph, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
         write_masks(args.export_masks, export_masks(source, result.analysis, result.removed,
                                                     folded=the_plan.fold_batchnorm,
                                                     strict_initializer_inputs=the_plan.strict_initializer_inputs))
-    print_result(args, out, result, f"apply {args.plan} to {args.model} -> {out}")
+    print_result(args, out, result, title)
     return 0
 
 
@@ -60,6 +72,10 @@ def register(subparsers) -> None:
     parser.add_argument("--no-validate", action="store_true", help="skip the oracle and drift checks")
     parser.add_argument("--force", action="store_true", help="allow overwriting the input model")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
+    parser.add_argument("--max-drift", type=positive_float, metavar="D",
+                        help="the result must drift by at most D on --data (needed), else exit 1, nothing written")
+    parser.add_argument("--metric", choices=DRIFT_METRICS, default="cosine",
+                        help="drift of --max-drift: cosine (1 - mean cosine; default), top1, rel")
     add_validation_arguments(parser)
     add_report_argument(parser)
     parser.set_defaults(func=_run)

@@ -10,8 +10,9 @@ import argparse
 from pathlib import Path
 import json
 
-from ..errors import UsageError
-from ..vocabulary import AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, IMPORTANCE_NAMES, NORMALIZERS
+from ..errors import DriftBudgetExceeded, UsageError
+from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
+                          IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -22,12 +23,14 @@ EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --target-macs 0.7 --importance fluctuation --calib inputs.npz --refit
   graphprune plan model.onnx -o plan.json --ratio 0.5 --round-to 8 --max-ratio 0.7 --exclude '*head*' \\
       --config overrides.toml --export-masks masks.json
+  graphprune plan model.onnx -o plan.json --calib images/ --max-drift 0.01 --objective params
   graphprune apply model.onnx plan.json -o slim.onnx
 
 The plan lists every dependency group, its removed slots and the kept indices of every
 parameter (initializer and axis), the predicted parameters and MACs, and a SHA-256 of the model;
 edit it and apply it later with graphprune apply. Targets are fractions of the original model
-(as given, before BatchNorm folding) to keep."""
+(as given, before BatchNorm folding) to keep. With --max-drift (see graphprune prune --help) the
+plan is applied to a copy and checked on held-out samples before it is written."""
 
 
 #: fraction of slots removed when neither --ratio nor a target is given
@@ -61,22 +64,52 @@ def positive_int(text: str) -> int:
 def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
     """--importance, --aggregate and the calibration data options."""
     group = parser.add_argument_group("importance (which slots go first)")
-    group.add_argument("--importance", choices=IMPORTANCE_NAMES, default="l2", metavar="NAME",
+    group.add_argument("--importance", choices=IMPORTANCE_NAMES, default=None, metavar="NAME",
                        help="criterion: l1, l2 (magnitude of every parameter slice), bn-scale (|gamma| of the "
                             "BatchNorms, scored before folding), fpgm (distance of the producer filters to their "
                             "geometric median), random (seeded baseline), activation (mean |x|, needs --calib), "
-                            "fluctuation (Var(x) x consumer weight norm, needs --calib); default l2")
+                            "fluctuation (Var(x) x consumer weight norm, needs --calib); default: fluctuation "
+                            "(with compensation) when --calib is given, else l2")
     group.add_argument("--aggregate", choices=AGGREGATES, default="sum",
                        help="how l1/l2/bn-scale/fpgm combine a slot's slices: sum (default), mean, max")
     group.add_argument("--calib", metavar="PATH", help="calibration data for data-driven criteria and compensation: "
                        ".npz (arrays named after the inputs), .npy (one-input models) or a folder of images")
     group.add_argument("--calib-samples", type=positive_int, default=DEFAULT_CALIB_SAMPLES, metavar="N",
-                       help=f"use the first N calibration samples (default {DEFAULT_CALIB_SAMPLES})")
+                       help="use the first N calibration samples (default: all of them, streamed)")
+
+
+def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-drift and what it measures (shared by plan and prune)."""
+    group = parser.add_argument_group("drift budget (how far the outputs may move, on your data)")
+    group.add_argument("--max-drift", type=positive_float, metavar="D",
+                       help="without --ratio or a --target-*: search the per-group ratios that remove the most of "
+                            "--objective while the drift on held-out samples stays <= D (needs --calib); with "
+                            "them: a gate. A model that misses D exits 1 and is not written. E.g. 0.01 with "
+                            "--metric cosine means a mean cosine similarity >= 0.99")
+    group.add_argument("--metric", choices=DRIFT_METRICS, default="cosine",
+                       help="drift: cosine (1 - mean cosine similarity of each output to the original's, worst "
+                            "output; default), top1 (1 - top-1 agreement of class-score outputs), rel (relative "
+                            "L2 error)")
+    group.add_argument("--objective", choices=OBJECTIVES, default=None,
+                       help="what the search removes as much of as it can: macs (default), params, or latency "
+                            "(per-node onnxruntime timings of this machine)")
+    group.add_argument("--eval-split", type=fraction, default=DEFAULT_EVAL_SPLIT, metavar="F",
+                       help=f"fraction of --calib held out (seeded) for the final drift check, never used to "
+                            f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}; with --data, --data is checked "
+                            "instead)")
+    group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                       help="worker processes measuring the search's candidates (default: one per CPU)")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    return _number(text, float, lambda v: v > 0 and v == v and v != float("inf"), "a positive number")
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | None = None) -> None:
     """Every planning option (shared by plan and prune)."""
     add_criterion_arguments(parser)
+    add_budget_arguments(parser)
     group = parser.add_argument_group("planning (how many go, where)")
     group.add_argument("--ratio", type=fraction, default=None,
                        help=ratio_help or "fraction of the slots removed from every prunable group (with --global: "
@@ -134,7 +167,11 @@ def image_options(args: argparse.Namespace) -> dict:
 
 def plan_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments of :func:`graphprune.api.plan` from parsed options."""
-    return {"ratio": DEFAULT_RATIO if args.ratio is None else args.ratio, "importance": args.importance,
+    targets = any(v is not None for v in (args.target_macs, args.target_params, args.target_latency))
+    searching = args.max_drift is not None and args.ratio is None and not targets
+    ratio = None if searching else DEFAULT_RATIO if args.ratio is None else args.ratio
+    return {"ratio": ratio, "importance": args.importance, "max_drift": args.max_drift, "metric": args.metric,
+            "objective": args.objective, "eval_split": args.eval_split, "jobs": args.jobs,
             "aggregate": args.aggregate, "global_rank": args.global_rank, "normalize": args.normalize, "round_to": args.round_to,
             "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
@@ -174,9 +211,14 @@ def _run(args: argparse.Namespace) -> int:
     from ..progress import bars_visible
     from ..validation import parse_input_shapes
 
-    result = plan(load(args.model), **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape),
-                  seed=args.seed, image_options=image_options(args), progress=bars_visible(),
-                  label=Path(args.model).name)
+    try:
+        result = plan(load(args.model), **plan_kwargs(args), input_shapes=parse_input_shapes(args.input_shape),
+                      seed=args.seed, image_options=image_options(args), progress=bars_visible(),
+                      label=Path(args.model).name)
+    except DriftBudgetExceeded as exc:
+        if exc.result is not None and not args.json:
+            print("\n".join(exc.result.summary_lines()))
+        raise
     result.plan.save(out)
     if args.export_masks:
         write_masks(args.export_masks, result.masks())

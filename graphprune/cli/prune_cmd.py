@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import DriftBudgetExceeded
 from .plan_cmd import add_plan_arguments, check_plan_arguments, plan_kwargs
 from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
 
@@ -15,13 +16,25 @@ EPILOG = """examples:
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --data val-images/
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --keep-bn --no-validate --export-masks masks.json
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --data images/ --report prune.html
+  graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.01
+  graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.05 --metric top1 --objective latency \
+      --eval-split 0.2 --jobs 4 --report budget.html
+  graphprune prune model.onnx -o slim.onnx --ratio 0.3 --calib images/ --max-drift 0.02
 
 prune = plan + apply (graphprune plan writes the decision for review; graphprune apply applies
 it). By default BatchNormalization is folded first, and the output is checked twice: against its
 oracle (the original with the removed channels' consumers zeroed, after compensation: must match
 exactly) and against the original (drift: cosine similarity, top-1 agreement), on --data or
 random inputs. The image options (--mean, --std, --size, --layout, --channel-order) apply to
---data and --calib folders alike."""
+--data and --calib folders alike.
+
+With --calib, a seeded --eval-split of the data (default 0.25) is held out: calibration, repair
+and any search never see it, and every drift printed comes from it (or from --data when given).
+--max-drift D alone searches the per-group ratios that remove the most MACs (--objective) while
+that held-out drift stays within D: sensitivity of every group alone, a search of combined
+candidates on calibration samples, then one check of the model it would write (rolling back the
+most sensitive step while it misses). With --ratio or a --target-*, --max-drift is a gate. Either
+way a model that misses D exits 1, is not written, and the summary (and --report) say by how much."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -39,26 +52,34 @@ def _run(args: argparse.Namespace) -> int:
         check_output_path(args.export_masks, (args.model, args.output))
     vkw = _validation_kwargs(args)
     source = load(args.model)
-    result = prune(source, **plan_kwargs(args), validate=not args.no_validate, data=vkw["data"],
-                   samples=vkw["samples"], input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"])
+    title = f"prune {args.model} -> {out}"
+    try:
+        result = prune(source, **plan_kwargs(args), validate=not args.no_validate, data=vkw["data"],
+                       samples=vkw["samples"], input_shapes=vkw["input_shapes"], seed=args.seed,
+                       progress=vkw["progress"], image_options=vkw["image_options"])
+    except DriftBudgetExceeded as exc:
+        if exc.result is not None:
+            print_result(args, None, exc.result, title)
+        raise
     save_model(result.graph, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
         from ..pipeline.masks import export_masks
         write_masks(args.export_masks, export_masks(source, result.analysis, result.removed,
                                                     folded=not args.keep_bn,
                                                     strict_initializer_inputs=args.strict_initializer_inputs))
-    print_result(args, out, result, f"prune {args.model} -> {out}")
+    print_result(args, out, result, title)
     return 0
 
 
 def print_result(args: argparse.Namespace, out, result, title: str) -> None:
-    """The summary (or JSON) of a prune/apply result, and its report when asked."""
+    """The summary (or JSON) of a prune/apply result, and its report when asked; ``out`` None: nothing was
+    written (the result missed --max-drift)."""
     if args.json:
-        print(json.dumps({"output": str(out), **result.to_dict()}, indent=2))
+        print(json.dumps({"output": None if out is None else str(out), **result.to_dict()}, indent=2))
     else:
         print("\n".join(result.summary_lines()))
-        print(f"wrote {out}" + (f" and {args.export_masks}" if args.export_masks else ""))
+        if out is not None:
+            print(f"wrote {out}" + (f" and {args.export_masks}" if args.export_masks else ""))
     if args.report:
         from ..report import write_report
 
@@ -83,6 +104,8 @@ def prune_report(title: str, result) -> dict:
     """Report sections of a prune or apply result."""
     return {"title": title, "summary": result.summary_lines(), "channels": result.layers,
             "groups": group_rows(result),
+            **({"drift budget": result.gate.to_dict()} if getattr(result, "gate", None) is not None else {}),
+            **({"budget search": result.budget.group_rows()} if getattr(result, "budget", None) is not None else {}),
             **({"exactness": result.oracle} if result.oracle is not None else {}),
             **({"drift": result.drift} if result.drift is not None else {}),
             "details": result.to_dict()}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..errors import ValidationFailed
 from .options import Options
-from .values import Checked, Pruned, Source
+from .values import Checked, Gate, Pruned, Source
 
 #: the pruned model must match its oracle to this tolerance: dropping zero terms only changes
 #: float summation order
@@ -19,7 +19,10 @@ ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
 ORACLE_SCALE_RTOL = 1e-4
 
 
-def check(pruned: Pruned, source: Source, options: Options) -> Checked:
+def check(pruned: Pruned, source: Source, options: Options, split=None) -> Checked:
+    """``split`` (a :class:`~graphprune.validation.split.DataSplit`): the drift is measured on its
+    held-out samples (or ``--data``), never on calibration samples; without it, on ``options.data``
+    or seeded random inputs. With ``max_drift``, the drift is also compared with the budget."""
     from ..graph.model import to_proto
     from ..validation import validate
 
@@ -31,7 +34,16 @@ def check(pruned: Pruned, source: Source, options: Options) -> Checked:
         raise ValidationFailed("internal consistency check failed: the pruned model does not compute what the "
                                "original computes without the removed channels; nothing was written "
                                "(please report this model)")
-    drift = validate(source.proto, candidate, data=options.data, samples=options.samples,
-                     input_shapes=options.input_shapes, seed=options.seed, progress=options.progress,
-                     image_options=options.image_options)
-    return Checked(oracle, drift)
+    data, label, samples = options.data, None, options.samples
+    if split is not None and split.check_data() is not None:
+        data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
+    drift = validate(source.proto, candidate, data=data, samples=samples, input_shapes=options.input_shapes,
+                     seed=options.seed, progress=options.progress, image_options=options.image_options, label=label,
+                     desc="final check" if options.max_drift is not None else "validating")
+    return Checked(oracle, drift, gate(drift, options) if options.max_drift is not None else None)
+
+
+def gate(report, options: Options) -> Gate:
+    """The drift of ``report`` (the original against the written model) against ``--max-drift``."""
+    value = report.drift.require(options.metric) if report.drift is not None else float("inf")
+    return Gate(options.metric, float(options.max_drift), float(value), report.samples, report.data)

@@ -6,8 +6,11 @@
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 
+from ..errors import DriftBudgetExceeded
+from ..execution.executor import LocalExecutor
 from ..planning.plan_file import PruningPlan
 from .analyze import analyze
 from .apply import apply as apply_stage
@@ -34,31 +37,38 @@ def inspect(model, options: Options) -> InspectResult:
 
 
 def plan(model, options: Options):
-    """Decide which slots go; returns a PlanResult whose ``plan`` is the PruningPlan to write."""
+    """Decide which slots go; returns a PlanResult whose ``plan`` is the PruningPlan to write.
+
+    With ``max_drift``, the plan is applied to a copy and checked on held-out data (a budget search
+    rolls back until it fits; a gate raises :class:`DriftBudgetExceeded`)."""
     source = load(model)
     options = _resolved(source, options)
-    decided = decide(score(analyze(prepare(source, options), options), options), options)
-    return PlanResult(to_plan(decided, options), decided, options)
-
-
-def _resolved(source, options: Options) -> Options:
-    """``options`` with concrete sizes for the model's dynamic input dims, found once per command
-    (the user's ``input_shapes`` win; see :func:`graphprune.validation.resolve_input_shapes`)."""
-    from ..validation import resolve_input_shapes
-
-    return replace(options, input_shapes=resolve_input_shapes(source.proto, options.input_shapes))
+    split = data_split(source, options)
+    scored = score(analyze(prepare(source, options), options), options, split)
+    if options.search:
+        budgeted, result = _within_budget(source, scored, split, options, edit_scored=False)
+        return PlanResult(to_plan(budgeted.decided, options), budgeted.decided, options, result.checked,
+                          budgeted.record)
+    decided = decide(scored, options)
+    checked = None
+    if options.max_drift is not None:
+        result = _prune_and_check(source, decided, _fresh(source, options), split, options)
+        checked = result.checked
+        _enforce_gate(result)
+    return PlanResult(to_plan(decided, options), decided, options, checked)
 
 
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
     options = _resolved(source, options)
-    decided = decide(score(analyze(prepare(source, options), options), options), options)
-    analyzed = decided.scored.analyzed
-    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
-    result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
-                     list(decided.decision.notes))
-    result.ratio, result.predicted = decided.decision.t, predicted(decided)
+    split = data_split(source, options)
+    scored = score(analyze(prepare(source, options), options), options, split)
+    if options.search:
+        return _within_budget(source, scored, split, options, edit_scored=True)[1]
+    decided = decide(scored, options)
+    result = _prune_and_check(source, decided, scored.analyzed, split, options)
+    _enforce_gate(result)
     return result
 
 
@@ -72,22 +82,103 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     pruned = apply_stage(analyzed, removed, options, compensation=compensation)
     recorded = the_plan.options
     result = _result(pruned, analyzed, source, options, skipped_groups(the_plan), str(recorded.get("how", "")),
-                     list(notes) + list(the_plan.notes))
+                     list(notes) + list(the_plan.notes), data_split(source, options))
     result.ratio, result.importance, result.plan = (float(recorded.get("ratio", 0.0)),
                                                     str(recorded.get("importance", "plan")), the_plan)
+    _enforce_gate(result)
     return result
 
 
-def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str, notes: list) -> PruneResult:
-    checked = check(pruned, source, options) if options.validate else None
-    return PruneResult(pruned.model, pruned.analysis, pruned.removed, skipped, options.ratio, options.importance,
-                       pruned.params_before, pruned.params_after, pruned.macs_before, pruned.macs_after,
-                       fold=analyzed.prepared.fold, oracle=checked.oracle if checked else None,
-                       drift=checked.drift if checked else None, layers=pruned.layers,
-                       compensation=pruned.compensation, notes=notes, how=how, source=source)
+def _resolved(source, options: Options) -> Options:
+    """``options`` with concrete sizes for the model's dynamic input dims, found once per command
+    (the user's ``input_shapes`` win; see :func:`graphprune.validation.resolve_input_shapes`)."""
+    from ..validation import resolve_input_shapes
+
+    return replace(options, input_shapes=resolve_input_shapes(source.proto, options.input_shapes))
 
 
-def sensitivity(model, options: Options, ratios, random_samples: int):
+def data_split(source, options: Options):
+    """Where calibration and checked samples come from (None: no data given, random inputs check)."""
+    if options.calib is None and options.data is None:
+        return None
+    from ..validation.split import DataSplit
+
+    return DataSplit(options.calib, source.proto, eval_split=options.eval_split, seed=options.seed,
+                     calib_limit=options.calib_samples, image_options=options.image_options, data=options.data)
+
+
+def _fresh(source, options: Options):
+    """A new prepared and analysed copy of ``source`` (apply edits the graph it is given)."""
+    return analyze(prepare(source, options), options)
+
+
+def _prune_and_check(source, decided, analyzed, split, options: Options) -> PruneResult:
+    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
+    result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
+                     list(decided.decision.notes), split)
+    result.ratio, result.predicted = decided.decision.t, predicted(decided)
+    return result
+
+
+def _within_budget(source, scored, split, options: Options, *, edit_scored: bool):
+    """Budget search on the calibration samples, then the check on held-out samples of the model
+    ``apply`` writes; while it misses, the most sensitive step is rolled back and checked again."""
+    from .budget import CURVE_SAMPLES, SEARCH_SAMPLES, budget, roll_back
+    from .candidates import Engine
+
+    with _executor(options) as executor:
+        engine = Engine(scored.analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, executor,
+                        CURVE_SAMPLES)
+        budgeted = budget(scored, options, engine)
+    analyzed = scored.analyzed if edit_scored else _fresh(source, options)
+    while True:
+        result = _prune_and_check(source, budgeted.decided, analyzed, split, options)
+        record = budgeted.record
+        record.evaluations["final check"] += 1
+        record.checks.append({"groups": len(record.counts), "drift": result.gate.drift,
+                              "samples": result.gate.samples, "passed": result.gate.passed})
+        result.budget = record
+        if result.gate.passed:
+            return budgeted, result
+        budgeted = roll_back(budgeted, options)
+        if budgeted is None:
+            raise DriftBudgetExceeded(
+                f"{result.gate.line()}; every pruned group was rolled back one step at a time and the check "
+                "still missed: nothing was written (raise --max-drift, or give more calibration data)", result)
+        analyzed = _fresh(source, options)
+
+
+@contextlib.contextmanager
+def _executor(options: Options):
+    """``options.executor`` (left open: the caller owns it), or local worker processes closed after use."""
+    if options.executor is not None:
+        yield options.executor
+        return
+    with LocalExecutor(options.jobs) as executor:
+        yield executor
+
+
+def _enforce_gate(result: PruneResult) -> None:
+    """A result that misses --max-drift is never handed on: it travels inside the error, for the summary."""
+    if result.gate is not None and not result.gate.passed:
+        raise DriftBudgetExceeded(f"{result.gate.line()}; nothing was written", result)
+
+
+def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str, notes: list,
+            split=None) -> PruneResult:
+    checked = check(pruned, source, options, split) if options.validate else None
+    result = PruneResult(pruned.model, pruned.analysis, pruned.removed, skipped, options.ratio, options.importance,
+                         pruned.params_before, pruned.params_after, pruned.macs_before, pruned.macs_after,
+                         fold=analyzed.prepared.fold, oracle=checked.oracle if checked else None,
+                         drift=checked.drift if checked else None, layers=pruned.layers,
+                         compensation=pruned.compensation, notes=notes + (split.notes if split else []), how=how,
+                         source=source, metric=options.metric, gate=checked.gate if checked else None,
+                         data_split=split.to_dict() if split is not None else None)
+    result.checked = checked
+    return result
+
+
+def sensitivity(model, options: Options, ratios, random_samples: int, metric: str = "rel"):
     """Drift when each prunable group alone loses each fraction in ``ratios`` of its slots."""
     from ..execution.sensitivity import sensitivity as run_sensitivity
     from .score import calibrate_analyzed, make_scorer
@@ -108,8 +199,10 @@ def sensitivity(model, options: Options, ratios, random_samples: int):
 
         feeds = make_feeds(source.proto, random_samples, seed=options.seed, input_shapes=options.input_shapes)
         label = f"seeded random inputs (seed {options.seed})"
-    return run_sensitivity(analyzed.prepared.model, analyzed.analysis, scorer, feeds, ratios=ratios, source=label,
-                           progress=options.progress)
+    with _executor(options) as executor:
+        return run_sensitivity(analyzed.prepared.model, analyzed.analysis, scorer, feeds, ratios=ratios,
+                               source=label, progress=options.progress, metric=metric, executor=executor,
+                               strict_initializer_inputs=options.strict_initializer_inputs)
 
 
 def _data_driven():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..planning.planner import Planner
 from .costs import cost_model, safe_cost
 from .options import Options
+from .repair import repair_data
 from .values import Decided, Scored
 
 
@@ -22,11 +23,7 @@ def decide(scored: Scored, options: Options) -> Decided:
                                 strict_initializer_inputs=options.strict_initializer_inputs)
     decision = Planner(analysis, scored.scorer, plan_options, cost_model=costs, reference=reference).decide(
         latency=latency)
-    compensation = None
-    if options.compensate and scored.stats is not None:
-        from ..compensation import compensation_data
-
-        compensation = tuple(compensation_data(analysis, decision.removed, scored.stats, refit=options.refit))
+    compensation = repair_data(analysis, decision.removed, scored.stats, options)
     return Decided(scored, decision, reference, compensation, how(options, decision))
 
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import math
+
 from ..errors import UsageError
-from ..planning.config import load_overrides
+from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
+from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
+                          OBJECTIVES)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
+#: what calibration data changes when the user does not say otherwise: a data-driven criterion
+#: (which turns compensation on). The hook for better defaults: a repair added to ``apply`` puts
+#: its keyword here (e.g. ``"repair": "..."``) to become the default whenever --calib is given.
+DEFAULTS_WITH_DATA = {"importance": "fluctuation"}
 
 
 @dataclass(frozen=True, init=False)
@@ -30,7 +37,10 @@ class Options:
     plan: PlanOptions
     # calibration and repair
     calib: object = None
+    #: None: all of the calibration samples (streamed)
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
+    #: fraction of --calib held out for the final drift check (with --data, --data is held out instead)
+    eval_split: float = DEFAULT_EVAL_SPLIT
     #: None: on for data-driven criteria
     compensate: bool | None = None
     refit: bool = False
@@ -40,6 +50,13 @@ class Options:
     #: which attention factors may be pruned: ``both`` (whole heads and head dims, each its own
     #: group, ``ratio`` applying to each), ``heads`` or ``dims``
     attention: str = "both"
+    # the drift budget: a search (no ratio or target given) or a gate on the result
+    max_drift: float | None = None
+    metric: str = "cosine"
+    #: what a budget search removes as much of as it can (None: MACs)
+    objective: str | None = None
+    #: True: search per-group ratios within max_drift (set when max_drift is given without a ratio or target)
+    search: bool = False
     # the checks of the result
     validate: bool = True
     data: object = None
@@ -49,6 +66,9 @@ class Options:
     image_options: dict | None = None
     # running
     progress: bool = False
+    #: worker processes of candidate evaluations (None: one per CPU); ``executor`` replaces them
+    jobs: int | None = None
+    executor: object = None
     latency_threads: int = 1
     count_macs: bool = True
     label: str | None = None
@@ -57,6 +77,8 @@ class Options:
         unknown = sorted(set(keywords) - PLAN_FIELDS - {f.name for f in fields(self)})
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)} (see graphprune.pipeline.Options)")
+        if plan is None:
+            keywords = _with_defaults(keywords)
         planned = {k: keywords.pop(k) for k in list(keywords) if k in PLAN_FIELDS}
         for name in ("exclude", "overrides"):
             if name in planned:
@@ -73,6 +95,38 @@ class Options:
         if self.attention not in ATTENTION_MODES:
             raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}")
         self._resolve_repair()
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        if self.metric not in DRIFT_METRICS:
+            raise UsageError(f"--metric must be one of {', '.join(DRIFT_METRICS)}, got {self.metric!r}")
+        if self.objective is not None and self.objective not in OBJECTIVES:
+            raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        object.__setattr__(self, "eval_split", check_fraction("--eval-split", self.eval_split))
+        if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
+            raise UsageError(f"--jobs must be a positive integer, got {self.jobs!r}")
+        if self.max_drift is None:
+            if self.search:
+                raise UsageError("a budget search needs --max-drift D")
+            if self.objective is not None:
+                raise UsageError("--objective applies to a budget search: give --max-drift D (without --ratio)")
+            return
+        if isinstance(self.max_drift, bool) or not isinstance(self.max_drift, (int, float)) \
+                or not math.isfinite(self.max_drift) or self.max_drift <= 0:
+            raise UsageError(f"--max-drift must be a positive number, got {self.max_drift!r}")
+        if self.search and self.plan.global_rank:
+            raise UsageError("--global ranks slots for a --ratio or --target-*; a --max-drift search chooses every "
+                             "group's share itself: drop --global, or give a ratio to gate")
+        if self.search and self.calib is None:
+            raise UsageError("--max-drift without --ratio or a --target-* searches on calibration data: give it "
+                             "with --calib PATH (a part of it, --eval-split, is held out for the final check)")
+        if self.calib is None and self.data is None:
+            raise UsageError("--max-drift is checked on your data: give --calib PATH (a part is held out) or "
+                             "--data PATH")
+        if not self.validate:
+            raise UsageError("--max-drift checks the result: drop --no-validate")
+        if self.objective is not None and not self.search:
+            raise UsageError("--objective applies to a budget search: drop --ratio/--target-* or --objective")
 
     def _resolve_repair(self) -> None:
         compensate = self.plan.importance in DATA_DRIVEN if self.compensate is None else bool(self.compensate)
@@ -98,6 +152,25 @@ class Options:
     @property
     def needs_calibration(self) -> bool:
         return self.plan.importance in DATA_DRIVEN or bool(self.compensate)
+
+
+def _with_defaults(keywords: dict) -> dict:
+    """Fresh keywords with what calibration data implies, and whether a budget search is asked for."""
+    out = dict(keywords)
+    if out.get("calib") is not None:
+        for key, value in DEFAULTS_WITH_DATA.items():
+            if out.get(key) is None:
+                out[key] = value
+    if out.get("importance") is None:
+        out.pop("importance", None)
+    targets = any(out.get(f"target_{k}") is not None for k in OBJECTIVES)
+    if "search" not in out:
+        out["search"] = out.get("max_drift") is not None and out.get("ratio") is None and not targets
+    if out.get("ratio") is None:
+        out.pop("ratio", None)
+        if out["search"]:
+            out["ratio"] = 0.0
+    return out
 
 
 def check_calibration(importance: str, calib, compensate: bool) -> None:

@@ -12,6 +12,7 @@ import onnx_ir as ir
 
 from ..analysis.types import Analysis
 from ..planning.plan_file import PruningPlan
+from .drift_summary import drift_lines
 
 
 #: how inspect names the families of attention factors (``Group.kind``)
@@ -97,6 +98,13 @@ class PlanResult:
     plan: PruningPlan
     decided: object  # Decided
     options: object  # Options
+    #: with --max-drift: the check of the plan applied to a copy (Checked), and the search's record
+    checked: object = None
+    budget: object = None
+
+    @property
+    def gate(self):
+        return self.checked.gate if self.checked is not None else None
 
     @property
     def analysis(self) -> Analysis:
@@ -148,6 +156,9 @@ class PlanResult:
             channels = sum(len(s["positions"]) for s in comp.get("spaces", ()))
             lines.append(f"compensation: calibration means of {channels} removed channels in "
                          f"{len(comp.get('spaces', ()))} activations (applied with the plan)")
+        if self.checked is not None:
+            lines += drift_lines(self.checked.drift, self.options.metric)
+        lines += budget_lines(self)
         lines += [f"note: {n}" for n in self.decision.notes]
         return lines
 
@@ -239,6 +250,13 @@ class PruneResult:
     source: object = None
     #: the decision's predicted counts (prune) or the plan's (apply)
     predicted: dict | None = None
+    #: the drift metric the summary leads with (--metric), the --max-drift gate (a Gate), the budget
+    #: search's record (a BudgetRecord) and where the calibration and checked samples came from
+    metric: str = "cosine"
+    gate: object = None
+    budget: object = None
+    data_split: dict | None = None
+    checked: object = None
 
     @cached_property
     def model(self) -> onnx.ModelProto:
@@ -268,10 +286,11 @@ class PruneResult:
                          f"{self.oracle.samples} samples)" if self.oracle.passed else
                          "exactness: FAILED (pruned model differs from its oracle)")
         if self.drift is not None:
-            lines.append("drift vs original: " + drift_text(self.drift))
+            lines += drift_lines(self.drift, self.metric)
         checked = self.oracle if self.oracle is not None else self.drift
         if checked is not None and getattr(checked, "inputs", None) is not None:
             lines.append(checked.inputs.summary())
+        lines += budget_lines(self)
         lines += [f"note: {n}" for n in self.notes]
         return lines
 
@@ -289,16 +308,15 @@ class PruneResult:
             "fold": self.fold.to_dict() if self.fold is not None else None,
             "oracle": self.oracle.to_dict() if self.oracle is not None else None,
             "drift": self.drift.to_dict() if self.drift is not None else None,
+            "gate": self.gate.to_dict() if self.gate is not None else None,
+            "budget": self.budget.to_dict() if self.budget is not None else None,
+            "data": self.data_split,
             "notes": list(self.notes),
             "layers": self.layers,
         }
 
 
-def drift_text(report) -> str:
-    parts = []
-    for o in report.outputs:
-        text = f"{o.name}: cosine {o.cosine:.4f}"
-        if getattr(o, "top1", None) is not None:
-            text += f", top-1 agreement {100 * o.top1:.1f}%"
-        parts.append(text)
-    return "; ".join(parts[:4]) + (f" (+{len(parts) - 4} outputs)" if len(parts) > 4 else "")
+def budget_lines(result) -> list[str]:
+    """The budget search's lines, then the gate's verdict."""
+    lines = result.budget.summary_lines() if getattr(result, "budget", None) is not None else []
+    return lines + ([result.gate.line()] if getattr(result, "gate", None) is not None else [])

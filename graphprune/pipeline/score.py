@@ -7,24 +7,31 @@ from .options import Options
 from .values import Analyzed, Scored
 
 
-def score(analyzed: Analyzed, options: Options) -> Scored:
-    stats = calibrate_analyzed(analyzed, options) if options.needs_calibration and options.calib is not None else None
+def score(analyzed: Analyzed, options: Options, split=None) -> Scored:
+    """``split`` (a :class:`~graphprune.validation.split.DataSplit`): calibrate on its calibration
+    samples only; without it, on the first ``calib_samples`` of ``options.calib``."""
+    stats = None
+    if options.needs_calibration and options.calib is not None:
+        stats = calibrate_analyzed(analyzed, options, split)
     return Scored(analyzed, make_scorer(analyzed, options, stats), stats)
 
 
-def calibrate_analyzed(analyzed: Analyzed, options: Options, samples: int | None = -1):
+def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None):
     """Statistics of every consumer activation of the prunable groups over the calibration data."""
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
     spaces = activation_spaces(analysis.prunable_groups, analysis.index)
     sizes = {s: analysis.groups[analysis.space_group[s]].sizes[s] for s in spaces}
-    samples = options.calib_samples if samples == -1 else samples
-    feeds = calibration_feeds(options.calib, analyzed.prepared.source.proto, limit=samples,
-                              image_options=options.image_options)
+    if split is not None:
+        feeds, total = split.calibration(), split.calibration_count
+    else:
+        feeds = calibration_feeds(options.calib, analyzed.prepared.source.proto, limit=options.calib_samples,
+                                  image_options=options.image_options)
+        total = options.calib_samples
     source = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,
-                     gram=spaces if options.refit else (), progress=options.progress, total=samples, source=source)
+                     gram=spaces if options.refit else (), progress=options.progress, total=total, source=source)
 
 
 def make_scorer(analyzed: Analyzed, options: Options, stats=None):

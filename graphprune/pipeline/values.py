@@ -101,8 +101,36 @@ class Pruned:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """``--max-drift``: the drift of the written model on held-out data against the limit."""
+
+    metric: str
+    limit: float
+    drift: float
+    samples: int
+    data: str
+
+    @property
+    def passed(self) -> bool:
+        return self.drift <= self.limit
+
+    def line(self) -> str:
+        """``drift budget: met: cosine drift 0.0081 <= --max-drift 0.01 on 16 held-out samples of ...``."""
+        where = f"on {self.samples} {self.data}"
+        if self.passed:
+            return f"drift budget: met: {self.metric} drift {self.drift:.4g} <= --max-drift {self.limit:g} {where}"
+        return (f"drift budget: MISSED by {self.drift - self.limit:.4g} ({self.drift / self.limit:.3g}x the limit): "
+                f"{self.metric} drift {self.drift:.4g} > --max-drift {self.limit:g} {where}")
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "max_drift": self.limit, "drift": self.drift, "passed": self.passed,
+                "missed_by": max(self.drift - self.limit, 0.0), "samples": self.samples, "data": self.data}
+
+
+@dataclass(frozen=True)
 class Checked:
-    """The two checks of a pruned model: against its oracle (exact) and the original (drift)."""
+    """The checks of a pruned model: against its oracle (exact), the original (drift), and the budget."""
 
     oracle: object  # ValidationReport
     drift: object   # ValidationReport
+    gate: Gate | None = None

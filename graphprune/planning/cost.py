@@ -73,7 +73,8 @@ class CostModel:
             out.setdefault(space.tensor, {})[space.axis] = int(mask.size - mask.sum())
         return out
 
-    def evaluate(self, removed: Mapping) -> Cost:
+    def _shrunk(self, removed: Mapping) -> tuple[dict, dict]:
+        """(kept sizes, tensor infos with every changed axis shrunk)."""
         sizes = self.kept_sizes(removed)
         infos = dict(self.infos)
         for tensor, axes in sizes.items():
@@ -85,6 +86,26 @@ class CostModel:
                 if axis < len(shape):
                     shape[axis] = size
             infos[tensor] = TensorInfo(tuple(shape), info.elem_type)
+        return sizes, infos
+
+    def kept_work(self, removed: Mapping) -> dict[str, float]:
+        """node name -> the fraction of its work kept, for every node the removal touches: MACs
+        after / before, or (nodes without MACs) output elements after / before."""
+        sizes, infos = self._shrunk(removed)
+        out = {}
+        for i in sorted({i for t in sizes for i in self.touching.get(t, ())}):
+            node = self.nodes[i]
+            if self.node_base[i]:
+                out[node.name] = (node_macs(node, infos) or 0) / self.node_base[i]
+                continue
+            before = sum(_numel(self.infos[o].shape) for o in node.output if o in self.infos)
+            after = sum(_numel(infos[o].shape) for o in node.output if o in infos)
+            if before:
+                out[node.name] = after / before
+        return out
+
+    def evaluate(self, removed: Mapping) -> Cost:
+        sizes, infos = self._shrunk(removed)
         params = self.base.params
         for tensor in sizes:
             if tensor in self.weights:

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import UsageError
 from ..progress import progress as progress_iter
 from .data_files import iter_inputs
+from .drift import Drift, DriftAccumulator
 from .feeds import random_feeds
 from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes
@@ -60,6 +61,8 @@ class ValidationReport:
     rtol_of_scale: float | None = None
     #: the input shapes the check ran with and how they were chosen (None: no sample ran)
     inputs: ResolvedShapes | None = None
+    #: the drift metrics (1 - mean cosine, 1 - top-1 agreement, relative L2 error) of the same samples
+    drift: Drift | None = None
 
     @property
     def worst(self) -> str | None:
@@ -80,6 +83,7 @@ class ValidationReport:
             "atol": self.atol, "rtol_of_scale": self.rtol_of_scale, "data": self.data, "notes": list(self.notes),
             "inputs": self.inputs.to_dict() if self.inputs else None,
             "outputs": [m.to_dict() for m in self.outputs],
+            **({"drift": self.drift.to_dict()} if self.drift is not None else {}),
         }
 
     def summary_lines(self) -> list[str]:
@@ -134,7 +138,8 @@ def _data_shapes(feed: Mapping) -> ResolvedShapes:
 def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: int | None = None,
              input_shapes: Mapping | None = None, rtol: float = 1e-4, atol: float = 1e-5, seed: int = 0,
              progress: bool = True, image_options: Mapping | None = None,
-             rtol_of_scale: float | None = FOLD_RTOL_OF_SCALE) -> ValidationReport:
+             rtol_of_scale: float | None = FOLD_RTOL_OF_SCALE, label: str | None = None,
+             desc: str = "validating") -> ValidationReport:
     """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
 
     ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
@@ -156,24 +161,29 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     cand_sess = make_session(cand_model, exact=True, label=cand_label)
     pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
     accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol, rtol_of_scale=rtol_of_scale) for r, _ in pairs}
+    drift = DriftAccumulator([r for r, _ in pairs])
     feeds, data_label, resolved = _feeds(ref_model, data, samples, seed, input_shapes, image_options)
+    data_label = label or data_label
     count = 0
-    for i, feed in enumerate(progress_bar(feeds, samples, progress)):
+    for i, feed in enumerate(progress_bar(feeds, samples, progress, desc)):
         resolved = resolved or _data_shapes(feed)
         ref_out = run_session(ref_sess, feed, label=ref_label, sample=i)
         cand_out = run_session(cand_sess, feed, label=cand_label, sample=i)
         for r, c in pairs:
             accs[r].update(ref_out[r], cand_out[c])
+        if complete:
+            drift.update([ref_out[r] for r, _ in pairs], [cand_out[c] for _, c in pairs])
         count += 1
     if count == 0:
         raise UsageError(f"{data_label}: no samples to validate with")
     outputs = tuple(acc.result() for acc in accs.values())
     passed = complete and bool(outputs) and all(m.passed for m in outputs)
-    report = ValidationReport(passed, outputs, count, rtol, atol, data_label, tuple(notes), rtol_of_scale, resolved)
+    report = ValidationReport(passed, outputs, count, rtol, atol, data_label, tuple(notes), rtol_of_scale, resolved,
+                              drift.result() if complete and pairs else None)
     log.info("validation %s (worst output %s)", "passed" if passed else "failed", report.worst)
     return report
 
 
-def progress_bar(feeds, samples, enabled: bool):
+def progress_bar(feeds, samples, enabled: bool, desc: str = "validating"):
     total = len(feeds) if isinstance(feeds, list) else samples
-    return progress_iter(feeds, total=total, desc="validating", enabled=enabled, unit="sample")
+    return progress_iter(feeds, total=total, desc=desc, enabled=enabled, unit="sample")

@@ -60,6 +60,18 @@ def iter_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "N
     return _checked(islice(stream, limit), specs)
 
 
+def count_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "NCHW",
+                 channel_order: str = "RGB") -> int:
+    """How many feeds :func:`iter_inputs` yields for ``spec`` (image files are counted, not decoded)."""
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir():
+        from .images import count_image_feeds
+
+        opts = ImageOptions(mean, std, size, layout, channel_order)
+        return count_image_feeds(Path(spec), model_inputs(as_model(model)), opts)
+    return sum(1 for _ in iter_inputs(spec, model, mean=mean, std=std, size=size, layout=layout,
+                                      channel_order=channel_order))
+
+
 def _from_list(items: Sequence, specs: list[InputSpec]) -> Iterator[dict[str, np.ndarray]]:
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):

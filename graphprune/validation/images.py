@@ -86,6 +86,16 @@ def from_images(folder: Path, specs: list[InputSpec], opts: ImageOptions) -> Ite
     return _image_batches(files, spec, batch, (ch, h, w), opts, Image)
 
 
+def count_image_feeds(folder: Path, specs: list[InputSpec], opts: ImageOptions) -> int:
+    """How many feeds :func:`from_images` yields for ``folder`` (files are listed, not decoded)."""
+    if len(specs) != 1:
+        raise DataError(f"{folder}: image folders feed models with one input; this one has "
+                        f"{[s.name for s in specs]}")
+    batch = _image_geometry(specs[0], opts)[0]
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return len(files) // batch
+
+
 def _image_batches(files, spec, batch, chw, opts, image_module) -> Iterator[dict]:
     if len(files) % batch:
         log.warning("%d images do not fill batches of %d; the last %d are not used",
