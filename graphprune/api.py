@@ -34,7 +34,9 @@ def prune(model, **options):
     "params", "latency") while the drift on held-out samples stays within D (``calib=`` is
     needed: ``eval_split`` of it is held out); with a ``ratio`` or target it is a gate. A result
     that misses D raises :class:`graphprune.errors.DriftBudgetExceeded` (its ``result`` says by
-    how much). ``jobs`` worker processes measure the candidates (``executor=`` replaces them).
+    how much). ``jobs`` worker processes calibrate shards and measure the candidates; ``executor="ray"``
+    runs them on a Ray cluster (``ray_address=``, else RAY_ADDRESS, else a local Ray), and an
+    :class:`~graphprune.execution.executor.Executor` instance replaces them (the caller closes it).
     """
     return compose.prune(model, Options.of(**options))
 

@@ -23,6 +23,8 @@ DEFAULT_CALIB_SAMPLES = None
 DRIFT_METRICS = ("cosine", "top1", "rel")
 #: what a budget search removes as much of as it can (``--objective``)
 OBJECTIVES = ("macs", "params", "latency")
+#: who runs independent evaluations and calibration shards (``--executor``): local processes or a Ray cluster
+EXECUTORS = ("local", "ray")
 #: fraction of the data held out for the final drift check (``--eval-split``)
 DEFAULT_EVAL_SPLIT = 0.25
 #: image folders: tensor layout and channel order

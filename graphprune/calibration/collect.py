@@ -3,11 +3,17 @@
 Feeds are consumed one at a time (a generator is never materialized) and every exposed tensor
 is reduced into :class:`~graphprune.calibration.stats.SpaceStats` right away, so memory stays
 at one feed's activations whatever the number of samples.
+
+The samples are summed in shards of :data:`SHARD_SAMPLES` (each shard's sums start from zero and
+are added to the total in order), whether one process streams them all (:func:`calibrate`) or
+workers calibrate the shards (:mod:`.shards`): the same additions in the same order, so the
+statistics do not depend on how many workers computed them.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from itertools import islice
 
 import onnx
 
@@ -20,6 +26,9 @@ from .stats import CalibrationStats
 log = logging.getLogger(__name__)
 
 from ..vocabulary import DEFAULT_CALIB_SAMPLES  # noqa: F401 - re-exported
+
+#: samples summed into one partial sum before it is added to the total (the unit of distribution)
+SHARD_SAMPLES = 16
 
 
 def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:
@@ -42,34 +51,65 @@ def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES,
     return iter_inputs(spec, model, limit=limit, **dict(image_options or {}))
 
 
+def empty_stats(spaces: Iterable[Space], sizes: Mapping, gram: Iterable[Space] = (),
+                source: str = "") -> CalibrationStats:
+    """Statistics of no sample yet (zeros for every space; Gram matrices for the spaces in ``gram``)."""
+    stats, gram = CalibrationStats(source=source), set(gram)
+    for space in sorted(set(spaces)):
+        stats.add_space(space, sizes[space], gram=space in gram)
+    return stats
+
+
+class Collector:
+    """One onnxruntime session over ``model`` with the calibrated tensors exposed, and what to sum."""
+
+    def __init__(self, model: onnx.ModelProto, spaces: Iterable[Space], *, sizes: Mapping,
+                 gram: Iterable[Space] = (), threads: int | None = None):
+        self.spaces = sorted(set(spaces))
+        self.sizes = {s: int(sizes[s]) for s in self.spaces}
+        self.gram = set(gram)
+        tensors = sorted({s.tensor for s in self.spaces})
+        self.session = make_session(expose(model, tensors), exact=True, threads=threads, label="calibration model")
+
+    def empty(self, source: str = "") -> CalibrationStats:
+        return empty_stats(self.spaces, self.sizes, self.gram, source)
+
+    def shard(self, feeds: Iterable[dict], first: int = 0, source: str = "") -> CalibrationStats:
+        """The statistics of ``feeds`` alone (``first``: the number of the first one, for messages)."""
+        stats = self.empty(source)
+        for i, feed in enumerate(feeds, start=first):
+            values = run_session(self.session, feed, label="calibration model", sample=i)
+            for space in self.spaces:
+                try:
+                    stats.spaces[space].update(values[space.tensor])
+                except ValueError as exc:
+                    raise DataError(f"calibration sample {i}: {exc}") from exc
+            stats.samples += 1
+        return stats
+
+
 def calibrate(model: onnx.ModelProto, spaces: Iterable[Space], feeds: Iterable[dict], *, sizes: Mapping,
               gram: Iterable[Space] = (), progress: bool = False, total: int | None = None,
               source: str = "") -> CalibrationStats:
-    """Statistics of ``spaces`` (activation axes of ``model``) over ``feeds``.
+    """Statistics of ``spaces`` (activation axes of ``model``) over ``feeds``, in this process.
 
     ``sizes`` maps each space to its number of positions; ``gram`` lists the spaces whose Gram
     matrix is also accumulated (for the re-fit).
     """
-    spaces = sorted(set(spaces))
-    gram = set(gram)
-    stats = CalibrationStats(source=source)
-    for space in spaces:
-        stats.add_space(space, sizes[space], gram=space in gram)
-    tensors = sorted({s.tensor for s in spaces})
-    session = make_session(expose(model, tensors), exact=True, label="calibration model")
-    by_tensor: dict[str, list[Space]] = {}
-    for space in spaces:
-        by_tensor.setdefault(space.tensor, []).append(space)
-    for i, feed in enumerate(progress_iter(feeds, total=total, desc="calibrating", enabled=progress, unit="sample")):
-        values = run_session(session, feed, label="calibration model", sample=i)
-        for name, members in by_tensor.items():
-            for space in members:
-                try:
-                    stats.spaces[space].update(values[name])
-                except ValueError as exc:
-                    raise DataError(f"calibration sample {i}: {exc}") from exc
-        stats.samples += 1
+    collector = Collector(model, spaces, sizes=sizes, gram=gram)
+    stats = collector.empty(source)
+    stream = iter(progress_iter(feeds, total=total, desc="calibrating", enabled=progress, unit="sample"))
+    while True:
+        part = collector.shard(islice(stream, SHARD_SAMPLES), first=stats.samples, source=source)
+        if not part.samples:
+            break
+        stats.merge(part)
+    return finished(stats, source)
+
+
+def finished(stats: CalibrationStats, source: str) -> CalibrationStats:
+    """``stats``, or a DataError when no sample was seen."""
     if stats.samples == 0:
         raise DataError(f"no calibration samples in {source or 'the data'}")
-    log.info("calibrated %d spaces on %d samples", len(spaces), stats.samples)
+    log.info("calibrated %d spaces on %d samples", len(stats.spaces), stats.samples)
     return stats

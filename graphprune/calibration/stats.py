@@ -5,6 +5,11 @@ of the axis: the number of values seen, their sum, sum of squares and sum of abs
 (all float64). Optionally the Gram matrix ``Σ x xᵀ`` over positions (for the least-squares
 re-fit), which is ``size²`` numbers and is only kept for spaces up to :data:`GRAM_LIMIT`.
 Activations themselves are never kept: each batch is reduced as soon as it is produced.
+
+Because only sums are kept, statistics of disjoint sets of samples combine exactly:
+:meth:`CalibrationStats.merge` adds counts, sums and Gram matrices (never averages of averages),
+so shards of the data calibrated by different workers reduce to the statistics of all of them.
+Merging the same shards in the same order gives the same bits whoever computed them.
 """
 from __future__ import annotations
 
@@ -54,6 +59,22 @@ class SpaceStats:
             self.gram += rows @ rows.T
         self.shape = tuple(int(d) for d in array.shape)
 
+    def merge(self, other: "SpaceStats") -> None:
+        """Add the sums of ``other`` (the same space, other samples): exact, order of samples aside."""
+        if other.space != self.space or other.size != self.size:
+            raise ValueError(f"cannot merge statistics of {other.space} ({other.size} positions) into "
+                             f"{self.space} ({self.size} positions)")
+        if (self.gram is None) != (other.gram is None):
+            raise ValueError(f"{self.space}: cannot merge statistics with and without a Gram matrix")
+        self.count += other.count
+        self.total = self.total + other.total
+        self.squares = self.squares + other.squares
+        self.absolute = self.absolute + other.absolute
+        if self.gram is not None:
+            self.gram = self.gram + other.gram
+        if other.count:
+            self.shape = other.shape
+
     @property
     def mean(self) -> np.ndarray:
         return self.total / max(self.count, 1)
@@ -97,6 +118,15 @@ class CalibrationStats:
             stats = SpaceStats(space, int(size), with_gram=gram and size <= GRAM_LIMIT)
             self.spaces[space] = stats
         return stats
+
+    def merge(self, other: "CalibrationStats") -> "CalibrationStats":
+        """Add ``other``'s samples (statistics of the same spaces over other samples); returns self."""
+        if set(other.spaces) != set(self.spaces):
+            raise ValueError("cannot merge calibration statistics of different spaces")
+        for space, stats in self.spaces.items():
+            stats.merge(other.spaces[space])
+        self.samples += other.samples
+        return self
 
     def to_dict(self) -> dict:
         return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces)}

@@ -12,7 +12,7 @@ import json
 
 from ..errors import DriftBudgetExceeded, UsageError
 from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
+                          EXECUTORS, IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -97,8 +97,26 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"fraction of --calib held out (seeded) for the final drift check, never used to "
                             f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}; with --data, --data is checked "
                             "instead)")
+    add_executor_arguments(group)
+
+
+def add_executor_arguments(group) -> None:
+    """--jobs, --executor and --ray-address: who runs calibration shards and candidate evaluations."""
     group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                       help="worker processes measuring the search's candidates (default: one per CPU)")
+                       help="workers calibrating shards of --calib and measuring candidates: local processes "
+                            "(default: one per CPU), or Ray actors with --executor ray (default: one per CPU of "
+                            "the cluster)")
+    group.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="who runs them: local (worker processes on this machine, the default) or ray (a Ray "
+                            "cluster: --ray-address, else RAY_ADDRESS, else a local Ray; needs the ray extra: "
+                            "pip install 'graphprune[ray]'). The results are the same")
+    group.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                       help="the Ray cluster of --executor ray (default: the RAY_ADDRESS environment variable, "
+                            "else a local Ray started for this command)")
+
+
+def executor_kwargs(args: argparse.Namespace) -> dict:
+    return {"jobs": args.jobs, "executor": args.executor, "ray_address": args.ray_address}
 
 
 def positive_float(text: str) -> float:
@@ -171,7 +189,7 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
     searching = args.max_drift is not None and args.ratio is None and not targets
     ratio = None if searching else DEFAULT_RATIO if args.ratio is None else args.ratio
     return {"ratio": ratio, "importance": args.importance, "max_drift": args.max_drift, "metric": args.metric,
-            "objective": args.objective, "eval_split": args.eval_split, "jobs": args.jobs,
+            "objective": args.objective, "eval_split": args.eval_split, **executor_kwargs(args),
             "aggregate": args.aggregate, "global_rank": args.global_rank, "normalize": args.normalize, "round_to": args.round_to,
             "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,

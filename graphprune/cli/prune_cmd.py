@@ -17,9 +17,11 @@ EPILOG = """examples:
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --keep-bn --no-validate --export-masks masks.json
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --data images/ --report prune.html
   graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.01
-  graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.05 --metric top1 --objective latency \
+  graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.05 --metric top1 --objective latency \\
       --eval-split 0.2 --jobs 4 --report budget.html
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --calib images/ --max-drift 0.02
+  graphprune prune model.onnx -o slim.onnx --calib data.npz --max-drift 0.01 --executor ray \\
+      --ray-address 10.0.0.5:6379
 
 prune = plan + apply (graphprune plan writes the decision for review; graphprune apply applies
 it). By default BatchNormalization is folded first, and the output is checked twice: against its
@@ -34,7 +36,11 @@ and any search never see it, and every drift printed comes from it (or from --da
 that held-out drift stays within D: sensitivity of every group alone, a search of combined
 candidates on calibration samples, then one check of the model it would write (rolling back the
 most sensitive step while it misses). With --ratio or a --target-*, --max-drift is a gate. Either
-way a model that misses D exits 1, is not written, and the summary (and --report) say by how much."""
+way a model that misses D exits 1, is not written, and the summary (and --report) say by how much.
+
+Calibration shards and candidate evaluations run on --jobs local worker processes, or on the
+actors of a Ray cluster with --executor ray (the ray extra): the same plans, statistics and bytes.
+Ctrl-C stops the workers and writes nothing (exit 130)."""
 
 
 def _run(args: argparse.Namespace) -> int:

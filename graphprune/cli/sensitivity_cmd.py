@@ -6,7 +6,8 @@ import json
 
 from ..errors import UsageError
 from ..vocabulary import DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, DRIFT_METRICS, SENSITIVITY_SAMPLES
-from .plan_cmd import add_calibration_image_arguments, add_criterion_arguments, fraction, image_options, positive_int
+from .plan_cmd import (add_calibration_image_arguments, add_criterion_arguments, add_executor_arguments,
+                       executor_kwargs, fraction, image_options, positive_int)
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
 EPILOG = """examples:
@@ -14,12 +15,13 @@ EPILOG = """examples:
   graphprune sensitivity model.onnx --calib images/ --calib-samples 8 --ratios 0.2,0.4,0.6 --report sens.html
   graphprune sensitivity model.onnx --importance fluctuation --calib inputs.npz --json
   graphprune sensitivity model.onnx --calib images/ --metric cosine --jobs 4
+  graphprune sensitivity model.onnx --calib images/ --executor ray --ray-address 10.0.0.5:6379
 
 For every prunable group and ratio, that group alone loses its lowest-scoring slots and the
 outputs are compared with the unpruned model's on the first --calib-samples calibration samples
 (or --samples seeded random inputs without --calib): the drift is the relative L2 error of the
 worst output (--metric). Every (group, ratio) is an independent evaluation, run by --jobs worker
-processes; the budget search of graphprune prune --max-drift measures the same way. The HTML
+processes (or actors of a Ray cluster with --executor ray: the same numbers); the budget search of graphprune prune --max-drift measures the same way. The HTML
 report plots drift against ratio per group; use it to set per-node ratios in a --config file for
 graphprune plan/prune, or let graphprune prune --max-drift D choose them."""
 
@@ -48,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
                          calib=args.calib, calib_samples=args.calib_samples, samples=args.samples,
                          keep_bn=args.keep_bn, input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
                          image_options=image_options(args), progress=bars_visible(), metric=args.metric,
-                         jobs=args.jobs)
+                         **executor_kwargs(args))
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
     else:
@@ -73,8 +75,7 @@ def register(subparsers) -> None:
                         help=f"seeded random inputs when no --calib is given (default {DEFAULT_RANDOM_SAMPLES})")
     parser.add_argument("--metric", choices=DRIFT_METRICS, default="rel",
                         help="drift: rel (relative L2 error, default), cosine (1 - mean cosine), top1")
-    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="worker processes (default: one per CPU)")
+    add_executor_arguments(parser.add_argument_group("workers"))
     parser.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     parser.add_argument("--seed", type=int, default=0, help="seed of random inputs and scores (default 0)")
     add_input_shape_argument(parser)

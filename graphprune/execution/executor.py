@@ -18,9 +18,15 @@ payload and the task alone.
 the first ``map`` of a Context, put ``context.payload`` in the cluster's object store once and
 start one worker (actor) per slot that runs ``context.setup(payload)``; then send each
 ``(fn, task)`` to a free worker and return the results in task order; ``close`` stops the
-workers. Pass it as ``executor=`` to :func:`graphprune.prune` (or ``Options``); the caller keeps
+workers. :class:`~graphprune.execution.ray_executor.RayExecutor` is that executor for a Ray
+cluster (``--executor ray``).
+Pass an instance as ``executor=`` to :func:`graphprune.prune` (or ``Options``); the caller keeps
 ownership (graphprune never closes an executor it was given). The tasks of the budget search are
-:class:`~graphprune.execution.candidates.Candidate` values (group id -> removed slot ids).
+:class:`~graphprune.execution.candidates.Candidate` values (group id -> removed slot ids), those
+of calibration shards of sample positions (:mod:`graphprune.calibration.shards`).
+
+An exception while a ``map`` waits (Ctrl-C's KeyboardInterrupt included) stops the workers
+before it propagates, so no task keeps running for a caller that has given up.
 """
 from __future__ import annotations
 
@@ -82,6 +88,9 @@ def check_jobs(jobs) -> int:
     return jobs
 
 
+#: seconds between checks for an interrupt while waiting for results
+WAIT_SECONDS = 1.0
+
 #: the state of this worker process (a worker serves one context for its whole life)
 _WORKER: dict = {}
 
@@ -114,6 +123,18 @@ def _main_module_hidden():
                 main.__dict__.pop("__spec__", None)
 
 
+def _each(results, count: int):
+    """The ``count`` results of a pool's ``imap``, waking up every :data:`WAIT_SECONDS` (an interrupt
+    is seen while a task runs)."""
+    for _ in range(count):
+        while True:
+            try:
+                yield results.next(timeout=WAIT_SECONDS)
+                break
+            except multiprocessing.TimeoutError:
+                continue
+
+
 class LocalExecutor(Executor):
     """``jobs`` worker processes on this machine (default: one per CPU); ``jobs=1`` runs in process.
 
@@ -137,15 +158,19 @@ class LocalExecutor(Executor):
             return self._map_here(fn, tasks, context, progress)
         pool = self._pool_for(context)
         results = pool.imap(_run_task, [(fn, t) for t in tasks], chunksize=1)
-        return list(progress_iter(results, total=len(tasks), desc=progress, enabled=progress is not None,
-                                  unit="candidate"))
+        try:
+            return list(progress_iter(_each(results, len(tasks)), total=len(tasks), desc=progress,
+                                      enabled=progress is not None, unit="task"))
+        except BaseException:
+            self.close(abort=True)
+            raise
 
     def _map_here(self, fn, tasks, context: Context, progress) -> list:
         if self._context is not context:
             self.close()
             self._context, self._state = context, context.setup(context.payload)
         return [fn(self._state, t) for t in progress_iter(tasks, total=len(tasks), desc=progress,
-                                                           enabled=progress is not None, unit="candidate")]
+                                                           enabled=progress is not None, unit="task")]
 
     def _pool_for(self, context: Context):
         if self._pool is not None and self._context is context:
@@ -167,3 +192,4 @@ class LocalExecutor(Executor):
                 self._pool.close()
             self._pool.join()
         self._pool, self._context, self._state = None, None, None
+

@@ -98,8 +98,8 @@ def repair_context(analyzed: Analyzed, feeds: Sequence[dict], stats, options: Op
 
     # what a worker's apply reads, without the data arrays (the statistics travel on their own)
     calib = options.calib if isinstance(options.calib, (str, os.PathLike)) else "calibration arrays"
-    quiet = replace(options, validate=False, count_macs=False, progress=False, executor=None, max_drift=None,
-                    search=False, objective=None, data=None, calib=calib)
+    quiet = replace(options, validate=False, count_macs=False, progress=False, executor=None, ray_address=None,
+                    max_drift=None, search=False, objective=None, data=None, calib=calib)
     payload = RepairPayload(to_proto(analyzed.prepared.model).SerializeToString(), tuple(feeds),
                             analysis_signature(analyzed.analysis), stats, quiet)
     return Context(repair_state, payload, label="pruned-and-repaired evaluations")

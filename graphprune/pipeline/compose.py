@@ -10,7 +10,7 @@ import contextlib
 from dataclasses import replace
 
 from ..errors import DriftBudgetExceeded
-from ..execution.executor import LocalExecutor
+from ..execution.executor import Executor, LocalExecutor
 from ..planning.plan_file import PruningPlan
 from .analyze import analyze
 from .apply import apply as apply_stage
@@ -44,9 +44,9 @@ def plan(model, options: Options):
     source = load(model)
     options = _resolved(source, options)
     split = data_split(source, options)
-    scored = score(analyze(prepare(source, options), options), options, split)
-    if options.search:
-        budgeted, result = _within_budget(source, scored, split, options, edit_scored=False)
+    scored, budgeted = _scored_and_searched(source, split, options)
+    if budgeted is not None:
+        budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False)
         return PlanResult(to_plan(budgeted.decided, options), budgeted.decided, options, result.checked,
                           budgeted.record)
     decided = decide(scored, options)
@@ -63,13 +63,21 @@ def prune(model, options: Options) -> PruneResult:
     source = load(model)
     options = _resolved(source, options)
     split = data_split(source, options)
-    scored = score(analyze(prepare(source, options), options), options, split)
-    if options.search:
-        return _within_budget(source, scored, split, options, edit_scored=True)[1]
+    scored, budgeted = _scored_and_searched(source, split, options)
+    if budgeted is not None:
+        return _checked_budget(source, scored, budgeted, split, options, edit_scored=True)[1]
     decided = decide(scored, options)
     result = _prune_and_check(source, decided, scored.analyzed, split, options)
     _enforce_gate(result)
     return result
+
+
+def _scored_and_searched(source, split, options: Options):
+    """The scored model and, with a budget search, its result: the work the executor's workers share
+    (calibration shards, candidate evaluations); they stop before the final check."""
+    with _executor(options) as executor:
+        scored = score(analyze(prepare(source, options), options), options, split, executor)
+        return scored, (_search(scored, split, options, executor) if options.search else None)
 
 
 def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
@@ -120,16 +128,21 @@ def _prune_and_check(source, decided, analyzed, split, options: Options) -> Prun
     return result
 
 
-def _within_budget(source, scored, split, options: Options, *, edit_scored: bool):
-    """Budget search on the calibration samples, then the check on held-out samples of the model
-    ``apply`` writes; while it misses, the most sensitive step is rolled back and checked again."""
-    from .budget import CURVE_SAMPLES, SEARCH_SAMPLES, budget, roll_back
+def _search(scored, split, options: Options, executor):
+    """The budget search on the calibration samples, its candidates measured by ``executor``."""
+    from .budget import CURVE_SAMPLES, SEARCH_SAMPLES, budget
     from .candidates import Engine
 
-    with _executor(options) as executor:
-        engine = Engine(scored.analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, executor,
-                        CURVE_SAMPLES)
-        budgeted = budget(scored, options, engine)
+    engine = Engine(scored.analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, executor,
+                    CURVE_SAMPLES)
+    return budget(scored, options, engine)
+
+
+def _checked_budget(source, scored, budgeted, split, options: Options, *, edit_scored: bool):
+    """The check on held-out samples of the model ``apply`` writes; while it misses, the most
+    sensitive step is rolled back and checked again."""
+    from .budget import roll_back
+
     analyzed = scored.analyzed if edit_scored else _fresh(source, options)
     while True:
         result = _prune_and_check(source, budgeted.decided, analyzed, split, options)
@@ -150,11 +163,18 @@ def _within_budget(source, scored, split, options: Options, *, edit_scored: bool
 
 @contextlib.contextmanager
 def _executor(options: Options):
-    """``options.executor`` (left open: the caller owns it), or local worker processes closed after use."""
-    if options.executor is not None:
+    """``options.executor`` when it is an Executor (left open: the caller owns it), or the executor it
+    names ("local" worker processes by default, "ray"), closed after use (aborted on an error)."""
+    if isinstance(options.executor, Executor):
         yield options.executor
         return
-    with LocalExecutor(options.jobs) as executor:
+    if options.executor == "ray":
+        from ..execution.ray_executor import RayExecutor
+
+        named = RayExecutor(jobs=options.jobs, address=options.ray_address)
+    else:
+        named = LocalExecutor(options.jobs)
+    with named as executor:
         yield executor
 
 
@@ -186,8 +206,6 @@ def sensitivity(model, options: Options, ratios, random_samples: int, metric: st
     source = load(model)
     options = _resolved(source, options)
     analyzed = analyze(prepare(source, options), options)
-    stats = calibrate_analyzed(analyzed, options) if options.importance in _data_driven() else None
-    scorer = make_scorer(analyzed, options, stats)
     if options.calib is not None:
         from ..calibration import calibration_feeds
 
@@ -200,6 +218,9 @@ def sensitivity(model, options: Options, ratios, random_samples: int, metric: st
         feeds = make_feeds(source.proto, random_samples, seed=options.seed, input_shapes=options.input_shapes)
         label = f"seeded random inputs (seed {options.seed})"
     with _executor(options) as executor:
+        stats = calibrate_analyzed(analyzed, options, executor=executor) if options.importance in _data_driven() \
+            else None
+        scorer = make_scorer(analyzed, options, stats)
         return run_sensitivity(analyzed.prepared.model, analyzed.analysis, scorer, feeds, ratios=ratios,
                                source=label, progress=options.progress, metric=metric, executor=executor,
                                strict_initializer_inputs=options.strict_initializer_inputs)

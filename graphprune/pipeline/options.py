@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
 from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          OBJECTIVES)
+                          EXECUTORS, OBJECTIVES)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
@@ -66,9 +66,13 @@ class Options:
     image_options: dict | None = None
     # running
     progress: bool = False
-    #: worker processes of candidate evaluations (None: one per CPU); ``executor`` replaces them
+    #: workers of candidate evaluations and calibration shards: local processes (None: one per CPU),
+    #: or Ray actors with ``executor="ray"`` (None: one per CPU of the cluster)
     jobs: int | None = None
+    #: who runs them: "local" (None), "ray", or an Executor instance (the caller owns it; ``jobs`` ignored)
     executor: object = None
+    #: the Ray cluster of ``executor="ray"`` (None: the RAY_ADDRESS environment variable, else a local Ray)
+    ray_address: str | None = None
     latency_threads: int = 1
     count_macs: bool = True
     label: str | None = None
@@ -96,6 +100,22 @@ class Options:
             raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {self.attention!r}")
         self._resolve_repair()
         self._check_budget()
+        self._check_executor()
+
+    def _check_executor(self) -> None:
+        from ..execution.executor import Executor
+
+        if isinstance(self.executor, Executor):
+            return
+        if self.executor is not None and self.executor not in EXECUTORS:
+            raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)} (or an Executor instance), "
+                             f"got {self.executor!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise UsageError("--ray-address names the cluster of --executor ray: add --executor ray")
+        if self.executor == "ray":
+            from ..execution.ray_executor import require_ray
+
+            require_ray()
 
     def _check_budget(self) -> None:
         if self.metric not in DRIFT_METRICS:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -44,19 +44,27 @@ def load_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "N
 
 
 def iter_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "NCHW",
-                channel_order: str = "RGB", limit: int | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """Streaming form of :func:`load_inputs` (image folders are decoded lazily)."""
+                channel_order: str = "RGB", limit: int | None = None,
+                select: Collection[int] | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Streaming form of :func:`load_inputs` (image folders are decoded lazily).
+
+    ``select``: only the samples at these positions of the stream, in stream order (an image
+    folder decodes only their files); ``limit`` then counts the selected samples.
+    """
     if limit is not None and limit < 1:
         raise UsageError(f"the sample limit must be at least 1 (got {limit})")
     specs = model_inputs(as_model(model))
+    chosen = None if select is None else frozenset(int(i) for i in select)
     if isinstance(spec, (str, os.PathLike)):
-        stream = _from_path(Path(spec), specs, ImageOptions(mean, std, size, layout, channel_order))
+        stream = _from_path(Path(spec), specs, ImageOptions(mean, std, size, layout, channel_order), chosen)
     elif isinstance(spec, Mapping):
         stream = _from_arrays(dict(spec), specs, "the data dict")
     elif isinstance(spec, Sequence):
         stream = _from_list(spec, specs)
     else:
         raise UsageError(f"data must be a path, a dict of arrays or a list of dicts, not {type(spec).__name__}")
+    if chosen is not None and not (isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()):
+        stream = (feed for i, feed in enumerate(stream) if i in chosen)
     return _checked(islice(stream, limit), specs)
 
 
@@ -79,11 +87,12 @@ def _from_list(items: Sequence, specs: list[InputSpec]) -> Iterator[dict[str, np
         yield from _from_arrays(dict(item), specs, f"data item {i}")
 
 
-def _from_path(path: Path, specs: list[InputSpec], image_opts: ImageOptions) -> Iterator[dict]:
+def _from_path(path: Path, specs: list[InputSpec], image_opts: ImageOptions,
+               chosen: frozenset | None = None) -> Iterator[dict]:
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
     if path.is_dir():
-        return from_images(path, specs, image_opts)
+        return from_images(path, specs, image_opts, chosen)
     suffix = path.suffix.lower()
     if suffix not in (".npz", ".npy"):
         raise DataError(f"{path}: unsupported data file (expected .npz, .npy or a folder of images)")

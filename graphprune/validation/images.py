@@ -6,7 +6,7 @@ pillow is imported only when a folder is actually read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,8 +69,10 @@ def _image_geometry(spec: InputSpec, opts: ImageOptions) -> tuple[int, int, int,
     return batch, ch, h, w
 
 
-def from_images(folder: Path, specs: list[InputSpec], opts: ImageOptions) -> Iterator[dict]:
-    """Feeds from the image files of ``folder`` (sorted by name) for a one-input model."""
+def from_images(folder: Path, specs: list[InputSpec], opts: ImageOptions,
+                chosen: Collection[int] | None = None) -> Iterator[dict]:
+    """Feeds from the image files of ``folder`` (sorted by name) for a one-input model; ``chosen``:
+    only the feeds at these positions (the other files are not read)."""
     try:
         from PIL import Image
     except ImportError as exc:
@@ -83,7 +85,7 @@ def from_images(folder: Path, specs: list[InputSpec], opts: ImageOptions) -> Ite
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise DataError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return _image_batches(files, spec, batch, (ch, h, w), opts, Image)
+    return _image_batches(files, spec, batch, (ch, h, w), opts, Image, chosen)
 
 
 def count_image_feeds(folder: Path, specs: list[InputSpec], opts: ImageOptions) -> int:
@@ -96,7 +98,7 @@ def count_image_feeds(folder: Path, specs: list[InputSpec], opts: ImageOptions) 
     return len(files) // batch
 
 
-def _image_batches(files, spec, batch, chw, opts, image_module) -> Iterator[dict]:
+def _image_batches(files, spec, batch, chw, opts, image_module, chosen=None) -> Iterator[dict]:
     if len(files) % batch:
         log.warning("%d images do not fill batches of %d; the last %d are not used",
                     len(files), batch, len(files) % batch)
@@ -104,6 +106,8 @@ def _image_batches(files, spec, batch, chw, opts, image_module) -> Iterator[dict
     if integer and (opts.mean is not None or opts.std is not None):
         raise UsageError(f"input {spec.name!r} is {spec.dtype}: raw 0..255 pixels are fed, --mean/--std do not apply")
     for start in range(0, len(files) - batch + 1, batch):
+        if chosen is not None and start // batch not in chosen:
+            continue
         arrays = [_read_image(p, chw, opts, image_module, raw=integer) for p in files[start:start + batch]]
         yield {spec.name: np.stack(arrays).astype(spec.dtype)}
 

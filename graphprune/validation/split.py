@@ -92,6 +92,11 @@ class DataSplit:
         stream = (feed for i, feed in self._stream() if i not in self.held)
         return islice(stream, self.calib_limit)
 
+    def calibration_indices(self) -> list[int]:
+        """Where the calibration samples are in ``calib`` (what :meth:`calibration` streams, in order)."""
+        indices = [i for i in range(self.total) if i not in self.held]
+        return indices if self.calib_limit is None else indices[:self.calib_limit]
+
     @property
     def calibration_count(self) -> int:
         count = self.total - len(self.held)

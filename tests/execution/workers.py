@@ -13,3 +13,15 @@ def remember(payload):
 def scaled(state, task):
     """The task times the payload, with who computed it."""
     return task * state["payload"], state["setup"], state["pid"]
+
+
+def held(state, task):
+    """Task ``"hold"`` writes its pid to the folder in the payload and sleeps (a test interrupts it)."""
+    import time
+    from pathlib import Path
+
+    if task == "hold":
+        (Path(state["payload"]) / f"held.{os.getpid()}").write_text(str(os.getpid()))
+        time.sleep(120)
+        (Path(state["payload"]) / "finished").write_text("")
+    return task
