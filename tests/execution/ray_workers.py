@@ -90,8 +90,11 @@ class LocalCluster:
 
 #: environment of the cluster's processes and of the test's Ray driver. Ray turns 127.0.0.1 into this
 #: machine's network address unless multi-node clusters are off, so that switch keeps it on loopback
-#: (``cluster_utils`` starts worker nodes without the check that ``ray start`` makes)
-RAY_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+#: (``cluster_utils`` starts worker nodes without the check that ``ray start`` makes). Token
+#: authentication is off: a loopback cluster needs none, and with it a driver that started a Ray of
+#: its own and then reconnects to this cluster has every new actor cancelled before it runs
+RAY_ENVIRONMENT = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                   "RAY_AUTH_MODE": "disabled"}
 
 
 @contextmanager

@@ -22,14 +22,15 @@ from graphprune.calibration import activation_spaces, calibrate
 from graphprune.calibration.shards import calibrate_sharded
 from graphprune.cli import main
 from graphprune.execution.candidates import Candidate, measure, zeroing_context
-from graphprune.execution.executor import LocalExecutor
+from graphprune.errors import DataError
+from graphprune.execution.executor import Context, LocalExecutor
 from graphprune.execution.ray_executor import RayExecutor, ray_installed
 from graphprune.graph.model import to_proto
 from graphprune.importance import MagnitudeImportance
 from graphprune.pipeline import Options, analyze, load, prepare
 from graphprune.planning.select import select_by_ratio
 from models.zoo import build
-from tests.execution import ray_workers
+from tests.execution import ray_workers, workers
 from tests.helpers.onnxrt import run
 from tests.helpers.paths import ROOT
 
@@ -131,14 +132,27 @@ def test_the_budget_plans_are_equal(cluster, resnet, tmp_path, capsys):
     assert pruned and all(0 < len(g["removed_slots"]) < g["slots"] for g in pruned)  # the search pruned
 
 
-def test_ray_address_comes_from_the_environment(cluster, monkeypatch):
+def test_the_cluster_comes_from_the_address_the_environment_or_a_local_ray(cluster, monkeypatch, caplog):
     import ray
 
     monkeypatch.setenv("RAY_ADDRESS", cluster.address)
-    with RayExecutor() as executor:
-        assert executor.width == 2
+    with RayExecutor(jobs=5) as executor:
+        assert executor.width == 2 and "the Ray cluster has 2 CPUs" in caplog.text  # never more actors than CPUs
         assert ray.get_runtime_context().gcs_address == cluster.address
     assert not ray.is_initialized()  # it connected, so it disconnects
+    monkeypatch.delenv("RAY_ADDRESS")
+    with RayExecutor(jobs=1) as executor:  # no address: a Ray of its own on this machine, stopped by close
+        assert executor.map(workers.scaled, [2, 3], context=Context(workers.remember, 5))[1][0] == 15
+        assert ray.get_runtime_context().gcs_address != cluster.address and executor.where == "a local Ray"
+    assert not ray.is_initialized()
+
+
+def test_an_error_in_a_task_is_raised_as_itself(cluster):
+    with RayExecutor(address=cluster.address) as executor:
+        with pytest.raises(DataError, match="sample bad: refused") as caught:
+            executor.map(workers.refused, ["ok", "bad", "ok"], context=Context(workers.remember, 0))
+        assert caught.value.exit_code == 3
+        assert executor.map(workers.refused, ["ok"], context=Context(workers.remember, 0)) == ["ok"]
 
 
 def test_a_killed_worker_has_its_task_run_again_with_the_same_result(cluster, resnet, tmp_path):
@@ -207,7 +221,7 @@ def test_ctrl_c_stops_the_command_and_writes_nothing(cluster, resnet, tmp_path):
         import sys
         from functools import partial
         from graphprune.pipeline import candidates
-        from tests.execution import ray_workers
+        from tests.execution import ray_workers, workers
         # the first sensitivity task holds until the test interrupts the command
         candidates.zeroed_drift = partial(ray_workers.first_held_drift, gate={str(tmp_path)!r})
         from graphprune.cli import main

@@ -25,3 +25,12 @@ def held(state, task):
         time.sleep(120)
         (Path(state["payload"]) / "finished").write_text("")
     return task
+
+
+def refused(state, task):
+    """Raises the error graphprune raises for unusable data, naming the task."""
+    from graphprune.errors import DataError
+
+    if task == "bad":
+        raise DataError(f"sample {task}: refused")
+    return task
