@@ -7,7 +7,9 @@ the node reading such an initializer together with its non-constant input whose 
 the same group. Nothing here knows op types, so a new op only needs its rule.
 
 Data-driven importance measures the site's activation; compensation changes what the site's
-node adds to its output.
+node adds to its output. A **contraction site** is a node contracting two activations of one
+group with each other (queries against keys): no weight reads those channels, so importance
+measures both operands there, and nothing can be compensated.
 """
 from __future__ import annotations
 
@@ -52,14 +54,41 @@ def consumer_sites(group: Group, index) -> list[ConsumerSite]:
     return out
 
 
+@dataclass(frozen=True)
+class ContractionSite:
+    """``node`` contracts two activations of the group with each other: ``a`` (one of the group's
+    ``contractions``) against ``b`` (e.g. queries against keys: no weight reads these channels)."""
+
+    node: str
+    a: Space
+    b: Space
+
+
+def contraction_sites(group: Group, index) -> list[ContractionSite]:
+    """Every node contracting two activation spaces of ``group`` (deterministic order)."""
+    out: list[ContractionSite] = []
+    for space in group.contractions:
+        for use in index.uses(space.tensor):
+            if use.index < 0:
+                continue
+            node = index.nodes[use.node]
+            for name in inputs(node):
+                if not name or name == space.tensor or index.is_constant(name):
+                    continue
+                out.extend(ContractionSite(node.name, space, other) for other in _spaces_of(name, group.slot_of))
+    return list(dict.fromkeys(out))
+
+
 def _spaces_of(tensor: str, members) -> list[Space]:
     return [s for s in members if s.tensor == tensor]
 
 
 def activation_spaces(groups, index) -> list[Space]:
-    """The activation spaces read by the consumer sites of ``groups`` (sorted, unique)."""
+    """The activation spaces read by the consumer and contraction sites of ``groups`` (sorted, unique)."""
     out = set()
     for group in groups:
         for site in consumer_sites(group, index):
             out.add(site.activation)
+        for pair in contraction_sites(group, index):
+            out.update((pair.a, pair.b))
     return sorted(out)

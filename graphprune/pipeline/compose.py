@@ -13,6 +13,7 @@ from .analyze import analyze
 from .apply import apply as apply_stage
 from .check import check
 from .decide import decide
+from .feeds import with_data_shapes
 from .load import load
 from .options import Options
 from .plan import from_plan, plan_options, predicted, skipped_groups, to_plan
@@ -33,13 +34,16 @@ def inspect(model, options: Options) -> InspectResult:
 
 def plan(model, options: Options):
     """Decide which slots go; returns a PlanResult whose ``plan`` is the PruningPlan to write."""
-    decided = decide(score(analyze(prepare(load(model), options), options), options), options)
+    source = load(model)
+    options = with_data_shapes(options, source.proto)
+    decided = decide(score(analyze(prepare(source, options), options), options), options)
     return PlanResult(to_plan(decided, options), decided, options)
 
 
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
+    options = with_data_shapes(options, source.proto)
     decided = decide(score(analyze(prepare(source, options), options), options), options)
     analyzed = decided.scored.analyzed
     pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
@@ -84,11 +88,10 @@ def sensitivity(model, options: Options, ratios, random_samples: int):
     stats = calibrate_analyzed(analyzed, options) if options.importance in _data_driven() else None
     scorer = make_scorer(analyzed, options, stats)
     if options.calib is not None:
-        from ..calibration import calibration_feeds
+        from .feeds import calibration_label, option_feeds
 
-        feeds = list(calibration_feeds(options.calib, source.proto, limit=options.calib_samples,
-                                       image_options=options.image_options))
-        label = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+        feeds = list(option_feeds(options, source.proto, options.calib_samples))
+        label = calibration_label(options)
     else:
         from ..validation.feeds import make_feeds
 

@@ -1,7 +1,8 @@
 """Stage ``score``: calibration statistics (when the criterion or a repair needs data) and the scorer."""
 from __future__ import annotations
 
-from ..calibration import activation_spaces, calibrate, calibration_feeds
+from ..calibration import activation_spaces, calibrate, token_mask
+from .feeds import calibration_label, option_feeds
 from ..importance import MagnitudeImportance, TransferredImportance, make_importance, position_scores
 from .options import Options
 from .values import Analyzed, Scored
@@ -13,18 +14,19 @@ def score(analyzed: Analyzed, options: Options) -> Scored:
 
 
 def calibrate_analyzed(analyzed: Analyzed, options: Options, samples: int | None = -1):
-    """Statistics of every consumer activation of the prunable groups over the calibration data."""
+    """Statistics of every consumer activation of the prunable groups over the calibration data
+    (real tokens only, when the model has an attention mask: :mod:`graphprune.calibration.tokens`)."""
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
     spaces = activation_spaces(analysis.prunable_groups, analysis.index)
     sizes = {s: analysis.groups[analysis.space_group[s]].sizes[s] for s in spaces}
     samples = options.calib_samples if samples == -1 else samples
-    feeds = calibration_feeds(options.calib, analyzed.prepared.source.proto, limit=samples,
-                              image_options=options.image_options)
-    source = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+    feeds = option_feeds(options, analyzed.prepared.source.proto, samples)
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,
-                     gram=spaces if options.refit else (), progress=options.progress, total=samples, source=source)
+                     gram=spaces if options.refit else (), progress=options.progress,
+                     total=None if options.tokenizer else samples, source=calibration_label(options),
+                     mask=token_mask(analysis.index, spaces))
 
 
 def make_scorer(analyzed: Analyzed, options: Options, stats=None):

@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 
 from ..errors import DataError, UsageError
+from ..vocabulary import MASK_INPUT_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -152,15 +153,52 @@ def resolve_shapes(model: onnx.ModelProto, input_shapes: Mapping | None = None) 
     return {s.name: resolve_shape(s, input_shapes) for s in specs}
 
 
-def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Standard normal floats, integers in [0, INT_HIGH), fair booleans."""
+def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
+                 int_high: int = INT_HIGH) -> np.ndarray:
+    """Standard normal floats, integers in [0, int_high), fair booleans."""
     if dtype.kind == "f":
         return rng.standard_normal(shape, dtype=np.float64).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, shape).astype(np.bool_)
     if dtype.kind in "iu":
-        return rng.integers(0, INT_HIGH, shape).astype(dtype)
+        return rng.integers(0, int_high, shape).astype(dtype)
     raise DataError(f"cannot generate random data of dtype {dtype}")
+
+
+def _random_input(rng: np.random.Generator, spec: InputSpec, shape: tuple[int, ...], int_high: int) -> np.ndarray:
+    if spec.name.lower() in MASK_INPUT_NAMES and len(shape) == 2 and spec.dtype.kind in "iufb":
+        return random_mask(rng, shape, spec.dtype)
+    return random_array(rng, shape, spec.dtype, int_high)
+
+
+def random_mask(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A [batch, sequence] attention mask: each row 1 on a seeded number (at least one) of leading
+    tokens, 0 after (padding). Random integers would make the additive mask overflow to inf and
+    the outputs NaN, and NaN agrees with NaN in every comparison."""
+    rows, width = shape
+    lengths = rng.integers(1, width + 1, rows)
+    return (np.arange(width)[None, :] < lengths[:, None]).astype(dtype)
+
+
+def index_bounds(model: onnx.ModelProto) -> dict[str, int]:
+    """Graph inputs read as the indices of a Gather from a constant table -> the table's size along
+    the gathered axis (the smallest, when several): random indices must stay below it (a BERT's
+    ``token_type_ids`` index a table of 2 rows)."""
+    tables = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    inputs = {vi.name for vi in model.graph.input} - set(tables)
+    bounds: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or node.domain not in ("", "ai.onnx") or len(node.input) < 2:
+            continue
+        data, indices = node.input[0], node.input[1]
+        if indices not in inputs or data not in tables:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        dims = tables[data]
+        size = dims[axis] if -len(dims) <= axis < len(dims) else 0
+        if size > 0:
+            bounds[indices] = min(bounds.get(indices, size), size)
+    return bounds
 
 
 def make_feeds(model: onnx.ModelProto, samples: int, seed: int = 0,
@@ -171,9 +209,10 @@ def make_feeds(model: onnx.ModelProto, samples: int, seed: int = 0,
     specs = model_inputs(model)
     check_input_shapes(specs, input_shapes)
     shapes = {s.name: resolve_shape(s, input_shapes) for s in specs}
+    highs = {name: min(INT_HIGH, bound) for name, bound in index_bounds(model).items()}
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(samples):
-        feeds.append({s.name: random_array(rng, shapes[s.name], s.dtype) for s in specs})
+        feeds.append({s.name: _random_input(rng, s, shapes[s.name], highs.get(s.name, INT_HIGH)) for s in specs})
     log.debug("made %d random feeds (seed %d): %s", samples, seed, shapes)
     return feeds

@@ -1,0 +1,51 @@
+"""Calibration feeds as the options name them, and input shapes read from them.
+
+Not a stage: ``score`` (calibration statistics) and the compositions (sensitivity feeds, input
+shapes for counting) share it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from .options import Options
+
+log = logging.getLogger(__name__)
+
+
+def option_feeds(options: Options, model, samples: int | None):
+    """The stream of calibration feeds ``options`` name (``samples`` of them; sentences for text)."""
+    from ..calibration import calibration_feeds
+
+    return calibration_feeds(options.calib, model, limit=samples, image_options=options.image_options,
+                             tokenizer=options.tokenizer, max_length=options.max_length)
+
+
+def calibration_label(options: Options) -> str:
+    return str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+
+
+def with_data_shapes(options: Options, model) -> Options:
+    """``options`` with ``input_shapes`` read from the first calibration sample (else the first
+    ``data`` sample), batch 1, when the user gave none and ``model`` has dynamic input dims other
+    than the batch (a sequence length): parameters and MACs are then counted at the data's shape."""
+    from ..validation.data import iter_inputs
+    from ..validation.feeds import model_inputs
+
+    if options.input_shapes is not None or (options.calib is None and options.data is None):
+        return options
+    specs = model_inputs(model)
+    if not any(spec.dims and any(not isinstance(d, int) for d in spec.dims[1:]) for spec in specs):
+        return options
+    if options.calib is not None:
+        feeds = option_feeds(options, model, 1)
+    else:
+        feeds = iter_inputs(options.data, model, limit=1, **dict(options.image_options or {}))
+    first = next(iter(feeds), None)
+    if first is None:
+        return options
+    shapes = {spec.name: (1,) + tuple(first[spec.name].shape[1:]) for spec in specs if spec.name in first}
+    log.info("counting MACs at the shapes of the first %s sample (batch 1): %s",
+             "calibration" if options.calib is not None else "data",
+             ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items()))
+    return replace(options, input_shapes=shapes)
