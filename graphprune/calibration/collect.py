@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import onnx
 
 from ..errors import DataError, UsageError
@@ -84,6 +85,10 @@ def calibrate(model: onnx.ModelProto, spaces: Iterable[Space], feeds: Iterable[d
                 except ValueError as exc:
                     raise DataError(f"calibration sample {i}: {exc}") from exc
         stats.samples += 1
+        if mask is not None and mask.input in feed:
+            real = np.asarray(feed[mask.input]) != 0
+            stats.sequences += int(real.shape[0]) if real.ndim == 2 else 0
+            stats.tokens += int(real.sum())
     if stats.samples == 0:
         raise DataError(f"no calibration samples in {source or 'the data'}")
     log.info("calibrated %d spaces on %d samples", len(spaces), stats.samples)

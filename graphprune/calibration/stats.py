@@ -99,6 +99,9 @@ class CalibrationStats:
     spaces: dict = field(default_factory=dict)
     samples: int = 0
     source: str = ""
+    #: token inputs (an attention mask): sequences (rows of the feeds) and real tokens among them
+    sequences: int = 0
+    tokens: int = 0
 
     def __contains__(self, space: Space) -> bool:
         return space in self.spaces
@@ -114,4 +117,10 @@ class CalibrationStats:
         return stats
 
     def to_dict(self) -> dict:
-        return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces)}
+        tokens = {"sequences": self.sequences, "tokens": self.tokens} if self.sequences else {}
+        return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces), **tokens}
+
+    def describe(self) -> str:
+        """``4 samples`` or, for token inputs, ``2 samples (32 sequences, 457 real tokens)``."""
+        text = f"{self.samples} samples"
+        return text + (f" ({self.sequences} sequences, {self.tokens} real tokens)" if self.sequences else "")

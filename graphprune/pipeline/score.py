@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from ..calibration import activation_spaces, calibrate, token_mask
-from .feeds import calibration_label, option_feeds
+from ..calibration.sites import whole_size
 from ..importance import MagnitudeImportance, TransferredImportance, make_importance, position_scores
+from .feeds import calibration_label, option_feeds
 from .options import Options
 from .values import Analyzed, Scored
 
@@ -19,8 +20,8 @@ def calibrate_analyzed(analyzed: Analyzed, options: Options, samples: int | None
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
-    spaces = activation_spaces(analysis.prunable_groups, analysis.index)
-    sizes = {s: analysis.groups[analysis.space_group[s]].sizes[s] for s in spaces}
+    sizes = {s: whole_size(analysis, s) for s in activation_spaces(analysis.prunable_groups, analysis.index)}
+    spaces = [s for s, size in sizes.items() if size is not None]
     samples = options.calib_samples if samples == -1 else samples
     feeds = option_feeds(options, analyzed.prepared.source.proto, samples)
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,

@@ -56,6 +56,10 @@ def test_text_and_npz_of_the_same_sentences_give_the_same_plan(files):
     from_npz = api.plan(str(files / "bert.onnx"), calib=str(files / "calib.npz"), **common)
     assert from_text.calibration.samples == -(-SENTENCES // text.TEXT_BATCH)  # feeds of TEXT_BATCH sentences
     assert from_npz.calibration.samples == 1
+    real_tokens = int(arrays["attention_mask"].sum())
+    for calibration in (from_text.calibration, from_npz.calibration):
+        assert (calibration.sequences, calibration.tokens) == (SENTENCES, real_tokens)
+    assert f"({SENTENCES} sequences, {real_tokens} real tokens)" in "\n".join(from_text.summary_lines())
     removed_text = {gid: list(map(int, slots)) for gid, slots in from_text.removed.items()}
     assert removed_text == {gid: list(map(int, slots)) for gid, slots in from_npz.removed.items()}
     assert sum(len(s) for s in removed_text.values()) == 80  # half of each of the 6 prunable groups
