@@ -28,7 +28,8 @@ def calibration_label(options: Options) -> str:
 def with_data_shapes(options: Options, model) -> Options:
     """``options`` with ``input_shapes`` read from the first calibration sample (else the first
     ``data`` sample), batch 1, when the user gave none and ``model`` has dynamic input dims other
-    than the batch (a sequence length): parameters and MACs are then counted at the data's shape."""
+    than the batch (a sequence length): parameters and MACs are then counted at the data's shape
+    (for text calibration data, at ``max_length`` tokens)."""
     from ..validation.data import iter_inputs
     from ..validation.feeds import model_inputs
 
@@ -45,7 +46,16 @@ def with_data_shapes(options: Options, model) -> Options:
     if first is None:
         return options
     shapes = {spec.name: (1,) + tuple(first[spec.name].shape[1:]) for spec in specs if spec.name in first}
+    if options.tokenizer is not None:  # text batches are padded to their own longest sentence: count at the limit
+        shapes = {name: (1, options.max_length) if len(shape) == 2 and _dynamic(specs, name) else shape
+                  for name, shape in shapes.items()}
     log.info("counting MACs at the shapes of the first %s sample (batch 1): %s",
              "calibration" if options.calib is not None else "data",
              ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items()))
     return replace(options, input_shapes=shapes)
+
+
+def _dynamic(specs, name: str) -> bool:
+    """Whether input ``name`` has a dynamic sequence axis (axis 1)."""
+    spec = next(s for s in specs if s.name == name)
+    return bool(spec.dims) and len(spec.dims) == 2 and not isinstance(spec.dims[1], int)

@@ -18,6 +18,8 @@ from graphprune import api
 from graphprune.calibration import text
 from graphprune.cli import main
 from graphprune.errors import UsageError
+from graphprune.pipeline.feeds import with_data_shapes
+from graphprune.pipeline.options import Options
 from graphprune.validation.feeds import InputSpec
 from models.transformers import build_transformer
 from tests.helpers import run
@@ -115,3 +117,14 @@ def test_usage_errors_name_the_flag(files, monkeypatch):
     with pytest.raises(UsageError, match="pip install"):
         api.plan(model, importance="fluctuation", calib=str(files / "sentences.txt"),
                  tokenizer=str(files / "tokenizer.json"))
+
+
+def test_dynamic_sequence_is_counted_at_the_calibration_length(files):
+    model = onnx.load(files / "bert.onnx")
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    text_options = Options(calib=str(files / "sentences.txt"), tokenizer=str(files / "tokenizer.json"), max_length=16)
+    assert with_data_shapes(text_options, model).input_shapes == {name: (1, 16) for name in names}
+    arrays = {name: np.zeros((3, 7), np.int64) for name in names}
+    assert with_data_shapes(Options(calib=arrays), model).input_shapes == {name: (1, 7) for name in names}
+    given = {name: (1, 5) for name in names}
+    assert with_data_shapes(Options(calib=arrays, input_shapes=given), model).input_shapes == given
