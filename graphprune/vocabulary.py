@@ -6,8 +6,8 @@ Kept free of heavy imports so that the command line can build its parser, and an
 from __future__ import annotations
 
 #: importance criteria (``--importance``), and those that need calibration data
-IMPORTANCE_NAMES = ("l1", "l2", "bn-scale", "fpgm", "random", "activation", "fluctuation")
-DATA_DRIVEN = frozenset({"activation", "fluctuation"})
+IMPORTANCE_NAMES = ("l1", "l2", "bn-scale", "fpgm", "random", "activation", "fluctuation", "energy")
+DATA_DRIVEN = frozenset({"activation", "fluctuation", "energy"})
 #: how a slot's parameter slices combine into one score (``--aggregate``)
 AGGREGATES = ("sum", "mean", "max")
 #: per-group score normalization of ``--global`` ranking
@@ -25,6 +25,11 @@ DRIFT_METRICS = ("cosine", "top1", "rel")
 OBJECTIVES = ("macs", "params", "latency")
 #: fraction of the data held out for the final drift check (``--eval-split``)
 DEFAULT_EVAL_SPLIT = 0.25
+#: text calibration data: tokens per sentence at most, and the file suffixes taken for text
+DEFAULT_MAX_LENGTH = 128
+TEXT_SUFFIXES = (".txt", ".text")
+#: names of the graph input that marks real tokens (1) and padding (0) in a [batch, sequence] mask
+MASK_INPUT_NAMES = ("attention_mask", "input_mask")
 #: image folders: tensor layout and channel order
 LAYOUTS = ("NCHW", "NHWC")
 CHANNEL_ORDERS = ("RGB", "BGR")

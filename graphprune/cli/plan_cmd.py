@@ -11,8 +11,8 @@ from pathlib import Path
 import json
 
 from ..errors import DriftBudgetExceeded, UsageError
-from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
+from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT,
+                          DEFAULT_MAX_LENGTH, DRIFT_METRICS, IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -21,6 +21,8 @@ EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --importance fluctuation --calib images/ --calib-samples 64 \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
   graphprune plan model.onnx -o plan.json --target-macs 0.7 --importance fluctuation --calib inputs.npz --refit
+  graphprune plan bert.onnx -o plan.json --target-params 0.8 --importance fluctuation --calib sentences.txt \\
+      --tokenizer tokenizer.json --calib-samples 256 --max-length 128
   graphprune plan model.onnx -o plan.json --ratio 0.5 --round-to 8 --max-ratio 0.7 --exclude '*head*' \\
       --config overrides.toml --export-masks masks.json
   graphprune plan model.onnx -o plan.json --calib images/ --max-drift 0.01 --objective params
@@ -68,14 +70,22 @@ def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
                        help="criterion: l1, l2 (magnitude of every parameter slice), bn-scale (|gamma| of the "
                             "BatchNorms, scored before folding), fpgm (distance of the producer filters to their "
                             "geometric median), random (seeded baseline), activation (mean |x|, needs --calib), "
-                            "fluctuation (Var(x) x consumer weight norm, needs --calib); default: fluctuation "
-                            "(with compensation) when --calib is given, else l2")
+                            "fluctuation (Var(x) x consumer weight norm, needs --calib), energy (E[x^2] x consumer "
+                            "weight norm, needs --calib); default: fluctuation (with compensation) when --calib is "
+                            "given, else l2")
     group.add_argument("--aggregate", choices=AGGREGATES, default="sum",
                        help="how l1/l2/bn-scale/fpgm combine a slot's slices: sum (default), mean, max")
     group.add_argument("--calib", metavar="PATH", help="calibration data for data-driven criteria and compensation: "
-                       ".npz (arrays named after the inputs), .npy (one-input models) or a folder of images")
+                       ".npz (arrays named after the inputs), .npy (one-input models), a folder of images, or a "
+                       "text file of sentences (one per line) with --tokenizer")
     group.add_argument("--calib-samples", type=positive_int, default=DEFAULT_CALIB_SAMPLES, metavar="N",
-                       help="use the first N calibration samples (default: all of them, streamed)")
+                       help="use the first N calibration samples (sentences of a text file; default: all of "
+                            "them, streamed)")
+    group.add_argument("--tokenizer", metavar="FILE", help="a Hugging Face tokenizer.json that turns a text --calib "
+                       "into input_ids/attention_mask/token_type_ids (needs the tokenizers package: pip install "
+                       "'graphprune[text]'); padded tokens are left out of the statistics")
+    group.add_argument("--max-length", type=positive_int, default=DEFAULT_MAX_LENGTH, metavar="N",
+                       help=f"tokens per sentence at most, with --tokenizer (default {DEFAULT_MAX_LENGTH})")
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,14 +186,15 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
             "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
             "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
-            "calib_samples": args.calib_samples, "compensate": args.compensate, "refit": args.refit,
+            "calib_samples": args.calib_samples, "tokenizer": args.tokenizer, "max_length": args.max_length,
+            "compensate": args.compensate, "refit": args.refit,
             "keep_bn": args.keep_bn, "attention": args.attention,
             "strict_initializer_inputs": args.strict_initializer_inputs}
 
 
 def check_plan_arguments(args: argparse.Namespace) -> None:
     """Usage errors argparse cannot see (before any work is done)."""
-    if args.calib is None and args.importance in ("activation", "fluctuation"):
+    if args.calib is None and args.importance in DATA_DRIVEN:
         raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH "
                          "(.npz, .npy or a folder of images)")
     if args.calib is None and (args.compensate or args.refit):

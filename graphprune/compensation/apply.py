@@ -26,7 +26,7 @@ import onnx
 import onnx_ir as ir
 
 from ..analysis.types import Analysis
-from ..calibration.sites import consumer_sites
+from ..calibration.sites import axis_slots, consumer_sites, whole
 from ..graph import edit
 from ..graph.model import node_into
 from ..graph.nodes import inputs
@@ -92,18 +92,14 @@ def _constant_input(means: SpaceMeans, values: np.ndarray, dtype: np.dtype) -> n
 
 
 def channel_axes(analysis: Analysis, node: ir.Node) -> set[int]:
-    """Axes of the node's first output that share a group with one of the node's parameters."""
-    from ..rules.base import Space
-
+    """Axes of the node's first output (whole, or one of their parts) that share a group with one of
+    the node's parameters."""
     out = node.outputs[0].name
-    rank = analysis.index.rank(out) or 0
     names = set(inputs(node))
-    groups = {g.id: g for g in analysis.groups}
     axes = set()
-    for axis in range(rank):
-        gid = analysis.space_group.get(Space(out, axis))
-        if gid is not None and any(p.initializer in names for p in groups[gid].params):
-            axes.add(axis)
+    for group in analysis.groups:
+        if any(p.initializer in names for p in group.params):
+            axes.update(s.axis for s in group.spaces if s.tensor == out)
     return axes
 
 
@@ -119,13 +115,25 @@ def per_channel(delta: np.ndarray, keep: set[int]) -> tuple[np.ndarray, float]:
 
 
 def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:
-    """The re-fit needs the consumer's weight axis to map one to one onto the activation, and the
+    """The re-fit needs the consumer's weight axis to map one to one onto the activation (in every
+    group on the activation's axis, the weight's axis has the same slot at every position), and the
     weight to be read by this node alone."""
     if not means.refit or len(analysis.index.uses(site.weight.tensor)) != 1:
         return False
-    group = analysis.groups[analysis.space_group[site.activation]]
-    a, w = group.slot_of.get(site.activation), group.slot_of.get(site.weight)
-    return a is not None and w is not None and a.size == w.size and np.array_equal(a, w)
+    activation, weight = whole(site.activation), whole(site.weight)
+    size = means.positions.size + means.kept.size
+    if analysis.index.array(weight.tensor).shape[weight.axis] != size:
+        return False
+    found = False
+    for group in analysis.groups:
+        on_activation = axis_slots(group, activation, size)
+        if on_activation is None:
+            continue
+        on_weight = axis_slots(group, weight, size)
+        if on_weight is None or not np.array_equal(on_activation, on_weight):
+            return False
+        found = True
+    return found
 
 
 def _refit_weight(model: ir.Model, analysis: Analysis, site, means: SpaceMeans) -> None:
@@ -143,7 +151,7 @@ def _collect_probes(model: ir.Model, analysis: Analysis, data: list[SpaceMeans],
     by_space: dict = {}
     for group in analysis.groups:
         for site in consumer_sites(group, index):
-            by_space.setdefault(site.activation, []).append(site)
+            by_space.setdefault(whole(site.activation), []).append(site)
     probes, seen = [], set()
     for means in data:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(means.space.tensor) or 1))

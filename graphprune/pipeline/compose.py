@@ -16,6 +16,7 @@ from .analyze import analyze
 from .apply import apply as apply_stage
 from .check import check
 from .decide import decide
+from .feeds import with_data_shapes
 from .load import load
 from .options import Options
 from .plan import from_plan, plan_options, predicted, skipped_groups, to_plan
@@ -42,7 +43,7 @@ def plan(model, options: Options):
     With ``max_drift``, the plan is applied to a copy and checked on held-out data (a budget search
     rolls back until it fits; a gate raises :class:`DriftBudgetExceeded`)."""
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
     scored = score(analyze(prepare(source, options), options), options, split)
     if options.search:
@@ -61,7 +62,7 @@ def plan(model, options: Options):
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
     scored = score(analyze(prepare(source, options), options), options, split)
     if options.search:
@@ -103,8 +104,14 @@ def data_split(source, options: Options):
         return None
     from ..validation.split import DataSplit
 
+    stream = None
+    if options.tokenizer is not None and options.calib is not None:  # one sentence per sample: held out one by one
+        from .feeds import option_feeds
+
+        stream = lambda: iter(option_feeds(options, source.proto, None, text_batch=1))  # noqa: E731
     return DataSplit(options.calib, source.proto, eval_split=options.eval_split, seed=options.seed,
-                     calib_limit=options.calib_samples, image_options=options.image_options, data=options.data)
+                     calib_limit=options.calib_samples, image_options=options.image_options, data=options.data,
+                     stream=stream)
 
 
 def _fresh(source, options: Options):
@@ -184,16 +191,15 @@ def sensitivity(model, options: Options, ratios, random_samples: int, metric: st
     from .score import calibrate_analyzed, make_scorer
 
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     analyzed = analyze(prepare(source, options), options)
     stats = calibrate_analyzed(analyzed, options) if options.importance in _data_driven() else None
     scorer = make_scorer(analyzed, options, stats)
     if options.calib is not None:
-        from ..calibration import calibration_feeds
+        from .feeds import calibration_label, option_feeds
 
-        feeds = list(calibration_feeds(options.calib, source.proto, limit=options.calib_samples,
-                                       image_options=options.image_options))
-        label = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+        feeds = list(option_feeds(options, source.proto, options.calib_samples))
+        label = calibration_label(options)
     else:
         from ..validation.feeds import make_feeds
 

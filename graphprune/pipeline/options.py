@@ -13,8 +13,8 @@ import math
 from ..errors import UsageError
 from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          OBJECTIVES)
+from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DEFAULT_MAX_LENGTH,
+                          DRIFT_METRICS, OBJECTIVES, TEXT_SUFFIXES)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
@@ -41,6 +41,9 @@ class Options:
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
     #: fraction of --calib held out for the final drift check (with --data, --data is held out instead)
     eval_split: float = DEFAULT_EVAL_SPLIT
+    #: a tokenizer.json: ``calib`` is then a text file, one sentence per line
+    tokenizer: object = None
+    max_length: int = DEFAULT_MAX_LENGTH
     #: None: on for data-driven criteria
     compensate: bool | None = None
     refit: bool = False
@@ -134,6 +137,7 @@ class Options:
             raise UsageError("--refit needs calibration data: give it with --calib PATH")
         object.__setattr__(self, "compensate", compensate or bool(self.refit))
         check_calibration(self.plan.importance, self.calib, self.compensate)
+        check_text_calibration(self.calib, self.tokenizer, self.max_length)
 
     def __getattr__(self, name: str):
         if name in PLAN_FIELDS:
@@ -182,3 +186,24 @@ def check_calibration(importance: str, calib, compensate: bool) -> None:
                          "--calib PATH (.npz, .npy or a folder of images)")
     if compensate:
         raise UsageError("--compensate needs calibration data: give it with --calib PATH")
+
+
+def check_text_calibration(calib, tokenizer, max_length: int) -> None:
+    """Usage errors of text calibration data: a text file needs a tokenizer (and the ``tokenizers``
+    package), a tokenizer needs a text file."""
+    from pathlib import Path
+
+    is_path = isinstance(calib, (str, Path))
+    if tokenizer is None:
+        if is_path and Path(calib).suffix.lower() in TEXT_SUFFIXES:
+            raise UsageError(f"--calib {calib} is a text file: give the tokenizer that reads it with "
+                             "--tokenizer tokenizer.json")
+        return
+    if not is_path or Path(calib).is_dir() or Path(calib).suffix.lower() in (".npz", ".npy"):
+        raise UsageError("--tokenizer reads a text file of sentences given with --calib (one per line); "
+                         f"--calib is {calib if is_path else type(calib).__name__}")
+    if not isinstance(max_length, int) or max_length < 2:
+        raise UsageError(f"--max-length must be at least 2 (room for the special tokens), got {max_length}")
+    from ..calibration.text import require_tokenizers
+
+    require_tokenizers()

@@ -38,7 +38,7 @@ def plan_options(plan: PruningPlan, options: Options) -> Options:
     from dataclasses import replace
 
     return replace(options, keep_bn=not plan.fold_batchnorm, strict_initializer_inputs=plan.strict_initializer_inputs,
-                   compensate=False, refit=False, calib=None)
+                   compensate=False, refit=False, calib=None, tokenizer=None)
 
 
 def from_plan(analyzed: Analyzed, plan: PruningPlan) -> tuple[dict, list[str], tuple]:

@@ -149,7 +149,7 @@ class PlanResult:
                 lines.append(f"predicted {label}: {entry['before']:,} -> {entry['after']:,} "
                              f"({pct(entry['after'], entry['before'])})")
         if self.calibration is not None:
-            lines.append(f"calibration: {self.calibration.samples} samples, {len(self.calibration.spaces)} "
+            lines.append(f"calibration: {self.calibration.describe()}, {len(self.calibration.spaces)} "
                          "activations measured")
         comp = self.plan.compensation
         if comp:

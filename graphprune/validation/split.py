@@ -75,17 +75,23 @@ class DataSplit:
     """Calibration and held-out samples of ``calib`` (and of ``data``, when given, the held-out set)."""
 
     def __init__(self, calib, model, *, eval_split: float, seed: int = 0, calib_limit: int | None = None,
-                 image_options: Mapping | None = None, data=None):
+                 image_options: Mapping | None = None, data=None, stream=None):
+        """``stream``: a function giving the calibration feeds anew (text data through a tokenizer);
+        by default they are read from ``calib`` (:func:`iter_inputs`)."""
         self.calib, self.model, self.data = calib, model, data
         self.eval_split, self.seed, self.calib_limit = float(eval_split), int(seed), calib_limit
         self.image_options = dict(image_options or {})
-        self.total = count_inputs(calib, model, **self.image_options) if calib is not None else 0
+        self._feeds = stream or (lambda: iter_inputs(self.calib, self.model, **self.image_options))
+        if calib is None:
+            self.total = 0
+        else:
+            self.total = sum(1 for _ in stream()) if stream else count_inputs(calib, model, **self.image_options)
         split = 0.0 if data is not None or calib is None else self.eval_split
         self.held = held_out_indices(self.total, split, self.seed) if calib is not None else frozenset()
         self.notes: list[str] = []
 
     def _stream(self) -> Iterator[tuple[int, dict]]:
-        return enumerate(iter_inputs(self.calib, self.model, **self.image_options))
+        return enumerate(self._feeds())
 
     def calibration(self) -> Iterator[dict]:
         """The calibration samples, in data order, streamed (the first ``calib_limit``)."""

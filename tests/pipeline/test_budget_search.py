@@ -8,7 +8,7 @@ from graphprune.api import prune
 from graphprune.errors import DriftBudgetExceeded, UsageError, ValidationFailed
 from graphprune.pipeline import compose
 from tests.budget_models import DEAD, calibration_arrays, planted_chain
-from tests.helpers import run
+from tests.helpers.onnxrt import run
 
 SAMPLES = 40
 #: one sample of 40 is held out for every four (eval_split 0.25), chosen by a permutation seeded 0
