@@ -103,10 +103,10 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--objective", choices=OBJECTIVES, default=None,
                        help="what the search removes as much of as it can: macs (default), params, or latency "
                             "(per-node onnxruntime timings of this machine)")
-    group.add_argument("--eval-split", type=fraction, default=DEFAULT_EVAL_SPLIT, metavar="F",
+    group.add_argument("--eval-split", type=fraction, default=None, metavar="F",
                        help=f"fraction of --calib held out (seeded) for the final drift check, never used to "
-                            f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}; with --data, --data is checked "
-                            "instead)")
+                            f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}, none when --calib has a single "
+                            "sample; with --data, --data is checked instead)")
     group.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                        help="worker processes measuring the search's candidates (default: one per CPU)")
 

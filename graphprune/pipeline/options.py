@@ -13,7 +13,7 @@ import math
 from ..errors import UsageError
 from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DEFAULT_MAX_LENGTH,
+from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_MAX_LENGTH,
                           DRIFT_METRICS, OBJECTIVES, TEXT_SUFFIXES)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
@@ -39,8 +39,9 @@ class Options:
     calib: object = None
     #: None: all of the calibration samples (streamed)
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
-    #: fraction of --calib held out for the final drift check (with --data, --data is held out instead)
-    eval_split: float = DEFAULT_EVAL_SPLIT
+    #: fraction of --calib held out for the final drift check (with --data, --data is held out instead);
+    #: None: DEFAULT_EVAL_SPLIT when the calibration data has 2 samples or more, else nothing held out
+    eval_split: float | None = None
     #: a tokenizer.json: ``calib`` is then a text file, one sentence per line
     tokenizer: object = None
     max_length: int = DEFAULT_MAX_LENGTH
@@ -105,7 +106,8 @@ class Options:
             raise UsageError(f"--metric must be one of {', '.join(DRIFT_METRICS)}, got {self.metric!r}")
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        object.__setattr__(self, "eval_split", check_fraction("--eval-split", self.eval_split))
+        if self.eval_split is not None:
+            object.__setattr__(self, "eval_split", check_fraction("--eval-split", self.eval_split))
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
             raise UsageError(f"--jobs must be a positive integer, got {self.jobs!r}")
         if self.max_drift is None:

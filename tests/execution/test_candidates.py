@@ -13,7 +13,7 @@ from graphprune.pipeline.repair import repair_data
 from graphprune.validation.drift import measure_drift
 from models.zoo import build
 from tests.budget_models import calibration_arrays, planted_chain
-from tests.helpers import random_feeds, run
+from tests.helpers.onnxrt import random_feeds, run
 
 
 def _pruned_drift(model, removed, feeds, options, stats=None) -> dict:

@@ -51,6 +51,18 @@ def test_eval_split_zero_checks_on_calibration_samples_and_says_so():
     assert "none held out" in split.label
 
 
+def test_the_default_split_holds_a_quarter_out_but_never_the_only_sample():
+    default = DataSplit(calibration_arrays(8), planted_chain(), eval_split=None)
+    assert default.eval_split == 0.25 and len(default.held) == 2 and default.notes == []
+    single = DataSplit(calibration_arrays(1), planted_chain(), eval_split=None)
+    assert single.eval_split == 0.0 and single.held == frozenset() and single.calibration_count == 1
+    assert single.notes == ["given arrays has a single sample: nothing held out, the checks run on it "
+                            "(give more samples or --data PATH for a held-out check)"]
+    assert single.label == "calibration samples of given arrays (a single sample: none held out)"
+    with pytest.raises(UsageError, match="--eval-split 0.25: the calibration data has 1 sample"):
+        DataSplit(calibration_arrays(1), planted_chain(), eval_split=0.25)  # asked for explicitly
+
+
 def test_with_data_every_calibration_sample_calibrates_and_data_is_checked():
     data = calibration_arrays(3, seed=9)
     split = DataSplit(calibration_arrays(8), planted_chain(), eval_split=0.25, data=data)
