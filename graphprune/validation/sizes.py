@@ -74,6 +74,9 @@ class ResolvedShapes:
     def __post_init__(self):
         object.__setattr__(self, "shapes", MappingProxyType(dict(self.shapes)))  # shared through the cache
 
+    def __reduce__(self):  # a mappingproxy does not pickle: send the plain dict to worker processes
+        return (type(self), (dict(self.shapes), self.source, self.chosen, self.how))
+
     def describe(self) -> str:
         """``x: 1x3x224x224, mask: 1x16``."""
         return ", ".join(f"{name}: {fmt_dims(shape)}" for name, shape in self.shapes.items())
