@@ -4,9 +4,9 @@
     stats = calibrate(model, spaces, calibration_feeds("images/", model, limit=32))
     stats.get(space).variance
 """
-from .collect import calibrate, calibration_feeds, expose
+from .collect import calibrate, calibration_feeds, expose, fingerprint
 from .sites import ConsumerSite, activation_spaces, consumer_sites
 from .stats import GRAM_LIMIT, CalibrationStats, SpaceStats
 
-__all__ = ["calibrate", "calibration_feeds", "expose", "ConsumerSite", "consumer_sites", "activation_spaces",
+__all__ = ["calibrate", "calibration_feeds", "expose", "fingerprint", "ConsumerSite", "consumer_sites", "activation_spaces",
            "CalibrationStats", "SpaceStats", "GRAM_LIMIT"]

@@ -4,18 +4,24 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .prune_cmd import print_result
-from .validate_cmd import add_report_argument, add_validation_arguments, validation_kwargs
+from .prune_cmd import _validation_kwargs, print_result
+from .validate_cmd import add_report_argument, add_validation_arguments
 
 EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --target-macs 0.5
   graphprune apply model.onnx plan.json -o slim.onnx
   graphprune apply model.onnx plan.json -o slim.onnx --data images/ --export-masks masks.json --report apply.html
+  graphprune plan model.onnx -o plan.json --ratio 0.3 --calib images/ --repair all
+  graphprune apply model.onnx plan.json -o slim.onnx --calib images/
 
 The plan must have been made for this model: its SHA-256 fingerprint (graph and initializer
 values) is checked first; a plan for another model is refused with exit code 3. Kept indices may
 be edited: dropping an index of one parameter drops its whole slot (every coupled channel), and
-each such expansion is reported as a note."""
+each such expansion is reported as a note.
+
+A plan whose repair includes sequential or statistics (the default of plan --calib) records the
+SHA-256 of its calibration samples: apply needs the same samples (--calib, with the same image
+options) and refuses others, so that plan + apply writes exactly what prune writes."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -31,12 +37,12 @@ def _run(args: argparse.Namespace) -> int:
         check_report_path(args.report)
     if args.export_masks:
         check_output_path(args.export_masks, (args.model, args.plan, args.output))
-    vkw = validation_kwargs(args)
+    vkw = _validation_kwargs(args)
     the_plan = PruningPlan.load(args.plan)
     source = load(args.model)
     result = apply(source, the_plan, validate=not args.no_validate, data=vkw["data"], samples=vkw["samples"],
                    input_shapes=vkw["input_shapes"], seed=args.seed, progress=vkw["progress"],
-                   image_options=vkw["image_options"], label=Path(args.model).name)
+                   image_options=vkw["image_options"], label=Path(args.model).name, calib=args.calib)
     save_model(result.graph, out, inputs=(args.model,), force=args.force)
     if args.export_masks:
         write_masks(args.export_masks, export_masks(source, result.analysis, result.removed,
@@ -57,6 +63,9 @@ def register(subparsers) -> None:
     parser.add_argument("-o", "--output", required=True, help="output model path (never the input unless --force)")
     parser.add_argument("--export-masks", metavar="FILE", help="also write initializer -> kept indices per axis "
                         "(names of the model as given, BatchNorm included)")
+    parser.add_argument("--calib", metavar="PATH", help="the calibration data the plan was made with, when its "
+                        "repair measures the pruned model (sequential, statistics); image folders use the --mean/"
+                        "--std/--size options below")
     parser.add_argument("--no-validate", action="store_true", help="skip the oracle and drift checks")
     parser.add_argument("--force", action="store_true", help="allow overwriting the input model")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")

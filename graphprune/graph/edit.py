@@ -114,7 +114,7 @@ def add_after(model: ir.Model, node: ir.Node, constant: np.ndarray, names: Names
     out = y.name
     pre = names.fresh(bases[0])
     const = add_initializer(model, names.fresh(bases[1]), constant)
-    added = ir.Value(name=None)
+    added = ir.Value(name=None, type=y.type, shape=y.shape)  # a graph output keeps its declared type
     y.replace_all_uses_with(added, replace_graph_outputs=True)
     add = ir.Node("", "Add", [y, const], outputs=[added], name=names.fresh(bases[2]))
     y.name = pre

@@ -15,7 +15,7 @@ from .check import check
 from .decide import decide
 from .load import load
 from .options import Options
-from .plan import from_plan, plan_options, predicted, skipped_groups, to_plan
+from .plan import check_repair_data, from_plan, plan_options, predicted, skipped_groups, to_plan
 from .prepare import prepare
 from .results import InspectResult, PlanResult, PruneResult
 from .score import score
@@ -54,6 +54,7 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     source = load(model)
     the_plan.check_model(source.fingerprint, options.label or source.label)
     options = plan_options(the_plan, options)
+    check_repair_data(the_plan, source, options)
     analyzed = analyze(prepare(source, options), options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
     pruned = apply_stage(analyzed, removed, options, compensation=compensation)
@@ -71,7 +72,7 @@ def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str,
                        pruned.params_before, pruned.params_after, pruned.macs_before, pruned.macs_after,
                        fold=analyzed.prepared.fold, oracle=checked.oracle if checked else None,
                        drift=checked.drift if checked else None, layers=pruned.layers,
-                       compensation=pruned.compensation, notes=notes, how=how, source=source)
+                       compensation=pruned.compensation, notes=notes, how=how, source=source, repair=pruned.repair)
 
 
 def sensitivity(model, options: Options, ratios, random_samples: int):

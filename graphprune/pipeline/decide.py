@@ -23,10 +23,11 @@ def decide(scored: Scored, options: Options) -> Decided:
     decision = Planner(analysis, scored.scorer, plan_options, cost_model=costs, reference=reference).decide(
         latency=latency)
     compensation = None
-    if options.compensate and scored.stats is not None:
+    if options.mean_repair and scored.stats is not None:
         from ..compensation import compensation_data
 
-        compensation = tuple(compensation_data(analysis, decision.removed, scored.stats, refit=options.refit))
+        compensation = tuple(compensation_data(analysis, decision.removed, scored.stats,
+                                               refit=options.mean_repair == "refit"))
     return Decided(scored, decision, reference, compensation, how(options, decision))
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from ..errors import UsageError
 from ..planning.config import load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import DATA_DRIVEN, DEFAULT_CALIB_SAMPLES
+from ..vocabulary import DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_REPAIR, parse_repair
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
@@ -31,7 +31,11 @@ class Options:
     # calibration and repair
     calib: object = None
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
-    #: None: on for data-driven criteria
+    #: repairs by name (``"mean,statistics"``, ``"all"``, ``"none"`` or a sequence); None: the default
+    #: combination with calibration data, none without. Resolved to a tuple of names in running order
+    repair: object = None
+    #: older spellings of ``repair`` (read once, then None/False): compensate=True is "mean", refit=True
+    #: "refit", compensate=False "none"
     compensate: bool | None = None
     refit: bool = False
     # preparation
@@ -69,11 +73,12 @@ class Options:
         self._resolve_repair()
 
     def _resolve_repair(self) -> None:
-        compensate = self.plan.importance in DATA_DRIVEN if self.compensate is None else bool(self.compensate)
-        if self.refit and not compensate and self.calib is None:
-            raise UsageError("--refit needs calibration data: give it with --calib PATH")
-        object.__setattr__(self, "compensate", compensate or bool(self.refit))
-        check_calibration(self.plan.importance, self.calib, self.compensate)
+        methods = resolve_repair(self.repair, self.compensate, self.refit, self.calib, self.plan.importance)
+        object.__setattr__(self, "repair", methods)
+        # the older spellings are read once: ``replace(options, ...)`` must give the same repair again
+        object.__setattr__(self, "compensate", None)
+        object.__setattr__(self, "refit", False)
+        check_calibration(self.plan.importance, self.calib, methods)
 
     def __getattr__(self, name: str):
         if name in PLAN_FIELDS:
@@ -90,16 +95,49 @@ class Options:
         return self.plan
 
     @property
+    def mean_repair(self) -> str | None:
+        """``"refit"`` or ``"mean"`` when the decision carries compensation data, else None."""
+        return next((m for m in ("refit", "mean") if m in self.repair), None)
+
+    @property
     def needs_calibration(self) -> bool:
-        return self.plan.importance in DATA_DRIVEN or bool(self.compensate)
+        """Whether scoring or the decision's repair data (mean, refit) needs calibration statistics."""
+        return self.plan.importance in DATA_DRIVEN or self.mean_repair is not None
 
 
-def check_calibration(importance: str, calib, compensate: bool) -> None:
-    """A usage error (naming --calib) when data-driven scoring or compensation has no data."""
+def resolve_repair(repair, compensate: bool | None, refit: bool, calib, importance: str) -> tuple[str, ...]:
+    """The repairs to run, in running order, from ``repair`` or its older spellings.
+
+    Without either: the default combination when there is calibration data (mean compensation alone
+    for a data-driven criterion given no data, which then fails with a usage error), none otherwise.
+    """
+    legacy = compensate is not None or refit
+    if repair is not None:
+        try:
+            methods = parse_repair(repair)
+        except ValueError as exc:
+            raise UsageError(f"--repair: {exc}") from None
+        if legacy and methods != resolve_repair(None, compensate, refit, calib, importance):
+            raise UsageError("give --repair or --compensate/--no-compensate/--refit, not both")
+        return methods
+    if refit:
+        if compensate is False:
+            raise UsageError("--refit compensates by construction; drop --no-compensate")
+        return ("refit",)
+    if compensate is not None:
+        return ("mean",) if compensate else ()
+    if calib is not None:
+        return DEFAULT_REPAIR
+    return ("mean",) if importance in DATA_DRIVEN else ()
+
+
+def check_calibration(importance: str, calib, repair) -> None:
+    """A usage error (naming --calib) when data-driven scoring or a repair has no data."""
     if calib is not None:
         return
     if importance in DATA_DRIVEN:
         raise UsageError(f"--importance {importance} is data-driven: give calibration data with "
                          "--calib PATH (.npz, .npy or a folder of images)")
-    if compensate:
-        raise UsageError("--compensate needs calibration data: give it with --calib PATH")
+    if repair:
+        flag = "--refit" if "refit" in repair else "--compensate" if repair == ("mean",) else f"--repair {','.join(repair)}"
+        raise UsageError(f"{flag} needs calibration data: give it with --calib PATH")

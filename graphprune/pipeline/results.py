@@ -217,6 +217,8 @@ class PruneResult:
     source: object = None
     #: the decision's predicted counts (prune) or the plan's (apply)
     predicted: dict | None = None
+    #: every repair that ran (RepairReport; ``compensation`` is its mean/refit part)
+    repair: object = None
 
     @cached_property
     def model(self) -> onnx.ModelProto:
@@ -238,7 +240,9 @@ class PruneResult:
         if self.macs_before is not None and self.macs_after is not None:
             lines.append(f"MACs:       {self.macs_before:,} -> {self.macs_after:,} "
                          f"({pct(self.macs_after, self.macs_before)})")
-        if self.compensation is not None:
+        if self.repair is not None:
+            lines += self.repair.summary_lines()
+        elif self.compensation is not None:
             lines.append(self.compensation.summary_line())
         if self.oracle is not None:
             worst = max((o.max_abs for o in self.oracle.outputs), default=0.0)
@@ -261,6 +265,7 @@ class PruneResult:
             "macs": {"before": self.macs_before, "after": self.macs_after},
             "predicted": self.plan.predicted if self.plan is not None else self.predicted,
             "compensation": self.compensation.to_dict() if self.compensation is not None else None,
+            **({"repair": self.repair.to_dict()} if self.repair is not None and self.repair.samples is not None else {}),
             "fold": self.fold.to_dict() if self.fold is not None else None,
             "oracle": self.oracle.to_dict() if self.oracle is not None else None,
             "drift": self.drift.to_dict() if self.drift is not None else None,

@@ -24,7 +24,7 @@ def calibrate_analyzed(analyzed: Analyzed, options: Options, samples: int | None
                               image_options=options.image_options)
     source = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,
-                     gram=spaces if options.refit else (), progress=options.progress, total=samples, source=source)
+                     gram=spaces if options.mean_repair == "refit" else (), progress=options.progress, total=samples, source=source)
 
 
 def make_scorer(analyzed: Analyzed, options: Options, stats=None):
