@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import islice
 
 from .apply import CompensationReport, compensate
 from .state import RepairState
@@ -52,15 +53,21 @@ class RepairReport:
         return out
 
 
-def counted(feeds):
-    """``feeds`` (a callable returning a new stream, or a list of feeds) as a callable, and a way to
-    read how many samples the last stream gave."""
+#: the sequential and statistics repairs read at most this many calibration samples (the first ones):
+#: they keep every sample's live tensors while they run, and a convolution gives thousands of rows
+#: per sample already
+REPAIR_SAMPLE_LIMIT = 64
+
+
+def counted(feeds, limit: int = REPAIR_SAMPLE_LIMIT):
+    """``feeds`` (a callable returning a new stream, or a list of feeds) as a callable giving at most
+    ``limit`` samples, and a way to read how many samples the last stream gave."""
     seen = {"count": 0}
     source = feeds if callable(feeds) else (lambda: iter(feeds))
 
     def stream():
         seen["count"] = 0
-        for feed in source():
+        for feed in islice(source(), limit):
             seen["count"] += 1
             yield feed
 
@@ -78,7 +85,7 @@ def _refitted_later(state: RepairState, methods) -> frozenset:
 
 
 def repair(state: RepairState, methods, *, compensation=None, reference=None, feeds=None,
-           progress: bool = False, rounds: dict | None = None) -> RepairReport:
+           progress: bool = False) -> RepairReport:
     """Run ``methods`` on ``state`` (edited in place; its analysis and removed slots follow)."""
     from ..vocabulary import DATA_REPAIRS
 
@@ -92,16 +99,13 @@ def repair(state: RepairState, methods, *, compensation=None, reference=None, fe
     if reference is None or feeds is None:
         raise ValueError("sequential and statistics repairs need the reference model and calibration feeds")
     stream, seen = counted(feeds)
-    rounds = rounds or {}
     if "sequential" in methods:
-        from .sequential import DEFAULT_ROUNDS, reconstruct
+        from .sequential import reconstruct
 
-        report.sequential = reconstruct(state, reference, stream, rounds=rounds.get("sequential", DEFAULT_ROUNDS),
-                                        progress=progress)
+        report.sequential = reconstruct(state, reference, stream, progress=progress)
     if "statistics" in methods:
-        from .statistics import DEFAULT_ROUNDS, correct_statistics
+        from .statistics import correct_statistics
 
-        report.statistics = correct_statistics(state, reference, stream,
-                                               rounds=rounds.get("statistics", DEFAULT_ROUNDS), progress=progress)
+        report.statistics = correct_statistics(state, reference, stream, progress=progress)
     report.samples = seen["count"]
     return report

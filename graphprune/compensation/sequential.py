@@ -6,26 +6,31 @@ of its weight ``W`` (Conv, Gemm, MatMul: the rules say which). In the original m
 left, and they drifted too (everything upstream was pruned). On calibration rows (every position of
 the other axes of ``x`` is one row, for both models on the same samples)::
 
-    M, c = argmin E‖x − M x̃_K − c‖² + λ‖M‖²
-    M = Cov(x, x̃_K) (Cov(x̃_K) + λI)⁻¹        c = E[x] − M E[x̃_K]
+    M, c = argmin E‖x − M x̃_K − c‖² + Σ_i λ_i ‖m_i − m0_i‖²
+    m_i = (Cov(x_i, x̃_K) + λ_i m0_i)(Cov(x̃_K) + λ_i I)⁻¹        c = E[x] − M E[x̃_K]
 
-(``λ`` is :data:`~graphprune.compensation.data.REFIT_RIDGE` times the mean variance of ``x̃_K``),
-and the consumer becomes ``W' = W M`` on its kept positions with the offset ``f(c) − f(0) = W ⋆ c``
-added after it (:func:`~graphprune.compensation.apply.add_offsets` folds it into the bias; a later
-round adds only the change), so that ``f'(x̃) = W ⋆ (M x̃_K + c) + β``. Mean compensation leaves
-these consumers alone (:mod:`.repair`): the intercept ``c`` is its generalization. For 1×1 convolutions and dense
-layers this is the least-squares fit of the original output ``W x`` by ``W' x̃_K`` for every ``W`` at
-once (the regression minimizes the residual covariance of ``x`` itself); for k×k convolutions it is
-the best per-pixel channel map, and ``c`` is exact away from zero-padded borders. A consumer whose
-weight axis does not map one to one onto ``x`` (grouped convolutions) is skipped with the reason.
+Every row ``m_i`` is its own ridge regression. A kept position is pulled towards itself (``m0_i``
+picks ``x̃_i``; ``λ_i`` is :data:`SEQUENTIAL_RIDGE` times the mean variance of ``x̃_K``): the drift of
+the kept channels is fitted, but not far from plain removal, because calibration and deployment
+data differ (measured on four real models: pulling towards 0 instead, or a smaller ridge, gave
+larger drift on held-out photos). A removed position is pulled towards 0 with the small ridge of
+the re-fit (:data:`~graphprune.compensation.data.REFIT_RIDGE`): it is rebuilt from the kept ones.
+The consumer becomes ``W' = W M`` on its kept positions with the offset ``f(c) − f(0) = W ⋆ c``
+added after it (:func:`~graphprune.compensation.apply.add_offsets` folds it into the bias), so that
+``f'(x̃) = W ⋆ (M x̃_K + c) + β``. Mean compensation leaves these consumers alone (:mod:`.repair`):
+the intercept ``c`` is its generalization. For 1×1 convolutions and dense layers, without ridge,
+this is the least-squares fit of the original output ``W x`` by ``W' x̃_K`` for every ``W`` at once
+(the regression minimizes the residual covariance of ``x`` itself); for k×k convolutions it is the
+best per-pixel channel map, and ``c`` is exact away from zero-padded borders. A consumer whose
+weight axis does not map one to one onto ``x`` (grouped convolutions, shared weights) is skipped
+with the reason.
 
-**Layer by layer.** A consumer's inputs depend on every re-fit upstream of it, so the fit runs in
-rounds: each round runs the original and the current model once on the calibration samples and
-re-fits every consumer whose inputs may still change (its *depth*, the number of re-fitted
-consumers on the longest path above it, is at least the round's number). A consumer of depth
-``d`` is final after round ``d + 1``; ``rounds=None`` runs them all (exactly layer by layer in
-topological order), fewer rounds stop early and leave the deepest consumers fitted on inputs one
-round old.
+**Layer by layer.** A consumer's inputs depend on every re-fit upstream of it, so consumers are
+re-fitted in topological order, each on the inputs the already re-fitted model gives it: the
+graph is cut into stages at the consumers (:mod:`.staged`), the original and the pruned model run
+stage by stage side by side over the calibration samples, and before each stage runs its
+consumers are re-fitted on the cached inputs and run with their new weights. That is one pass of
+each model, whatever the depth; the graph is edited once, at the end.
 """
 from __future__ import annotations
 
@@ -36,23 +41,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..calibration import GRAM_LIMIT, consumer_sites, expose
+from ..calibration import GRAM_LIMIT, consumer_sites
 from ..graph import edit
 from ..graph.model import from_proto
-from ..graph.nodes import inputs, outputs
 from ..progress import progress as progress_iter
 from ..rules.base import Space
-from ..validation.runner import make_session, run_session
-from .apply import add_offsets, maps_one_to_one, unsupported_consumer
+from .apply import add_offsets, channel_axes, maps_one_to_one, per_channel, unsupported_consumer
 from .data import REFIT_RIDGE
 from .response import Probe, responses
+from .staged import StagedRun, partition
 from .state import RepairState
 
 log = logging.getLogger(__name__)
 
 #: rows per sample and activation that enter the fit (a seeded subset of the positions beyond it)
-ROW_LIMIT = 4096
-DEFAULT_ROUNDS = 3
+ROW_LIMIT = 1024
+#: ridge of the fit, relative to the mean variance of the kept inputs (measured: benchmarks/bench_quality.py)
+SEQUENTIAL_RIDGE = 1e-1
 SEED = 0
 
 
@@ -75,24 +80,21 @@ class ReconstructionSite:
 class SequentialReport:
     refitted: list = field(default_factory=list)
     skipped: dict = field(default_factory=dict)   # node -> reason
-    rounds: int = 0
-    exact: bool = False
-    #: per round: the mean over activations of the variance of x the fit leaves unexplained (1 - R²)
-    unexplained: list = field(default_factory=list)
+    stages: int = 0
+    #: the mean over re-fitted activations of the variance of x the fit leaves unexplained (1 - R²)
+    unexplained: float = 0.0
 
     def summary_line(self) -> str:
-        how = "layer by layer" if self.exact else f"{self.rounds} rounds"
-        text = f"sequential reconstruction: {len(self.refitted)} consumers re-fitted on the pruned model's inputs ({how}"
-        if self.unexplained:
-            text += f"; unexplained input variance {self.unexplained[-1]:.2%} in the last round"
-        text += ")"
+        text = (f"sequential reconstruction: {len(self.refitted)} consumers re-fitted layer by layer on the pruned "
+                f"model's inputs ({self.stages} stages; {self.unexplained:.2%} of their original inputs' variance "
+                "left unexplained)")
         if self.skipped:
             text += f"; {len(self.skipped)} consumers not re-fitted"
         return text
 
     def to_dict(self) -> dict:
-        return {"refitted": list(self.refitted), "skipped": dict(self.skipped), "rounds": self.rounds,
-                "exact": self.exact, "unexplained": list(self.unexplained)}
+        return {"refitted": list(self.refitted), "skipped": dict(self.skipped), "stages": self.stages,
+                "unexplained": self.unexplained}
 
 
 class CrossMoments:
@@ -122,17 +124,31 @@ class CrossMoments:
         self.tt += rows_t @ rows_t.T
         self.shape = (1,) + tuple(np.shape(x)[1:])
 
-    def fit(self, ridge: float = REFIT_RIDGE) -> tuple[np.ndarray, np.ndarray, float]:
-        """``M`` (size x kept), ``c`` (size) and the fraction of the variance of ``x`` left unexplained."""
+    def fit(self, ridge: float = SEQUENTIAL_RIDGE, removed_ridge: float = REFIT_RIDGE):
+        """``M`` (size x kept), ``c`` (size) and the fraction of the variance of ``x`` left unexplained.
+
+        Every row of ``M`` is its own ridge regression. A kept position's row is pulled towards
+        itself (``ridge``: the pruned model's drifted inputs are fitted, but not far from plain
+        removal); a removed position's row towards 0 (``removed_ridge``, as the re-fit of
+        :mod:`.data`): ``m_i = (Cov(x_i, x̃) + λ_i m0_i)(Cov(x̃) + λ_i I)⁻¹``, both ridges relative
+        to the mean variance of ``x̃_K``."""
         n = max(self.count, 1)
         mx, mt = self.sum_x / n, self.sum_t / n
         ctt = self.tt / n - np.outer(mt, mt)
         cxt = self.xt / n - np.outer(mx, mt)
-        lam = ridge * max(float(np.trace(ctt)) / max(self.kept.size, 1), 1e-12)
-        matrix = np.linalg.solve(ctt + lam * np.eye(self.kept.size), cxt.T).T
+        scale = max(float(np.trace(ctt)) / max(self.kept.size, 1), 1e-12)
+        prior = np.zeros_like(cxt)
+        prior[self.kept, np.arange(self.kept.size)] = 1.0
+        is_kept = np.zeros(self.size, dtype=bool)
+        is_kept[self.kept] = True
+        matrix = np.zeros_like(cxt)
+        for rows, lam in ((is_kept, ridge * scale), (~is_kept, removed_ridge * scale)):
+            if rows.any():
+                right = (cxt[rows] + lam * prior[rows]).T
+                matrix[rows] = np.linalg.solve(ctt + lam * np.eye(self.kept.size), right).T
         total = float(np.maximum(self.sum_xx / n - mx * mx, 0.0).sum())
-        explained = float(np.einsum("ij,ij->", matrix, cxt))
-        return matrix, mx - matrix @ mt, max(total - explained, 0.0) / total if total > 0 else 0.0
+        left = total - 2 * float(np.einsum("ij,ij->", matrix, cxt)) + float(np.einsum("ij,ij->", matrix @ ctt, matrix))
+        return matrix, mx - matrix @ mt, max(left, 0.0) / total if total > 0 else 0.0
 
 
 def reconstruction_sites(state: RepairState, nodes: set[str]) -> tuple[list[ReconstructionSite], dict]:
@@ -160,105 +176,92 @@ def reconstruction_sites(state: RepairState, nodes: set[str]) -> tuple[list[Reco
     return [ReconstructionSite(s, tuple(c)) for s, c in sorted(by_space.items())], skipped
 
 
-def depths(index, sites: list[ReconstructionSite]) -> dict[Space, int]:
-    """For every site: the number of re-fitted consumers on the longest path above its activation."""
-    refitted = {c.node for s in sites for c in s.consumers}
-    tensor_depth: dict[str, int] = {}
-    for name in index.node_order:
-        node = index.nodes[name]
-        depth = max((tensor_depth.get(t, 0) for t in inputs(node) if t), default=0)
-        for out in outputs(node):
-            tensor_depth[out] = depth + (name in refitted)
-    return {s.space: tensor_depth.get(s.space.tensor, 0) for s in sites}
-
-
-def _measure(state: RepairState, reference: onnx.ModelProto, sites, feeds, progress: bool) -> dict:
-    tensors = sorted({s.space.tensor for s in sites})
-    original = make_session(expose(reference, tensors), exact=True, label="original model")
-    pruned = make_session(expose(state.pruned_proto(), tensors), exact=True, label="pruned model")
-    moments = {s.space: CrossMoments(s.space, state.group_of(s.space).sizes[s.space], state.kept(s.space))
-               for s in sites}
-    for i, feed in enumerate(progress_iter(feeds(), desc="reconstructing", enabled=progress, unit="sample")):
-        x = run_session(original, feed, label="original model", sample=i)
-        t = run_session(pruned, feed, label="pruned model", sample=i)
-        for space, m in moments.items():
-            m.update(x[space.tensor], t[space.tensor], i)
-    return moments
-
-
 def _constant(moments: CrossMoments, values: np.ndarray, dtype) -> np.ndarray:
     shape = [1] * len(moments.shape)
     shape[moments.space.axis] = -1
     return np.broadcast_to(values.reshape(shape), moments.shape).astype(dtype)
 
 
-def _write_weight(state: RepairState, original: np.ndarray, consumer: Consumer, moments, matrix) -> None:
-    """Kept positions of the consumer axis become ``W M`` (``W`` as before any repair)."""
-    current = np.asarray(state.analysis.index.array(consumer.weight.tensor))
-    moved = np.moveaxis(current.astype(np.float64), consumer.weight.axis, -1).copy()
-    moved[..., moments.kept] = np.moveaxis(original.astype(np.float64), consumer.weight.axis, -1) @ matrix
-    updated = np.moveaxis(moved, -1, consumer.weight.axis).astype(current.dtype)
-    edit.write_initializer(state.model.graph.initializers[consumer.weight.tensor], updated)
+def _new_weight(original: np.ndarray, consumer: Consumer, kept: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``W M`` on the kept positions of the consumer axis, 0 on the removed ones (as the pruned model has it)."""
+    moved = np.moveaxis(original.astype(np.float64), consumer.weight.axis, -1)
+    out = np.zeros_like(moved)
+    out[..., kept] = moved @ matrix
+    return np.moveaxis(out, -1, consumer.weight.axis).astype(original.dtype)
 
 
-def _refit_round(state: RepairState, reference, sites, moments, ridge, report, added: dict) -> list[float]:
-    """Re-fit every consumer of ``sites``; returns the unexplained variance of each activation.
+@dataclass
+class _Reference:
+    """The model before any repair: as a proto, as an editable graph (probes read it), its nodes by name."""
 
-    ``added`` holds, per consumer, the offset already added after it by earlier rounds (folded into
-    its bias or not), so that each round adds only the difference."""
-    index, reference_model = state.analysis.index, reference["model"]
-    planned, probes, unexplained = [], [], []
+    proto: onnx.ModelProto
+
+    def __post_init__(self):
+        self.model = from_proto(self.proto)
+        self.nodes = {n.name: n for n in self.proto.graph.node}
+
+    def weight(self, name: str) -> np.ndarray:
+        return np.asarray(self.model.graph.initializers[name].const_value.numpy())
+
+
+def _fit_stage(state: RepairState, reference: _Reference, sites, runs, ridge, report) -> tuple[dict, list]:
+    """Re-fit the consumers of ``sites`` on the cached inputs: {consumer: (new weight, output offset)}."""
+    index, fitted, probes, planned, left = state.analysis.index, {}, [], [], []
     for site in sites:
-        m = moments[site.space]
-        matrix, intercept, left = m.fit(ridge)
-        unexplained.append(left)
+        m = CrossMoments(site.space, state.group_of(site.space).sizes[site.space], state.kept(site.space))
+        for i, (x, t) in enumerate(zip(runs[0].values(site.space.tensor), runs[1].values(site.space.tensor))):
+            m.update(x, t, i)
+        matrix, intercept, unexplained = m.fit(*ridge)
+        left.append(unexplained)
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(site.space.tensor) or 1))
         for consumer in site.consumers:
-            if consumer.weight.tensor not in reference_model.graph.initializers:
-                report.skipped[consumer.node] = "its weight was replaced by an earlier repair"
-                continue
-            before = reference["nodes"][consumer.node]
-            probes.append(Probe(before, consumer.input_index, _constant(m, intercept, dtype), reference_model))
-            planned.append((consumer, m, matrix))
-    offsets = []
-    for (consumer, m, matrix), delta in zip(planned, responses(state.model, probes)):
+            constant = _constant(m, intercept, dtype)
+            probes.append(Probe(reference.nodes[consumer.node], consumer.input_index, constant, reference.model))
+            planned.append((consumer, _new_weight(reference.weight(consumer.weight.tensor), consumer, m.kept, matrix)))
+    for (consumer, weight), delta in zip(planned, responses(state.model, probes)):
         if delta is None:
             report.skipped[consumer.node] = "not affine in its input"
             continue
-        original = np.asarray(reference_model.graph.initializers[consumer.weight.tensor].const_value.numpy())
-        _write_weight(state, original, consumer, m, matrix)
-        offsets.append((index.nodes[consumer.node], delta - added.get(consumer.node, 0.0)))
-        added[consumer.node] = delta
-        if consumer.node not in report.refitted:
-            report.refitted.append(consumer.node)
-    add_offsets(state.model, state.analysis, offsets, fold_batchnorm=state.fold_batchnorm)
-    state.refresh()
-    return unexplained
+        node = index.nodes[consumer.node]
+        offset, _ = per_channel(delta, channel_axes(state.analysis, node))
+        out_dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(node.outputs[0].name) or 1))
+        fitted[consumer] = (weight, offset.astype(out_dtype))
+    return fitted, left
 
 
-def reconstruct(state: RepairState, reference: onnx.ModelProto, feeds, *, rounds: int | None = DEFAULT_ROUNDS,
-                ridge: float = REFIT_RIDGE, progress: bool = False) -> SequentialReport:
-    """Re-fit every consumer downstream of a removed channel on the pruned model's inputs (edits
-    ``state.model``); ``reference`` is the model before any repair, ``feeds()`` a new calibration stream."""
+def reconstruct(state: RepairState, reference: onnx.ModelProto, feeds, *, ridge: float = SEQUENTIAL_RIDGE,
+                removed_ridge: float = REFIT_RIDGE, progress: bool = False) -> SequentialReport:
+    """Re-fit every consumer downstream of a removed channel on the pruned model's inputs, layer by
+    layer (edits ``state.model``); ``reference`` is the model before any repair, ``feeds()`` a stream
+    of the calibration samples."""
     report = SequentialReport()
-    affected = state.affected_nodes()
-    sites, report.skipped = reconstruction_sites(state, affected)
+    sites, report.skipped = reconstruction_sites(state, state.affected_nodes())
     if not sites:
         return report
-    depth = depths(state.analysis.index, sites)
-    needed = max(depth.values()) + 1
-    report.rounds = needed if rounds is None else min(rounds, needed)
-    report.exact = report.rounds == needed
-    ref = {"model": from_proto(reference), "nodes": {n.name: n for n in reference.graph.node}}
-    added: dict = {}
-    for r in range(report.rounds):
-        active = [s for s in sites if depth[s.space] >= r]
-        moments = _measure(state, reference, active, feeds, progress)
-        left = _refit_round(state, ref, active, moments, ridge, report, added)
-        report.unexplained.append(float(np.mean(left)))
-        sites, _ = reconstruction_sites(state, affected)
-        sites = [s for s in sites if s.space in depth]
+    boundary = {c.node for s in sites for c in s.consumers}
+    samples = list(feeds())
+    runs = (StagedRun(partition(reference, boundary, opens=True), samples, "original model"),
+            StagedRun(partition(state.pruned_proto(), boundary, opens=True), samples, "pruned model"))
+    stage_of = {n.name: s for n, s in zip(runs[1].stages.model.graph.node, runs[1].stages.stage_of)}
+    report.stages = runs[1].stages.count
+    ref, fitted, left = _Reference(reference), {}, []
+    for stage in progress_iter(range(report.stages), total=report.stages, desc="reconstructing", enabled=progress,
+                               unit="stage"):
+        now, unexplained = _fit_stage(state, ref, [s for s in sites if stage_of[s.consumers[0].node] == stage],
+                                      runs, (ridge, removed_ridge), report)
+        fitted.update(now)
+        left += unexplained
+        runs[0].run(stage)
+        runs[1].run(stage, initializers={c.weight.tensor: w for c, (w, _) in now.items()},
+                    offsets={state.analysis.index.nodes[c.node].outputs[0].name: o for c, (_, o) in now.items()})
+    for consumer, (weight, _) in fitted.items():
+        edit.write_initializer(state.model.graph.initializers[consumer.weight.tensor], weight)
+    nodes = state.analysis.index.nodes
+    add_offsets(state.model, state.analysis, [(nodes[c.node], o) for c, (_, o) in fitted.items()],
+                fold_batchnorm=state.fold_batchnorm)
+    state.refresh()
     index = state.analysis.index
-    report.refitted.sort(key=lambda n: index.node_pos.get(n, 0))
+    report.refitted = sorted({c.node for c in fitted}, key=lambda n: index.node_pos.get(n, 0))
+    report.unexplained = float(np.mean(left)) if left else 0.0
     log.info("%s", report.summary_line())
     return report
