@@ -62,7 +62,7 @@ def plan_options(plan: PruningPlan, options: Options) -> Options:
     mean/refit data comes from the plan; the sequential and statistics repairs need ``options.calib``
     to be the plan's calibration samples (a usage error without it, a data error for other samples)."""
     record = plan.options.get("repair") or {}
-    methods = tuple(m for m in record.get("methods", ()) if m in DATA_REPAIRS)
+    methods = tuple(record.get("methods", ())) if DATA_REPAIRS & set(record.get("methods", ())) else ()
     calib = record.get("calibration") or {}
     if methods and options.calib is None:
         raise UsageError(f"this plan's repair ({', '.join(methods)}) measures the pruned model: apply needs the "

@@ -126,6 +126,11 @@ class PlanResult:
             channels = sum(len(s["positions"]) for s in comp.get("spaces", ()))
             lines.append(f"compensation: calibration means of {channels} removed channels in "
                          f"{len(comp.get('spaces', ()))} activations (applied with the plan)")
+        repair = self.plan.options.get("repair")
+        if repair:
+            data = repair["calibration"]
+            lines.append(f"repair at apply time: {', '.join(repair['methods'])} (give graphprune apply the same "
+                         f"calibration data: --calib {data['source']}, {data['samples']} samples)")
         lines += [f"note: {n}" for n in self.decision.notes]
         return lines
 

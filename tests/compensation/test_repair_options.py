@@ -81,6 +81,7 @@ def test_plan_then_apply_writes_the_bytes_prune_writes(tmp_path):
     path = planned.plan.save(tmp_path / "plan.json")
     applied = apply(model, path, calib=calib, validate=False)
     assert applied.model.SerializeToString() == pruned.model.SerializeToString()
+    assert applied.repair.methods == pruned.repair.methods == ALL_REPAIRS
     assert applied.repair.sequential.refitted == pruned.repair.sequential.refitted != []
     with pytest.raises(UsageError, match="give it with --calib"):
         apply(model, path)
