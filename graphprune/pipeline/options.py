@@ -34,8 +34,8 @@ class Options:
     #: repairs by name (``"mean,statistics"``, ``"all"``, ``"none"`` or a sequence); None: the default
     #: combination with calibration data, none without. Resolved to a tuple of names in running order
     repair: object = None
-    #: older spellings of ``repair`` (read once, then None/False): compensate=True is "mean", refit=True
-    #: "refit", compensate=False "none"
+    #: older spellings of ``repair`` (compensate=True is "mean", refit=True "refit", compensate=False
+    #: "none"); once resolved they say whether the repair includes mean compensation / the re-fit
     compensate: bool | None = None
     refit: bool = False
     # preparation
@@ -75,9 +75,9 @@ class Options:
     def _resolve_repair(self) -> None:
         methods = resolve_repair(self.repair, self.compensate, self.refit, self.calib, self.plan.importance)
         object.__setattr__(self, "repair", methods)
-        # the older spellings are read once: ``replace(options, ...)`` must give the same repair again
-        object.__setattr__(self, "compensate", None)
-        object.__setattr__(self, "refit", False)
+        # the older spellings now say what the repair does (``replace(options, ...)`` resolves the same)
+        object.__setattr__(self, "compensate", bool({"mean", "refit"} & set(methods)))
+        object.__setattr__(self, "refit", "refit" in methods)
         check_calibration(self.plan.importance, self.calib, methods)
 
     def __getattr__(self, name: str):
@@ -110,14 +110,15 @@ def resolve_repair(repair, compensate: bool | None, refit: bool, calib, importan
 
     Without either: the default combination when there is calibration data (mean compensation alone
     for a data-driven criterion given no data, which then fails with a usage error), none otherwise.
+    Older spellings given with ``repair`` must agree with it.
     """
-    legacy = compensate is not None or refit
     if repair is not None:
         try:
             methods = parse_repair(repair)
         except ValueError as exc:
             raise UsageError(f"--repair: {exc}") from None
-        if legacy and methods != resolve_repair(None, compensate, refit, calib, importance):
+        means = bool({"mean", "refit"} & set(methods))
+        if (compensate is not None and compensate != means) or (refit and "refit" not in methods):
             raise UsageError("give --repair or --compensate/--no-compensate/--refit, not both")
         return methods
     if refit:

@@ -35,6 +35,8 @@ def test_options_aliases_and_defaults():
     assert Options(importance="fluctuation", calib=data, compensate=None).repair == DEFAULT_REPAIR
     chosen = Options(calib=data, repair="sequential")
     assert chosen.repair == ("sequential",) and replace(chosen, ratio=0.5).repair == ("sequential",)
+    assert (chosen.compensate, Options(calib=data, repair="refit,statistics").refit) == (False, True)
+    assert Options(calib=data, repair="all", compensate=True).repair == ("mean", "sequential", "statistics")
     with pytest.raises(UsageError, match="--repair sequential needs calibration data"):
         Options(repair="sequential")
     with pytest.raises(UsageError, match="not both"):
