@@ -120,13 +120,28 @@ def per_channel(delta: np.ndarray, keep: set[int]) -> tuple[np.ndarray, float]:
 
 
 def maps_one_to_one(analysis: Analysis, activation, weight) -> bool:
-    """Whether position ``i`` of the ``weight`` axis is position ``i`` of the ``activation`` axis (same
-    slots, same size), and the weight is read by one node alone: what re-fitting a weight needs."""
-    if len(analysis.index.uses(weight.tensor)) != 1 or activation not in analysis.space_group:
+    """Whether position ``i`` of the ``weight`` axis is position ``i`` of the ``activation`` axis, and
+    the weight is read by one node alone: what re-fitting or rescaling a weight needs. The group's
+    slots say so; a group without slots (a size somewhere in it is unknown) asks the node's rule."""
+    uses = analysis.index.uses(weight.tensor)
+    if len(uses) != 1 or activation not in analysis.space_group:
         return False
     group = analysis.groups[analysis.space_group[activation]]
     a, w = group.slot_of.get(activation), group.slot_of.get(weight)
-    return a is not None and w is not None and a.size == w.size and np.array_equal(a, w)
+    if a is None or w is None:
+        return _identity_link(analysis, analysis.index.nodes[uses[0].node], weight, activation)
+    return a.size == w.size and np.array_equal(a, w)
+
+
+def _identity_link(analysis: Analysis, node: ir.Node, one, other) -> bool:
+    from ..analysis.evaluate import evaluate_rule
+    from ..rules import DEFAULT_RULES
+
+    result = evaluate_rule(DEFAULT_RULES, analysis.index, node)
+    for link in result.links if result is not None else ():
+        if {link.a, link.b} == {one, other}:
+            return link.pairs is None or bool(np.array_equal(link.pairs[:, 0], link.pairs[:, 1]))
+    return False
 
 
 def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:

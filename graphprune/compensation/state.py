@@ -60,6 +60,8 @@ class RepairState:
         """Kept positions of ``space`` (all of them when its group loses nothing)."""
         group = self.group_of(space)
         slots = np.asarray(self.removed.get(group.id, ()), dtype=np.int64)
+        if space not in group.slot_of:  # a group without slots (unknown sizes) is never pruned
+            return np.arange(group.sizes[space], dtype=np.int64)
         return group.kept_positions(space, slots)
 
     def affected_nodes(self) -> set[str]:

@@ -107,8 +107,8 @@ def producer_outputs(analysis: Analysis, nodes: set[str]) -> tuple[list[Producer
             node = index.nodes[uses[0]]
             produced = [s for s in group.spaces if s.tensor in outputs(node)]
             slices = tuple(p for p in group.params if PRODUCER in p.roles and p.initializer in inputs(node))
-            if len(produced) != 1:
-                skipped[node.name] = f"{len(produced)} output axes share the group of {param.space}"
+            if len(produced) != 1 or not isinstance(group.sizes.get(produced[0]), int):
+                skipped[node.name] = f"no single output axis of known size shares the group of {param.space}"
             elif not all(maps_one_to_one(analysis, produced[0], p.space) for p in slices):
                 skipped[node.name] = "a producer slice does not map one to one onto the output channels"
             elif node.name not in found:
