@@ -106,3 +106,27 @@ def test_a_matmul_producer_without_bias_keeps_its_add_and_stays_valid():
     before, after = run(model, calib).reshape(-1, 2), run(written, calib).reshape(-1, 2)
     np.testing.assert_allclose(after.mean(axis=0), before.mean(axis=0), atol=1e-4 * before.std())
     np.testing.assert_allclose(after.std(axis=0), before.std(axis=0), rtol=1e-4)
+
+
+def test_a_producer_in_a_group_without_slots_asks_its_rule():
+    """A group with an unknown size has no slots (ultraface's heads); whether a producer slice maps one
+    to one onto the output then comes from the node's rule: conv2's weight rows and bias do."""
+    from graphprune.compensation.apply import maps_one_to_one
+    from graphprune.compensation.statistics import producer_outputs
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["h1"], name="conv1"),
+             helper.make_node("Relu", ["h1"], ["a1"], name="relu1"),
+             helper.make_node("Conv", ["a1", "w2", "b2"], ["y"], name="conv2")]
+    model = make_model(nodes, {"w1": rng.standard_normal((4, 2, 1, 1)), "w2": rng.standard_normal((3, 4, 1, 1)),
+                               "b2": rng.standard_normal(3)}, [1, 2, 5, 5], [1, 3, 5, 5])
+    options = Options()
+    analysis = analyze(prepare(load(model), options), options).analysis
+    group = analysis.groups[analysis.space_group[Space("y", 1)]]
+    group.slot_of = {}  # as if a size in the group were unknown
+    assert maps_one_to_one(analysis, Space("y", 1), Space("w2", 0))
+    assert maps_one_to_one(analysis, Space("y", 1), Space("b2", 0))
+    assert not maps_one_to_one(analysis, Space("y", 1), Space("w2", 1)), "the consumer axis is another link"
+    sites, skipped = producer_outputs(analysis, {"conv2"})
+    assert [(s.node, s.output) for s in sites] == [("conv2", Space("y", 1))] and not skipped
+    assert sorted(p.initializer for p in sites[0].slices) == ["b2", "w2"]
