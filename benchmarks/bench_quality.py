@@ -47,7 +47,7 @@ COLUMNS = {"l2": ("l2", "none", False), "data+mean": ("fluctuation", "mean", Fal
            "search+statistics": ("fluctuation", "statistics", True), "search+all": ("fluctuation", "all", True)}
 COSINE_BUDGETS = (0.001, 0.01, 0.02)
 TOP1_BUDGETS = (0.01, 0.05)
-STEP, MAX_RATIO = 0.05, 0.9
+STEP, MAX_RATIO = 0.05, 0.7
 EFFECT_REPAIRS = ("none", "mean", "refit", "statistics", "sequential", "mean,sequential", "all")
 
 
@@ -86,7 +86,7 @@ class Case:
         count = evaluation if spec.metric == "cosine" else 25 * evaluation
         feeds = spec.evaluation(count)
         return cls(name, spec, model, spec.calibration(calib if spec.metric == "cosine" else 20 * calib), feeds,
-                   qd.outputs_of(model, feeds), latency(model, feeds[0]))
+                   qd.outputs_of(model, feeds, spec.view), latency(model, feeds[0]))
 
 
 def latency(model, feed, runs: int = 10) -> float:
@@ -110,7 +110,7 @@ def evaluate(case: Case, importance: str, repair: str, **how) -> tuple[Point, ob
 
     result = prune(case.model, importance=importance, calib=case.calib, calib_samples=None, repair=repair,
                    validate=False, **how)
-    drift = qd.drift(case.spec.metric, case.reference, qd.outputs_of(result.model, case.evaluation))
+    drift = qd.drift(case.spec.metric, case.reference, qd.outputs_of(result.model, case.evaluation, case.spec.view))
     return Point(how.get("ratio", -1.0), 1.0 - result.macs_after / result.macs_before, drift), result
 
 
@@ -253,14 +253,17 @@ def main(argv=None) -> int:
         print(f"\n`{command}`")
         return 0
     search = budget_search_available()
-    results = {name: run_model(name, args.columns, args.calib, args.eval, search, log, args.budgets or COSINE_BUDGETS)
-               for name in args.models}
     print("cells: MACs removed and onnxruntime speedup (1 thread) of the largest removal within the budget, "
           "drift measured on the evaluation samples")
     if not search:
         print("search columns: FALLBACK (the budget search is not on this branch): largest uniform ratio, "
-              "fluctuation criterion, the column's repair\n")
-    print("\n".join(table(results, args.columns)))
+              "fluctuation criterion, the column's repair")
+    print("\n" + "\n".join(table({}, args.columns)), flush=True)
+    results = {}
+    for name in args.models:
+        results[name] = run_model(name, args.columns, args.calib, args.eval, search, log,
+                                  args.budgets or COSINE_BUDGETS)
+        print("\n".join(table({name: results[name]}, args.columns)[2:]), flush=True)
     print("\n" + "\n".join(target_lines(results, args.columns)))
     print(f"\n`{command}`")
     return 0
