@@ -21,7 +21,8 @@ optimizations) of the largest removal that stays within the budget:
   (``fluctuation`` criterion, the column's repair) within the budget.
 
 Uniform ratios are scanned upwards in steps of :data:`STEP` until the loosest budget breaks; each
-budget then gets the last ratio before its first violation, refined by one bisection step.
+budget then gets the last ratio before its first violation, refined by :data:`BISECTIONS` bisection
+steps. Speedups: onnxruntime median latency of the original over the pruned model, runs interleaved.
 ``--effect R`` prints instead the drift of every repair at fixed ratios (fluctuation criterion).
 """
 from __future__ import annotations
@@ -48,6 +49,8 @@ COLUMNS = {"l2": ("l2", "none", False), "data+mean": ("fluctuation", "mean", Fal
 COSINE_BUDGETS = (0.001, 0.01, 0.02)
 TOP1_BUDGETS = (0.01, 0.05)
 STEP, MAX_RATIO = 0.05, 0.7
+#: bisection steps between the last ratio within a budget and the first beyond it
+BISECTIONS = 2
 EFFECT_REPAIRS = ("none", "mean", "refit", "statistics", "sequential", "mean,sequential", "all")
 
 
@@ -72,8 +75,7 @@ class Case:
     calib: list
     evaluation: list
     reference: list
-    latency_ms: float
-    pruned_ms: dict = field(default_factory=dict)
+    speedups: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, name: str, calib: int, evaluation: int) -> "Case":
@@ -86,13 +88,16 @@ class Case:
         count = evaluation if spec.metric == "cosine" else 25 * evaluation
         feeds = spec.evaluation(count)
         return cls(name, spec, model, spec.calibration(calib if spec.metric == "cosine" else 20 * calib), feeds,
-                   qd.outputs_of(model, feeds, spec.view), latency(model, feeds[0]))
+                   qd.outputs_of(model, feeds, spec.view))
 
 
-def latency(model, feed, runs: int = 10) -> float:
+def speedup(original, pruned, feed, runs: int = 20) -> float:
+    """Median latency of ``original`` over ``pruned``, runs interleaved (same machine noise for both)."""
     from graphprune.profiling.bench import measure_latency
 
-    return measure_latency([model], feed, labels=["model"], runs=runs, warmup=2, progress=False)[0].median_ms
+    before, after = measure_latency([original, pruned], feed, labels=["original", "pruned"], runs=runs, warmup=2,
+                                    progress=False)
+    return before.median_ms / after.median_ms
 
 
 @dataclass(frozen=True)
@@ -116,9 +121,9 @@ def evaluate(case: Case, importance: str, repair: str, **how) -> tuple[Point, ob
 
 def with_speedup(case: Case, point: Point, result) -> Point:
     key = round(point.macs_removed, 4)
-    if key not in case.pruned_ms:
-        case.pruned_ms[key] = latency(result.model, case.evaluation[0])
-    return Point(point.ratio, point.macs_removed, point.drift, case.latency_ms / case.pruned_ms[key])
+    if key not in case.speedups:
+        case.speedups[key] = speedup(case.model, result.model, case.evaluation[0]) if key > 0 else 1.0
+    return Point(point.ratio, point.macs_removed, point.drift, case.speedups[key])
 
 
 def scan(case: Case, importance: str, repair: str, budgets, log) -> dict:
@@ -141,9 +146,12 @@ def scan(case: Case, importance: str, repair: str, budgets, log) -> dict:
         grid = sorted(tried)
         fails = [r for r in grid if tried[r][0].drift > budget]
         ok = max((r for r in grid if r < (fails[0] if fails else 2.0)), default=0.0)
-        if fails and fails[0] - ok > STEP / 4:
-            middle = at((ok + fails[0]) / 2)
-            ok = middle[0].ratio if middle[0].drift <= budget else ok
+        fail = fails[0] if fails else None
+        for _ in range(BISECTIONS):
+            if fail is None or fail - ok <= STEP / 8:
+                break
+            middle = at((ok + fail) / 2)
+            ok, fail = (middle[0].ratio, fail) if middle[0].drift <= budget else (ok, middle[0].ratio)
         best[budget] = with_speedup(case, *tried[ok]) if ok else Point(0.0, 0.0, 0.0, 1.0)
     return best
 
