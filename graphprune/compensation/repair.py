@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from itertools import islice
+
+import numpy as np
 
 from .apply import CompensationReport, compensate
 from .state import RepairState
@@ -53,22 +54,27 @@ class RepairReport:
         return out
 
 
-#: the sequential and statistics repairs read at most this many calibration samples (the first ones):
-#: they keep every sample's live tensors while they run, and a convolution gives thousands of rows
-#: per sample already
-REPAIR_SAMPLE_LIMIT = 64
+#: the sequential and statistics repairs read the first calibration samples: at least this many,
+#: and more while their inputs total less than REPAIR_INPUT_BYTES. They keep every sample's live
+#: tensors while they run: a convolution gives thousands of rows per sample, a dense layer one, so
+#: small inputs (a digit, a sentence) are worth many samples and big images are not
+REPAIR_SAMPLES = 64
+REPAIR_INPUT_BYTES = 64 << 20
 
 
-def counted(feeds, limit: int = REPAIR_SAMPLE_LIMIT):
-    """``feeds`` (a callable returning a new stream, or a list of feeds) as a callable giving at most
-    ``limit`` samples, and a way to read how many samples the last stream gave."""
+def counted(feeds, samples: int = REPAIR_SAMPLES, budget: int = REPAIR_INPUT_BYTES):
+    """``feeds`` (a callable returning a new stream, or a list of feeds) as a callable giving the
+    samples the repairs read (see :data:`REPAIR_SAMPLES`), and a way to read how many it gave."""
     seen = {"count": 0}
     source = feeds if callable(feeds) else (lambda: iter(feeds))
 
     def stream():
-        seen["count"] = 0
-        for feed in islice(source(), limit):
+        seen["count"], size = 0, 0
+        for feed in source():
+            if seen["count"] >= samples and size >= budget:
+                return
             seen["count"] += 1
+            size += sum(np.asarray(v).nbytes for v in feed.values())
             yield feed
 
     return stream, seen

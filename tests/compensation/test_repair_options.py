@@ -108,3 +108,13 @@ def test_cli_prune_and_apply_with_repair(tmp_path, capsys):
     assert main(["apply", str(source), str(planned), "-o", str(tmp_path / "x.onnx")]) == 2
     assert "needs the calibration data" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_repairs_read_more_samples_when_they_are_small():
+    from graphprune.compensation.repair import REPAIR_SAMPLES, counted
+
+    small = [{"x": np.zeros(8, np.float32)} for _ in range(200)]
+    big = [{"x": np.zeros(1 << 19, np.float32)} for _ in range(200)]  # 2 MiB each
+    for feeds, expected in ((small, 200), (big, REPAIR_SAMPLES)):
+        stream, seen = counted(feeds)
+        assert len(list(stream())) == expected == seen["count"]
