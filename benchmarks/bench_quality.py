@@ -77,10 +77,12 @@ class Case:
     calib: list
     evaluation: list
     reference: list
+    #: kept slots per group a multiple of this (8 keeps onnxruntime's blocked convolutions fast)
+    round_to: int = 1
     speedups: dict = field(default_factory=dict)
 
     @classmethod
-    def load(cls, name: str, calib: int, evaluation: int) -> "Case":
+    def load(cls, name: str, calib: int, evaluation: int, round_to: int = 1) -> "Case":
         from graphprune.io import load_model
 
         spec = qd.MODELS[name]
@@ -90,7 +92,7 @@ class Case:
         count = evaluation if spec.metric == "cosine" else 25 * evaluation
         feeds = spec.evaluation(count)
         return cls(name, spec, model, spec.calibration(calib if spec.metric == "cosine" else 20 * calib), feeds,
-                   qd.outputs_of(model, feeds, spec.view))
+                   qd.outputs_of(model, feeds, spec.view), round_to)
 
 
 def speedup(original, pruned, feed, runs: int = 20) -> float:
@@ -116,7 +118,7 @@ def evaluate(case: Case, importance: str, repair: str, **how) -> tuple[Point, ob
     from graphprune.api import prune
 
     result = prune(case.model, importance=importance, calib=case.calib, calib_samples=None, repair=repair,
-                   validate=False, **how)
+                   validate=False, round_to=case.round_to, **how)
     drift = qd.drift(case.spec.metric, case.reference, qd.outputs_of(result.model, case.evaluation, case.spec.view))
     return Point(how.get("ratio", -1.0), 1.0 - result.macs_after / result.macs_before, drift), result
 
@@ -173,8 +175,8 @@ def searched(case: Case, repair: str, budgets, log) -> dict:
 
 
 def run_model(name: str, columns, calib: int, evaluation: int, search: bool, log,
-              cosine_budgets=COSINE_BUDGETS) -> dict:
-    case = Case.load(name, calib, evaluation)
+              cosine_budgets=COSINE_BUDGETS, round_to: int = 1) -> dict:
+    case = Case.load(name, calib, evaluation, round_to)
     budgets = cosine_budgets if case.spec.metric == "cosine" else TOP1_BUDGETS
     out, done = {}, {}
     for column in columns:
@@ -218,12 +220,12 @@ def target_lines(results: dict, columns) -> list[str]:
     return lines
 
 
-def effect(models, ratios, calib: int, evaluation: int, log) -> list[str]:
+def effect(models, ratios, calib: int, evaluation: int, log, round_to: int = 1) -> list[str]:
     """Drift of every repair at fixed uniform ratios (fluctuation criterion)."""
     lines = ["| model | ratio | MACs removed | " + " | ".join(EFFECT_REPAIRS) + " |",
              "|---|---|---|" + "---|" * len(EFFECT_REPAIRS)]
     for name in models:
-        case = Case.load(name, calib, evaluation)
+        case = Case.load(name, calib, evaluation, round_to)
         for ratio in ratios:
             points = []
             for repair in EFFECT_REPAIRS:
@@ -252,6 +254,7 @@ def main(argv=None) -> int:
                     help="cosine drift budgets (default 0.001,0.01,0.02)")
     ap.add_argument("--calib", type=int, default=8, help="calibration photos (x20 digits for mnist; default 8)")
     ap.add_argument("--eval", type=int, default=8, help="evaluation photos (x25 digits for mnist; default 8)")
+    ap.add_argument("--round-to", type=int, default=1, help="prune with --round-to N (default 1)")
     ap.add_argument("--effect", type=lambda t: [float(v) for v in t.split(",")], default=None,
                     help="instead: the cosine of every repair at these uniform ratios")
     args = ap.parse_args(argv)
@@ -259,7 +262,7 @@ def main(argv=None) -> int:
     command = shlex.join(["python", "benchmarks/bench_quality.py"] + list(sys.argv[1:] if argv is None else argv))
     if args.effect:
         print("cells: cosine to the original on the evaluation samples (1 - drift; top-1 agreement for mnist)\n")
-        print("\n".join(effect(args.models, args.effect, args.calib, args.eval, log)))
+        print("\n".join(effect(args.models, args.effect, args.calib, args.eval, log, args.round_to)))
         print(f"\n`{command}`")
         return 0
     search = budget_search_available()
@@ -272,7 +275,7 @@ def main(argv=None) -> int:
     results = {}
     for name in args.models:
         results[name] = run_model(name, args.columns, args.calib, args.eval, search, log,
-                                  args.budgets or COSINE_BUDGETS)
+                                  args.budgets or COSINE_BUDGETS, args.round_to)
         print("\n".join(table({name: results[name]}, args.columns)[2:]), flush=True)
     print("\n" + "\n".join(target_lines(results, args.columns)))
     print(f"\n`{command}`")
