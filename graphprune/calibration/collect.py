@@ -7,6 +7,7 @@ at one feed's activations whatever the number of samples.
 from __future__ import annotations
 
 import logging
+import hashlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -56,6 +57,18 @@ def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES,
         return iter_inputs(text_feeds(spec, tokenizer, specs, limit=limit, max_length=max_length,
                                       batch_size=text_batch), model)
     return iter_inputs(spec, model, limit=limit, **dict(image_options or {}))
+
+
+def fingerprint(feeds: Iterable[dict]) -> tuple[str, int]:
+    """SHA-256 of a stream of feeds (input names, dtypes, shapes and values, in order) and its length."""
+    digest, count = hashlib.sha256(), 0
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+        count += 1
+    return digest.hexdigest(), count
 
 
 def calibrate(model: onnx.ModelProto, spaces: Iterable[Space], feeds: Iterable[dict], *, sizes: Mapping,

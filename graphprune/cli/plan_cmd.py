@@ -11,8 +11,9 @@ from pathlib import Path
 import json
 
 from ..errors import DriftBudgetExceeded, UsageError
-from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT,
-                          DEFAULT_MAX_LENGTH, DRIFT_METRICS, IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
+from ..vocabulary import (AGGREGATES, ALL_REPAIRS, ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES,
+                          DEFAULT_EVAL_SPLIT, DEFAULT_MAX_LENGTH, DEFAULT_REPAIR, DRIFT_METRICS, IMPORTANCE_NAMES,
+                          NORMALIZERS, OBJECTIVES, parse_repair)
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -148,21 +149,40 @@ def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | Non
     targets.add_argument("--target-latency", type=keep_fraction, metavar="F",
                          help="keep F of the onnxruntime latency measured on this machine (coarse search, 1 "
                               "thread; every step is reported), e.g. 0.7")
-    comp = group.add_mutually_exclusive_group()
-    comp.add_argument("--compensate", dest="compensate", action="store_true", default=None,
-                      help="fold the removed channels' calibration means into the consumers' biases (default for "
-                           "activation and fluctuation; needs --calib)")
-    comp.add_argument("--no-compensate", dest="compensate", action="store_false",
-                      help="do not compensate (plain removal)")
-    group.add_argument("--refit", action="store_true",
-                       help="also re-fit each consumer's kept weights by ridge least squares on the calibration "
-                            "activations (reconstructs the removed channels from the kept ones; needs --calib)")
+    add_repair_arguments(group)
     group.add_argument("--attention", choices=ATTENTION_MODES, default="both",
                        help="what attention loses: both (default: whole heads and head dims, each its own group, "
                             "--ratio applying to each), heads (whole heads only) or dims (head dims only)")
     group.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     group.add_argument("--strict-initializer-inputs", action="store_true",
                        help="treat initializers that are also graph inputs as overridable (not pruned)")
+
+
+def repair_names(text: str) -> str:
+    """argparse type: a comma-separated list of repairs (checked here, resolved by the options)."""
+    try:
+        parse_repair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_repair_arguments(group) -> None:
+    """--repair and its older spellings --compensate, --no-compensate, --refit."""
+    group.add_argument("--repair", type=repair_names, metavar="NAMES",
+                       help="what repairs the removal, comma-separated: mean (fold the removed channels' "
+                            "calibration means into the consumers' biases), refit (mean, plus the removed channels "
+                            "reconstructed from the kept ones by ridge least squares), sequential (re-fit every "
+                            "consumer, layer by layer, on the inputs it sees in the pruned model), statistics "
+                            "(restore every producer output channel's calibration mean and variance), all "
+                            f"({','.join(ALL_REPAIRS)}), none. Needs --calib; default with --calib: "
+                            f"{','.join(DEFAULT_REPAIR)}, without: none")
+    comp = group.add_mutually_exclusive_group()
+    comp.add_argument("--compensate", dest="compensate", action="store_true", default=None,
+                      help="the same as --repair mean")
+    comp.add_argument("--no-compensate", dest="compensate", action="store_false",
+                      help="the same as --repair none (plain removal)")
+    group.add_argument("--refit", action="store_true", help="the same as --repair refit")
 
 
 def add_calibration_image_arguments(parser: argparse.ArgumentParser) -> None:
@@ -187,7 +207,7 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
             "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
             "calib_samples": args.calib_samples, "tokenizer": args.tokenizer, "max_length": args.max_length,
-            "compensate": args.compensate, "refit": args.refit,
+            "compensate": args.compensate, "refit": args.refit, "repair": args.repair,
             "keep_bn": args.keep_bn, "attention": args.attention,
             "strict_initializer_inputs": args.strict_initializer_inputs}
 
@@ -202,6 +222,10 @@ def check_plan_arguments(args: argparse.Namespace) -> None:
                          "--calib PATH")
     if args.refit and args.compensate is False:
         raise UsageError("--refit compensates by construction; drop --no-compensate")
+    if args.repair is not None and (args.compensate is not None or args.refit):
+        raise UsageError("give --repair or --compensate/--no-compensate/--refit, not both")
+    if args.calib is None and args.repair is not None and parse_repair(args.repair):
+        raise UsageError(f"--repair {args.repair} needs calibration data: give it with --calib PATH")
     if args.ratio is not None and any(v is not None for v in (args.target_macs, args.target_params,
                                                                 args.target_latency)):
         raise UsageError("give either --ratio or a --target-*, not both (a target searches the ratio)")

@@ -12,7 +12,8 @@
     checked = check(pruned, source, options)
 
 With calibration data, ``split = compose.data_split(source, options)`` given to ``score`` and
-``check`` keeps the held-out samples (``eval_split``) out of calibration and checks on them.
+``check`` (and ``feeds=compose.repair_feeds(split)`` to ``apply``) keeps the held-out samples
+(``eval_split``) out of calibration and repairs, and checks on them.
 """
 from .analyze import analyze  # noqa: F401
 from .apply import apply  # noqa: F401

@@ -86,7 +86,7 @@ def repaired_drift(state: RepairState, candidate: Candidate) -> Drift:
     analyzed = state.analyzed()
     removed = {g: np.asarray(s, dtype=np.int64) for g, s in candidate.removed.items()}
     options = state.payload.options
-    pruned = apply(analyzed, removed, options,
+    pruned = apply(analyzed, removed, options, feeds=state.feeds,  # sequential/statistics: the search's samples
                    compensation=repair_data(analyzed.analysis, removed, state.payload.stats, options))
     count = len(state.feeds) if candidate.samples is None else min(candidate.samples, len(state.feeds))
     session = make_session(to_proto(pruned.model), exact=False, threads=1, label="candidate model")

@@ -19,7 +19,7 @@ from .decide import decide
 from .feeds import with_data_shapes
 from .load import load
 from .options import Options
-from .plan import from_plan, plan_options, predicted, skipped_groups, to_plan
+from .plan import check_repair_data, from_plan, plan_options, predicted, skipped_groups, to_plan
 from .prepare import prepare
 from .results import InspectResult, PlanResult, PruneResult
 from .score import score
@@ -48,7 +48,7 @@ def plan(model, options: Options):
     scored = score(analyze(prepare(source, options), options), options, split)
     if options.search:
         budgeted, result = _within_budget(source, scored, split, options, edit_scored=False)
-        return PlanResult(to_plan(budgeted.decided, options), budgeted.decided, options, result.checked,
+        return PlanResult(to_plan(budgeted.decided, options, split), budgeted.decided, options, result.checked,
                           budgeted.record)
     decided = decide(scored, options)
     checked = None
@@ -56,7 +56,7 @@ def plan(model, options: Options):
         result = _prune_and_check(source, decided, _fresh(source, options), split, options)
         checked = result.checked
         _enforce_gate(result)
-    return PlanResult(to_plan(decided, options), decided, options, checked)
+    return PlanResult(to_plan(decided, options, split), decided, options, checked)
 
 
 def prune(model, options: Options) -> PruneResult:
@@ -78,12 +78,14 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     source = load(model)
     the_plan.check_model(source.fingerprint, options.label or source.label)
     options = _resolved(source, plan_options(the_plan, options))
+    split = data_split(source, options)
+    check_repair_data(the_plan, split)
     analyzed = analyze(prepare(source, options), options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
-    pruned = apply_stage(analyzed, removed, options, compensation=compensation)
+    pruned = apply_stage(analyzed, removed, options, compensation=compensation, feeds=repair_feeds(split))
     recorded = the_plan.options
     result = _result(pruned, analyzed, source, options, skipped_groups(the_plan), str(recorded.get("how", "")),
-                     list(notes) + list(the_plan.notes), data_split(source, options))
+                     list(notes) + list(the_plan.notes), split)
     result.ratio, result.importance, result.plan = (float(recorded.get("ratio", 0.0)),
                                                     str(recorded.get("importance", "plan")), the_plan)
     _enforce_gate(result)
@@ -114,13 +116,20 @@ def data_split(source, options: Options):
                      stream=stream)
 
 
+def repair_feeds(split):
+    """What the sequential and statistics repairs read: the split's calibration samples, anew on each
+    call (held-out samples never reach a repair); None without calibration data."""
+    return split.calibration if split is not None and split.calib is not None else None
+
+
 def _fresh(source, options: Options):
     """A new prepared and analysed copy of ``source`` (apply edits the graph it is given)."""
     return analyze(prepare(source, options), options)
 
 
 def _prune_and_check(source, decided, analyzed, split, options: Options) -> PruneResult:
-    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
+    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation,
+                         feeds=repair_feeds(split))
     result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
                      list(decided.decision.notes), split)
     result.ratio, result.predicted = decided.decision.t, predicted(decided)
@@ -180,7 +189,7 @@ def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str,
                          drift=checked.drift if checked else None, layers=pruned.layers,
                          compensation=pruned.compensation, notes=notes + (split.notes if split else []), how=how,
                          source=source, metric=options.metric, gate=checked.gate if checked else None,
-                         data_split=split.to_dict() if split is not None else None)
+                         data_split=split.to_dict() if split is not None else None, repair=pruned.repair)
     result.checked = checked
     return result
 

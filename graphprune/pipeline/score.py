@@ -32,7 +32,7 @@ def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None):
     else:
         feeds, total = option_feeds(options, analyzed.prepared.source.proto, options.calib_samples), options.calib_samples
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,
-                     gram=spaces if options.refit else (), progress=options.progress,
+                     gram=spaces if options.mean_repair == "refit" else (), progress=options.progress,
                      total=None if options.tokenizer and split is None else total, source=calibration_label(options),
                      mask=token_mask(analysis.index, spaces))
 

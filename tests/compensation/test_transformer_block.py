@@ -8,7 +8,7 @@ padded batch of token sequences, against a numpy computation of the same block.
 Half of the 12 neurons go (ratio 0.5, fluctuation: Var(h_j)·‖W2[j, :]‖² over real tokens). With
 compensation the removed neurons' mean over real tokens, μ_R, is folded into the bias:
 ``b2 + μ_R W2_R``; with the re-fit the removed neurons are regressed on the kept ones over real
-tokens, ``h_R ≈ A h_K + c`` (ridge as documented in graphprune.compensation.data), and
+tokens, ``h_R ≈ A h_K + c`` (ridge as documented in graphprune.compensation.means), and
 ``W2_K + Aᵀ W2_R``, ``b2 + c W2_R`` replace the kept weights and the bias.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ def _expected_out(weights, evaluation, kept, w2_kept, b2):
 
 
 def _pruned(model, calib, **options):
-    result = api.prune(model, ratio=0.5, importance="fluctuation", calib=calib, eval_split=0, **options)
+    result = api.prune(model, ratio=0.5, importance="fluctuation", calib=calib, eval_split=0, compensate=True, **options)
     assert result.oracle.passed
     shapes = {t.name: tuple(t.dims) for t in result.model.graph.initializer}
     assert shapes["w1"] == (HIDDEN, NEURONS // 2) and shapes["w2"] == (NEURONS // 2, HIDDEN)

@@ -42,7 +42,8 @@ def test_stage_composition_equals_prune(case):
     analyzed = analyze(prepare(source, options), options)
     split = compose.data_split(source, options)  # with calibration data a quarter is held out for the checks
     decided = decide(score(analyzed, options, split), options)
-    pruned = apply(analyzed, decided.decision.removed, options, compensation=decided.compensation)
+    pruned = apply(analyzed, decided.decision.removed, options, compensation=decided.compensation,
+                   feeds=compose.repair_feeds(split))
     checked = check(pruned, source, options, split)
     result = compose.prune(model, options)
     assert to_proto(pruned.model).SerializeToString() == result.model.SerializeToString()
