@@ -92,6 +92,32 @@ def test_plan_then_apply_writes_the_bytes_prune_writes(tmp_path):
         apply(model, path, calib=feeds(model, 5, seed=9, mean=0.3))
 
 
+def test_held_out_samples_never_reach_the_repair(tmp_path):
+    """The plan hashes the calibration samples only: changing a held-out sample changes neither the
+    plan's record nor what apply writes; changing a calibration sample is refused."""
+    from graphprune.validation.split import held_out_indices
+
+    model = _small_net()
+    calib = feeds(model, 8, seed=1, mean=0.3)
+    held = sorted(held_out_indices(8, 0.25, 0))
+    assert len(held) == 2
+    planned = plan(model, ratio=0.5, importance="l2", calib=calib, repair="sequential")
+    path = planned.plan.save(tmp_path / "plan.json")
+    other_held = [dict(f) for f in calib]
+    other_calib = [dict(f) for f in calib]
+    for i in held:
+        other_held[i] = {"x": calib[i]["x"] + 1.0}
+    first_calibration = min(set(range(8)) - set(held))
+    other_calib[first_calibration] = {"x": calib[first_calibration]["x"] + 1.0}
+    again = plan(model, ratio=0.5, importance="l2", calib=other_held, repair="sequential")
+    assert again.plan.options["repair"] == planned.plan.options["repair"]
+    reference = prune(model, ratio=0.5, importance="l2", calib=calib, repair="sequential", validate=False)
+    applied = apply(model, path, calib=other_held, validate=False)
+    assert applied.model.SerializeToString() == reference.model.SerializeToString()
+    with pytest.raises(DataError, match="not the data the plan was made with"):
+        apply(model, path, calib=other_calib, validate=False)
+
+
 def test_cli_prune_and_apply_with_repair(tmp_path, capsys):
     model = _small_net()
     source, calib = tmp_path / "net.onnx", tmp_path / "calib.npz"
