@@ -10,6 +10,7 @@ import contextlib
 from dataclasses import replace
 
 from ..errors import DriftBudgetExceeded
+from ..vocabulary import DATA_REPAIRS
 from ..execution.executor import LocalExecutor
 from ..planning.plan_file import PruningPlan
 from .analyze import analyze
@@ -143,8 +144,9 @@ def _within_budget(source, scored, split, options: Options, *, edit_scored: bool
     from .candidates import Engine
 
     with _executor(options) as executor:
-        engine = Engine(scored.analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, executor,
-                        CURVE_SAMPLES)
+        search = split.search_feeds(SEARCH_SAMPLES)
+        repair_samples = split.repair_feeds(len(search)) if DATA_REPAIRS & set(options.repair) else []
+        engine = Engine(scored.analyzed, scored.stats, search, options, executor, CURVE_SAMPLES, repair_samples)
         budgeted = budget(scored, options, engine)
     analyzed = scored.analyzed if edit_scored else _fresh(source, options)
     while True:

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HELD_OUT_BYTES = 256 * 2**20
 #: calibration inputs the budget search keeps in memory for its evaluations (bytes of input arrays)
 SEARCH_BYTES = 128 * 2**20
+#: calibration samples the budget search's repairs are fitted on, after the samples it measures on
+REPAIR_FEEDS = 64
 
 
 def data_label(spec) -> str:
@@ -119,6 +121,17 @@ class DataSplit:
         if left:
             self._note(f"the search measures on {len(feeds)} calibration samples ({SEARCH_BYTES >> 20} MiB of inputs)")
         return feeds
+
+    def repair_feeds(self, skip: int) -> list[dict]:
+        """Calibration samples for the search's repairs, fitted apart from the ``skip`` samples it
+        measures on (:data:`REPAIR_FEEDS` of them at most, within :data:`SEARCH_BYTES`); when no other
+        sample is left, the measured ones, with a note (their drift is then optimistic)."""
+        feeds, left = _capped(islice(self.calibration(), skip, skip + REPAIR_FEEDS), SEARCH_BYTES)
+        if feeds:
+            return feeds
+        self._note(f"the search's repairs are fitted on the {skip} calibration samples it measures on (no other "
+                   "calibration sample is left): its drift estimates are optimistic, the held-out check decides")
+        return self.search_feeds(skip)
 
     @cached_property
     def held_out(self) -> list[dict] | None:

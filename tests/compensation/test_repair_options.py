@@ -13,7 +13,7 @@ from graphprune.cli import main
 from graphprune.errors import DataError, UsageError
 from graphprune.pipeline.options import Options
 from graphprune.vocabulary import ALL_REPAIRS, DEFAULT_REPAIR, parse_repair
-from tests.compensation.repair_models import feeds, make_model
+from tests.helpers.repair import feeds, make_model
 
 
 def test_repair_names_resolve_in_running_order():

@@ -15,7 +15,7 @@ from graphprune.pipeline.load import load
 from graphprune.pipeline.options import Options
 from graphprune.pipeline.prepare import prepare
 from graphprune.rules.base import Space
-from tests.compensation.repair_models import feeds, make_model, relative_rms, run
+from tests.helpers.repair import feeds, make_model, relative_rms, run
 
 
 def _dense_with_combination(seed: int = 6):

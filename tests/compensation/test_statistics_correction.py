@@ -14,7 +14,7 @@ from graphprune.pipeline.load import load
 from graphprune.pipeline.options import Options
 from graphprune.pipeline.prepare import prepare
 from graphprune.rules.base import Space
-from tests.compensation.repair_models import channel_stats, feeds, initializer, make_model, run
+from tests.helpers.repair import channel_stats, feeds, initializer, make_model, run
 
 
 def _stats(values: np.ndarray) -> SpaceStats:

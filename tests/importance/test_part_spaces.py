@@ -20,7 +20,8 @@ from graphprune.compensation.apply import _refittable
 from graphprune.compensation.means import compensation_data, removed_mask
 from graphprune.importance import make_importance
 from graphprune.rules.base import CONSUMER, Space
-from tests.importance.test_slot_scoring import _index, _stats
+from tests.helpers.scoring import seeded_stats as _stats
+from tests.helpers.scoring import small_index as _index
 
 #: an axis of 3 heads x 2 dims: head of position p is p // 2, dim is p % 2
 HEAD_OF = np.array([0, 0, 1, 1, 2, 2])

@@ -8,38 +8,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper
 
 from graphprune.analysis.types import Group, ParamSlice
-from graphprune.calibration import CalibrationStats
-from graphprune.graph.index import GraphIndex
-from graphprune.graph.model import from_proto
 from graphprune.importance import make_importance
 from graphprune.rules.base import CONSUMER, Space
+from tests.helpers.scoring import seeded_stats as _stats
+from tests.helpers.scoring import small_index as _index
 
 #: slot of each of the 4 positions: two "heads" of two dimensions each
 HEADS = np.array([0, 0, 1, 1])
 SLOT_OF_SIX = np.array([0, 0, 0, 1, 1, 2])  # slot 0 covers three positions, slot 2 one
-
-
-def _index(nodes, inputs, outputs, initializers) -> GraphIndex:
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
-                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs],
-                              [numpy_helper.from_array(a, n) for n, a in initializers.items()])
-    return GraphIndex(from_proto(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])))
-
-
-def _stats(rng, shapes: dict) -> tuple[CalibrationStats, dict]:
-    """Statistics of seeded activations with channel-dependent means and scales, and the activations."""
-    stats, arrays = CalibrationStats(), {}
-    for space, shape in shapes.items():
-        size = shape[space.axis]
-        view = [size if axis == space.axis else 1 for axis in range(len(shape))]
-        x = (rng.standard_normal(shape) * rng.uniform(0.5, 3.0, size).reshape(view)
-             + rng.uniform(-2.0, 2.0, size).reshape(view))
-        stats.add_space(space, size).update(x)
-        arrays[space] = np.moveaxis(x, space.axis, -1).reshape(-1, size)
-    return stats, arrays
 
 
 def _group(slot_of: dict, params=(), contractions=()) -> Group:

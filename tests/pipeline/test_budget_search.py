@@ -7,7 +7,7 @@ import pytest
 from graphprune.api import prune
 from graphprune.errors import DriftBudgetExceeded, UsageError, ValidationFailed
 from graphprune.pipeline import compose
-from tests.budget_models import DEAD, calibration_arrays, planted_chain
+from tests.helpers.budget import DEAD, calibration_arrays, planted_chain
 from tests.helpers.onnxrt import run
 
 SAMPLES = 40

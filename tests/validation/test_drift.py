@@ -9,7 +9,7 @@ import pytest
 from graphprune.errors import UsageError
 from graphprune.validation import validate
 from graphprune.validation.drift import DriftAccumulator, measure_drift
-from tests.budget_models import calibration_arrays, planted_chain
+from tests.helpers.budget import calibration_arrays, planted_chain
 
 # two samples of one (1, 2) score output: the first moves, the second does not
 REFERENCE = [[np.array([[1.0, 0.0]])], [np.array([[0.0, 2.0]])]]

@@ -7,7 +7,7 @@ from PIL import Image
 
 from graphprune.errors import UsageError
 from graphprune.validation.split import DataSplit, held_out_indices
-from tests.budget_models import calibration_arrays, planted_chain
+from tests.helpers.budget import calibration_arrays, planted_chain
 
 
 def _ids(feeds) -> list[int]:
@@ -49,6 +49,17 @@ def test_eval_split_zero_checks_on_calibration_samples_and_says_so():
     split = DataSplit(calibration_arrays(6), planted_chain(), eval_split=0.0)
     assert split.held == frozenset() and _ids(split.held_out) == list(range(6))
     assert "none held out" in split.label
+
+
+def test_the_search_repairs_on_calibration_samples_it_does_not_measure_on():
+    split = DataSplit(calibration_arrays(40), planted_chain(), eval_split=0.25)
+    calibration = _ids(split.calibration())
+    assert _ids(split.search_feeds(8)) == calibration[:8]
+    assert _ids(split.repair_feeds(8)) == calibration[8:] and split.notes == []
+    assert _ids(split.repair_feeds(30)) == calibration[:30]  # nothing left: the measured ones, said so
+    assert split.notes == ["the search's repairs are fitted on the 30 calibration samples it measures on (no other "
+                           "calibration sample is left): its drift estimates are optimistic, the held-out check "
+                           "decides"]
 
 
 def test_the_default_split_holds_a_quarter_out_but_never_the_only_sample():
