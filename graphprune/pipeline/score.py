@@ -1,8 +1,10 @@
 """Stage ``score``: calibration statistics (when the criterion or a repair needs data) and the scorer."""
 from __future__ import annotations
 
-from ..calibration import activation_spaces, calibrate, calibration_feeds
+from ..calibration import activation_spaces, calibrate, token_mask
+from ..calibration.sites import whole_size
 from ..importance import MagnitudeImportance, TransferredImportance, make_importance, position_scores
+from .feeds import calibration_label, option_feeds
 from .options import Options
 from .values import Analyzed, Scored
 
@@ -17,21 +19,22 @@ def score(analyzed: Analyzed, options: Options, split=None) -> Scored:
 
 
 def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None):
-    """Statistics of every consumer activation of the prunable groups over the calibration data."""
+    """Statistics of every consumer activation of the prunable groups over the calibration data
+    (the split's calibration samples when given, else the first ``calib_samples``; real tokens only,
+    when the model has an attention mask: :mod:`graphprune.calibration.tokens`)."""
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
-    spaces = activation_spaces(analysis.prunable_groups, analysis.index)
-    sizes = {s: analysis.groups[analysis.space_group[s]].sizes[s] for s in spaces}
+    sizes = {s: whole_size(analysis, s) for s in activation_spaces(analysis.prunable_groups, analysis.index)}
+    spaces = [s for s, size in sizes.items() if size is not None]
     if split is not None:
         feeds, total = split.calibration(), split.calibration_count
     else:
-        feeds = calibration_feeds(options.calib, analyzed.prepared.source.proto, limit=options.calib_samples,
-                                  image_options=options.image_options)
-        total = options.calib_samples
-    source = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+        feeds, total = option_feeds(options, analyzed.prepared.source.proto, options.calib_samples), options.calib_samples
     return calibrate(to_proto(analyzed.prepared.model), spaces, feeds, sizes=sizes,
-                     gram=spaces if options.refit else (), progress=options.progress, total=total, source=source)
+                     gram=spaces if options.mean_repair == "refit" else (), progress=options.progress,
+                     total=None if options.tokenizer and split is None else total, source=calibration_label(options),
+                     mask=token_mask(analysis.index, spaces))
 
 
 def make_scorer(analyzed: Analyzed, options: Options, stats=None):

@@ -9,7 +9,7 @@ import pytest
 from graphprune.errors import UsageError
 from graphprune.validation import validate
 from graphprune.validation.drift import DriftAccumulator, measure_drift
-from tests.budget_models import calibration_arrays, planted_chain
+from tests.helpers.budget import calibration_arrays, planted_chain
 
 # two samples of one (1, 2) score output: the first moves, the second does not
 REFERENCE = [[np.array([[1.0, 0.0]])], [np.array([[0.0, 2.0]])]]
@@ -78,7 +78,7 @@ def test_validate_reports_the_drift_of_the_samples_it_ran():
     moved = planted_chain(insensitive=(0, 1, 2))  # same weights, half of every layer's channels scaled down
     feeds = [{"x": x} for x in calibration_arrays(5)["x"]]
     report = validate(model, moved, data=feeds, progress=False)
-    from tests.helpers import run
+    from tests.helpers.onnxrt import run
 
     reference = [[run(model, f)["y"]] for f in feeds]
     candidate = [[run(moved, f)["y"]] for f in feeds]
