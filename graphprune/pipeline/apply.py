@@ -21,19 +21,23 @@ from .options import Options
 from .values import Analyzed, Pruned
 
 
-def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=None, notes=(), feeds=None) -> Pruned:
+def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=None, notes=(), feeds=None,
+          before=None) -> Pruned:
     """Prune ``analyzed``'s graph (edited in place) by ``removed`` (group id -> slot ids).
 
     ``compensation``: the mean/refit data of the decision (or plan); ``feeds``: the calibration
     samples of the sequential and statistics repairs (a list of feeds, or a callable returning a new
-    stream), by default ``options.calib``.
+    stream), by default ``options.calib``; ``before``: the model's parameters and MACs when the
+    decision counted them already (a :class:`~graphprune.planning.cost.Cost`).
     """
     model, analysis = analyzed.prepared.model, analyzed.analysis
+    known = analysis.index.shapes
     report = None
     if removed and any(len(v) for v in removed.values()) and (compensation or DATA_REPAIRS & set(options.repair)):
         report, analysis, removed = _repair(analyzed, removed, compensation, options, feeds)
     reference = zero_removed(model, analysis, removed) if options.validate else None
-    before = safe_cost(analyzed.prepared.source.proto, options.input_shapes) if options.count_macs else None
+    if before is None and options.count_macs:
+        before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     changed = apply_removal(model, analysis, removed)
     _check_pruned(model, analyzed.prepared.source.proto)
     after = safe_cost(model, options.input_shapes) if options.count_macs else None

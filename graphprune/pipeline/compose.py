@@ -130,7 +130,7 @@ def _fresh(source, options: Options):
 
 def _prune_and_check(source, decided, analyzed, split, options: Options) -> PruneResult:
     pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation,
-                         feeds=repair_feeds(split))
+                         feeds=repair_feeds(split), before=decided.reference)
     result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
                      list(decided.decision.notes), split)
     result.ratio, result.predicted = decided.decision.t, predicted(decided)
