@@ -49,3 +49,17 @@ def test_one_column_on_mnist_prints_the_table(capsys):
             removed, speedup = cell.split()
             assert 0 <= float(removed.rstrip("%")) < 100 and float(speedup.rstrip("x")) > 0
     assert "`python benchmarks/bench_quality.py --models mnist-cntk" in out
+
+
+def test_make_digits_writes_the_tour_inputs(tmp_path, capsys):
+    import make_digits
+
+    out = tmp_path / "held-out.npz"
+    assert make_digits.main([str(out), "--start", "1000", "--count", "5"]) == 0
+    images = np.load(out)["Input3"]
+    assert images.shape == (5, 1, 28, 28) and images.dtype == np.float32
+    assert np.array_equal(images[:, 0], np.stack(qd.digits(1000, 5)))
+    assert 0 <= images.min() and images.max() <= 255
+    with pytest.raises(SystemExit):
+        make_digits.main([str(tmp_path / "x.npz"), "--start", "1795", "--count", "5"])
+    assert not (tmp_path / "x.npz").exists()

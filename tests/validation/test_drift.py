@@ -27,6 +27,14 @@ def test_each_metric_equals_its_hand_computation():
     assert drift.samples == 2
 
 
+def test_top1_is_the_exact_fraction_of_disagreeing_rows():
+    # 2 of 100 rows change their class: 0.02 exactly (1 - 98/100 is 0.020000000000000018, which
+    # made a --max-drift 0.02 gate fail by 1.7e-17)
+    reference = [[np.array([[1.0, 0.0]])] for _ in range(100)]
+    candidate = [[np.array([[0.0, 1.0]] if i < 2 else [[1.0, 0.0]])] for i in range(100)]
+    assert measure_drift(reference, candidate, ["y"]).value("top1") == 0.02
+
+
 def test_the_worst_output_decides_and_top1_only_counts_score_outputs():
     # output "a" is a score output that does not move; "b" (rank 3, not scores) moves
     ref = [[np.array([[3.0, 1.0, 0.0]]), np.ones((1, 4, 5))]]
