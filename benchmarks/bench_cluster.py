@@ -6,8 +6,8 @@ of one task and the bytes it moves, and from those an estimate for ResNet-50 on 
 
 One local Ray (2 CPUs, every process on 127.0.0.1, its files in a temporary folder removed at the
 end) serves ``RayExecutor(jobs=1)`` and ``RayExecutor(jobs=2)`` in turn; each is started (actors
-up) before its runs are timed. The calibration photos are those of ``bench_budget.py`` (seeded
-crops of scikit-image's photos, nothing downloaded). For every run the table splits the wall time
+up) before its runs are timed. The calibration photos are those of ``bench_quality.py`` (seeded
+crops of scikit-image's photos, nothing downloaded: :mod:`quality_data`). For every run the table splits the wall time
 into what the workers did (calibration shards, zeroed-slice evaluations = sensitivity curves,
 repaired evaluations = search probes; payload transfer and worker setup included) and what the
 driver did alone (load, analysis, planning, the final check; calibration too with one worker). Both
@@ -39,7 +39,7 @@ for extra in (ROOT, ROOT / "benchmarks"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from bench_quality import MODELS, SHARED, crops  # noqa: E402
+from quality_data import MODELS  # noqa: E402
 
 from graphprune.api import prune, sensitivity  # noqa: E402
 from graphprune.execution.executor import Executor  # noqa: E402
@@ -76,7 +76,8 @@ class TimedExecutor(Executor):
 
 def start_local_ray(temp_dir: str) -> None:
     """A local Ray of 2 CPUs on loopback only (Ray swaps 127.0.0.1 for a network address otherwise)."""
-    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=temp_dir)
+    os.environ.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled",
+                      RAY_TMPDIR=temp_dir)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     os.makedirs(os.path.join(temp_dir, "ray"), exist_ok=True)
     import ray
@@ -133,6 +134,7 @@ def task_costs(model, calib: list, budget: float) -> dict:
     from graphprune.pipeline.candidates import Engine, repair_state
     from graphprune.planning.select import select_by_ratio
     from graphprune.validation.split import DataSplit
+    from graphprune.vocabulary import DATA_REPAIRS
 
     options = Options(calib=calib, max_drift=budget)
     source = load(model)
@@ -146,8 +148,10 @@ def task_costs(model, calib: list, budget: float) -> dict:
     groups = analyzed.analysis.prunable_groups
     quarter = {g.id: select_by_ratio(g, scored.scorer.score(g, analyzed.analysis.index), 0.25) for g in groups}
     solo = [{gid: slots} for gid, slots in list(quarter.items())[:3]]
+    search = split.search_feeds(SEARCH_SAMPLES)
+    repair_samples = split.repair_feeds(len(search)) if DATA_REPAIRS & set(options.repair) else []
     with LocalExecutor(jobs=1) as here:
-        engine = Engine(analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, here, CURVE_SAMPLES)
+        engine = Engine(analyzed, scored.stats, search, options, here, CURVE_SAMPLES, repair_samples)
         state = {"solo": _seconds(zeroing_state, engine.zeroing.payload),
                  "combined": _seconds(repair_state, engine.repairing.payload)}
         engine.solo(solo[:1]), engine.combined([quarter])  # the states are built: the next calls are tasks alone
@@ -157,7 +161,8 @@ def task_costs(model, calib: list, budget: float) -> dict:
     fixed = Options(calib=calib, ratio=0.25)
     decided = decide(scored, fixed)
     start = time.perf_counter()
-    check(apply(analyzed, decided.decision.removed, fixed, compensation=decided.compensation), source, fixed, split)
+    check(apply(analyzed, decided.decision.removed, fixed, compensation=decided.compensation, feeds=split.calibration),
+          source, fixed, split)
     final = time.perf_counter() - start
     return {"groups": len(groups), "analysis": analysis_seconds, "shard": shard_seconds, "final": final,
             "state": state,
@@ -259,10 +264,10 @@ def main(argv=None) -> int:
     parser.add_argument("--no-resnet50", action="store_true", help="skip the ResNet-50 task costs and estimate")
     args = parser.parse_args(argv)
     spec = MODELS["yolox-nano"]
-    path = SHARED / spec.file
+    path = spec.path
     if not path.is_file():
         raise SystemExit(f"bench_cluster: {path} not found (the third-party models live in ../shared/models/)")
-    calib = [spec.feed(c) for c in crops(args.images)]
+    calib = spec.calibration(args.images)
     temp_dir = tempfile.mkdtemp(prefix="gp-ray-bench-")
     try:
         start_local_ray(temp_dir)

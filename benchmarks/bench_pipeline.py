@@ -92,9 +92,13 @@ def stage_times(model_path: Path, ratio: float) -> dict[str, float]:
 
 def core_seconds(model: onnx.ModelProto, ratio: float) -> tuple[float, int]:
     """analysis + decision + surgery (no I/O, no folding) on a prepared model; and its node count."""
+    from graphprune.pipeline.compose import _resolved
+
     options = Options(ratio=ratio, validate=False, count_macs=False, keep_bn=True)
-    prepared = prepare(load(model), options)
+    source = load(model)
+    prepared = prepare(source, options)
     start = time.perf_counter()
+    options = _resolved(source, options)  # input sizes for dynamic dims, chosen once per command
     analyzed = analyze(prepared, options)
     decided = decide(score(analyzed, options), options)
     apply(analyzed, decided.decision.removed, options)

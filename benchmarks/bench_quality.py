@@ -1,26 +1,29 @@
-"""Quality of pruning without retraining: output agreement against MACs removed, per criterion.
+"""Quality benchmark: how much each method removes within a drift budget, on real models and real data.
 
-    python benchmarks/bench_quality.py                       # yolox-nano and ultraface-slim-320
-    python benchmarks/bench_quality.py --models yolox-nano --removed 0.2,0.4 --criteria l2,fluctuation+comp
+    python benchmarks/bench_quality.py                                  # the four models, every column
+    python benchmarks/bench_quality.py --models ultraface-slim-320 --budgets 0.01
+    python benchmarks/bench_quality.py --effect 0.1,0.2 --models yolox-nano,ultraface-slim-320
 
-Real pretrained detectors from ``../shared/models/`` and real photos shipped with scikit-image
-(``skimage/data``; nothing is downloaded). Seeded random crops of one set of photos are the
-calibration data; other whole photos (and two mosaics of the LFW faces in ``lfw_subset.npy``,
-for the face detector) are the evaluation set. For every MACs-removed level each criterion
-prunes with ``--target-macs`` (so all criteria land on the same MACs, within 1 %), and the
-pruned model is compared with the original on the evaluation photos:
+Models and data: :mod:`quality_data` (yolox-nano, ultraface-slim-320 and fastestdet on scikit-image
+photos, the mnist-cntk classifier on scikit-learn's handwritten digits; calibration and evaluation
+disjoint). Drift is measured on the evaluation samples only: ``1 − cosine`` for the detectors
+(worst output), ``1 − top-1 agreement`` for the classifier.
 
-* **cosine**: cosine similarity of the detection score maps (YOLOX: objectness x class
-  scores of all 3549 anchors; UltraFace: face probability of all 4420 anchors), mean over
-  photos;
-* **det F1**: the original's detections (score threshold, class-wise NMS) are the reference;
-  a pruned detection matches one of the same class with IoU >= 0.5; F1 per photo, mean over
-  photos with a reference detection.
+For every budget (cosine ≥ 0.999, 0.99, 0.98: drift 0.001, 0.01, 0.02; top-1 agreement ≥ 99 %,
+95 %) each column reports the MACs removed and the onnxruntime speedup (1 thread, all graph
+optimizations) of the largest removal that stays within the budget:
 
-Criteria: ``random``, ``l2``, ``fluctuation`` (plain removal), ``fluctuation+comp``
-(calibration means folded into the consumers' biases) and ``fluctuation+refit`` (plus the
-least-squares re-fit of the consumers' kept weights); ``l2+comp`` isolates compensation.
-The Markdown table is followed by the command that produced it.
+* ``l2``: the same ratio in every group, magnitude criterion, no repair;
+* ``data+mean``: the same ratio everywhere, ``fluctuation`` criterion, mean compensation;
+* ``search``, ``search+<repair>``: the budget search of issue 11 without repair, with each repair,
+  with all (``graphprune.prune(model, max_drift=D, metric=..., calib=..., repair=...)``). Until that
+  search exists, these columns are a **fallback**, said so in the output: the largest uniform ratio
+  (``fluctuation`` criterion, the column's repair) within the budget.
+
+Uniform ratios are scanned upwards in steps of :data:`STEP` until the loosest budget breaks; each
+budget then gets the last ratio before its first violation, refined by :data:`BISECTIONS` bisection
+steps. Speedups: onnxruntime median latency of the original over the pruned model, runs interleaved.
+``--effect R`` prints instead the drift of every repair at fixed ratios (fluctuation criterion).
 """
 from __future__ import annotations
 
@@ -28,295 +31,252 @@ import argparse
 import shlex
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
-from graphprune.api import prune  # noqa: E402
-from graphprune.io import load_model  # noqa: E402
-from graphprune.profiling import profile  # noqa: E402
-from graphprune.validation.runner import make_session  # noqa: E402
+import quality_data as qd  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "models"
-CALIB_PHOTOS = ("rocket", "hubble_deep_field", "retina", "ihc", "coins", "moon", "brick", "grass", "gravel",
-                "cell", "page", "text", "clock_motion", "color", "logo", "microaneurysms", "motorcycle_right")
-EVAL_PHOTOS = ("astronaut", "coffee", "chelsea", "camera", "motorcycle_left")
-#: label -> (importance, compensate, refit)
-CRITERIA = {"random": ("random", False, False), "l2": ("l2", False, False), "l2+comp": ("l2", True, False),
-            "fluctuation": ("fluctuation", False, False), "fluctuation+comp": ("fluctuation", True, False),
-            "fluctuation+refit": ("fluctuation", True, True)}
-DEFAULT_CRITERIA = ("random", "l2", "l2+comp", "fluctuation", "fluctuation+comp", "fluctuation+refit")
-SEED = 0
-
-
-# ----------------------------------------------------------------------------------- photos
-def _data_dir() -> Path:
-    import skimage
-
-    return Path(skimage.__file__).parent / "data"
+#: column -> (importance, repair, searched)
+COLUMNS = {"l2": ("l2", "none", False), "data+mean": ("fluctuation", "mean", False),
+           "search": ("fluctuation", "none", True), "search+mean": ("fluctuation", "mean", True),
+           "search+refit": ("fluctuation", "refit", True), "search+sequential": ("fluctuation", "sequential", True),
+           "search+statistics": ("fluctuation", "statistics", True), "search+all": ("fluctuation", "all", True)}
+COSINE_BUDGETS = (0.001, 0.01, 0.02)
+TOP1_BUDGETS = (0.01, 0.05)
+STEP, MAX_RATIO = 0.05, 0.7
+#: bisection steps between the last ratio within a budget and the first beyond it
+BISECTIONS = 2
+#: a drift equal to the budget is within it (190 of 200 digits agree: exactly 95 %)
+TOLERANCE = 1e-9
+EFFECT_REPAIRS = ("none", "mean", "refit", "statistics", "sequential", "mean,sequential", "all")
 
 
-def load_photo(name: str) -> np.ndarray:
-    """An RGB uint8 photo of ``skimage/data`` (grey ones replicated to three channels)."""
-    from PIL import Image
+def budget_search_available() -> bool:
+    """Whether ``graphprune.prune`` takes ``max_drift`` (the budget search of issue 11)."""
+    from dataclasses import fields
 
-    path = next(p for p in _data_dir().iterdir() if p.stem == name and p.suffix in (".png", ".jpg"))
-    with Image.open(path) as img:
-        return np.asarray(img.convert("RGB"))
+    from graphprune.pipeline.options import Options
 
-
-def lfw_mosaic(first: int, rows: int = 3, cols: int = 4, tile: int = 80) -> np.ndarray:
-    """A photo-sized grid of LFW faces (``lfw_subset.npy``: 200 grey 25x25 faces)."""
-    from PIL import Image
-
-    faces = np.load(_data_dir() / "lfw_subset.npy")
-    canvas = np.zeros((rows * tile, cols * tile, 3), np.uint8)
-    for k in range(rows * cols):
-        face = Image.fromarray((faces[first + k] * 255).astype(np.uint8)).resize((tile, tile), Image.BILINEAR)
-        r, c = divmod(k, cols)
-        canvas[r * tile:(r + 1) * tile, c * tile:(c + 1) * tile] = np.asarray(face.convert("RGB"))
-    return canvas
+    return "max_drift" in {f.name for f in fields(Options)}
 
 
-def crops(count: int, seed: int = SEED) -> list[np.ndarray]:
-    """Seeded random crops (30-100 % of the short side) of the calibration photos and face mosaics."""
-    rng = np.random.default_rng(seed)
-    pool = [load_photo(n) for n in CALIB_PHOTOS] + [lfw_mosaic(100), lfw_mosaic(150)]
-    out = []
-    for i in range(count):
-        img = pool[i % len(pool)]
-        side = int(min(img.shape[:2]) * rng.uniform(0.3, 1.0))
-        y, x = rng.integers(0, img.shape[0] - side + 1), rng.integers(0, img.shape[1] - side + 1)
-        out.append(img[y:y + side, x:x + side])
+@dataclass
+class Case:
+    """One model loaded with its data, the original's outputs on the evaluation samples and its cost."""
+
+    name: str
+    spec: qd.ModelSpec
+    model: object
+    calib: list
+    evaluation: list
+    reference: list
+    #: kept slots per group a multiple of this (8 keeps onnxruntime's blocked convolutions fast)
+    round_to: int = 1
+    speedups: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, name: str, calib: int, evaluation: int, round_to: int = 1) -> "Case":
+        from graphprune.io import load_model
+
+        spec = qd.MODELS[name]
+        if not spec.path.is_file():
+            raise SystemExit(f"bench_quality: {spec.path} not found (the third-party models live in ../shared/models/)")
+        model = load_model(spec.path)
+        count = evaluation if spec.metric == "cosine" else 25 * evaluation
+        feeds = spec.evaluation(count)
+        return cls(name, spec, model, spec.calibration(calib if spec.metric == "cosine" else 20 * calib), feeds,
+                   qd.outputs_of(model, feeds, spec.view), round_to)
+
+
+def speedup(original, pruned, feed, runs: int = 20) -> float:
+    """Median latency of ``original`` over ``pruned``, runs interleaved (same machine noise for both)."""
+    from graphprune.profiling.bench import measure_latency
+
+    before, after = measure_latency([original, pruned], feed, labels=["original", "pruned"], runs=runs, warmup=2,
+                                    progress=False)
+    return before.median_ms / after.median_ms
+
+
+@dataclass(frozen=True)
+class Point:
+    """A pruned model: what it removed, how far it drifted on the evaluation samples, its speedup."""
+
+    ratio: float
+    macs_removed: float
+    drift: float
+    speedup: float = 0.0
+
+
+def evaluate(case: Case, importance: str, repair: str, **how) -> tuple[Point, object]:
+    from graphprune.api import prune
+
+    result = prune(case.model, importance=importance, calib=case.calib, calib_samples=None, repair=repair,
+                   validate="max_drift" in how, round_to=case.round_to, **how)  # a search checks its result
+    drift = qd.drift(case.spec.metric, case.reference, qd.outputs_of(result.model, case.evaluation, case.spec.view))
+    return Point(how.get("ratio", -1.0), 1.0 - result.macs_after / result.macs_before, drift), result
+
+
+def with_speedup(case: Case, point: Point, result) -> Point:
+    key = round(point.macs_removed, 4)
+    if key not in case.speedups:
+        case.speedups[key] = speedup(case.model, result.model, case.evaluation[0]) if key > 0 else 1.0
+    return Point(point.ratio, point.macs_removed, point.drift, case.speedups[key])
+
+
+def scan(case: Case, importance: str, repair: str, budgets, log) -> dict:
+    """budget -> best Point within it, for uniform ratios (see the module docstring)."""
+    tried: dict[float, tuple] = {}
+
+    def at(ratio: float):
+        ratio = round(ratio, 4)
+        if ratio not in tried:
+            tried[ratio] = evaluate(case, importance, repair, ratio=ratio)
+            log(f"  {case.name} {importance}/{repair} ratio {ratio:.3f}: MACs -{tried[ratio][0].macs_removed:.1%} "
+                f"drift {tried[ratio][0].drift:.4g}")
+        return tried[ratio]
+
+    ratio = STEP
+    while ratio <= MAX_RATIO + 1e-9 and at(ratio)[0].drift <= max(budgets) + TOLERANCE:
+        ratio += STEP
+    best = {}
+    for budget in budgets:
+        grid = sorted(tried)
+        fails = [r for r in grid if tried[r][0].drift > budget + TOLERANCE]
+        ok = max((r for r in grid if r < (fails[0] if fails else 2.0)), default=0.0)
+        fail = fails[0] if fails else None
+        for _ in range(BISECTIONS):
+            if fail is None or fail - ok <= STEP / 8:
+                break
+            middle = at((ok + fail) / 2)
+            ok, fail = (middle[0].ratio, fail) if middle[0].drift <= budget + TOLERANCE else (ok, middle[0].ratio)
+        best[budget] = with_speedup(case, *tried[ok]) if ok else Point(0.0, 0.0, 0.0, 1.0)
+    return best
+
+
+def searched(case: Case, repair: str, budgets, log) -> dict:
+    """budget -> Point of the budget search (issue 11), when it is on this branch."""
+    best = {}
+    for budget in budgets:
+        try:
+            point, result = evaluate(case, "fluctuation", repair, max_drift=budget, metric=case.spec.metric)
+        except Exception as exc:  # noqa: BLE001 - a budget the search cannot meet is a result (nothing removed)
+            log(f"  {case.name} search/{repair} drift {budget}: {exc}")
+            best[budget] = Point(0.0, 0.0, 0.0, 1.0)
+            continue
+        best[budget] = with_speedup(case, point, result)
+    return best
+
+
+def run_model(name: str, columns, calib: int, evaluation: int, search: bool, log,
+              cosine_budgets=COSINE_BUDGETS, round_to: int = 1) -> dict:
+    case = Case.load(name, calib, evaluation, round_to)
+    budgets = cosine_budgets if case.spec.metric == "cosine" else TOP1_BUDGETS
+    out, done = {}, {}
+    for column in columns:
+        importance, repair, is_search = COLUMNS[column]
+        key = (importance, repair, is_search and search)  # the fallback search+mean is data+mean: run once
+        start = time.perf_counter()
+        if key not in done:
+            done[key] = searched(case, repair, budgets, log) if key[2] else scan(case, importance, repair, budgets, log)
+        out[column] = done[key]
+        log(f"{name} {column}: {time.perf_counter() - start:.0f}s")
     return out
 
 
-def eval_photos() -> list[np.ndarray]:
-    return [load_photo(n) for n in EVAL_PHOTOS] + [lfw_mosaic(0), lfw_mosaic(40)]
+def budget_label(metric: str, budget: float) -> str:
+    return f"cosine ≥ {1 - budget:g}" if metric == "cosine" else f"top-1 ≥ {100 * (1 - budget):g}%"
 
 
-# ----------------------------------------------------------------------------------- models
-@dataclass(frozen=True)
-class Detector:
-    """How to feed one model and read its scores and detections."""
-
-    file: str
-    input: str
-    size: tuple[int, int]
-    bgr: bool
-    scale: float
-    mean: float
-    std: float
-    scores: Callable          # outputs -> 1-D score map
-    detections: Callable      # outputs -> (boxes [n, 4] x1y1x2y2, classes [n], scores [n])
-
-    def feed(self, rgb: np.ndarray) -> dict:
-        from PIL import Image
-
-        h, w = self.size
-        img = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR), np.float32)
-        if self.bgr:
-            img = img[..., ::-1]
-        x = (img / 255.0 * self.scale - self.mean) / self.std
-        return {self.input: np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)}
-
-
-def _yolox_grid(size: int = 416) -> tuple[np.ndarray, np.ndarray]:
-    grids, strides = [], []
-    for stride in (8, 16, 32):
-        n = size // stride
-        yy, xx = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-        grids.append(np.stack([xx.ravel(), yy.ravel()], axis=1))
-        strides.append(np.full(n * n, stride))
-    return np.concatenate(grids).astype(np.float64), np.concatenate(strides).astype(np.float64)
-
-
-YOLOX_GRID, YOLOX_STRIDE = _yolox_grid()
-
-
-def _yolox_scores(out: dict) -> np.ndarray:
-    o = out["output"][0].astype(np.float64)
-    return (o[:, 4:5] * o[:, 5:]).ravel()
-
-
-def _yolox_detections(out: dict, threshold: float = 0.3):
-    o = out["output"][0].astype(np.float64)
-    xy = (o[:, :2] + YOLOX_GRID) * YOLOX_STRIDE[:, None]
-    wh = np.exp(np.clip(o[:, 2:4], -10, 10)) * YOLOX_STRIDE[:, None]
-    scores = o[:, 4:5] * o[:, 5:]
-    cls, best = scores.argmax(axis=1), scores.max(axis=1)
-    keep = best >= threshold
-    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=1)[keep]
-    return nms(boxes, cls[keep], best[keep], 0.45)
-
-
-def _face_scores(out: dict) -> np.ndarray:
-    return out["scores"][0][:, 1].astype(np.float64)
-
-
-def _face_detections(out: dict, threshold: float = 0.7):
-    scores = out["scores"][0][:, 1].astype(np.float64)
-    keep = scores >= threshold
-    boxes = out["boxes"][0].astype(np.float64)[keep]
-    return nms(boxes, np.zeros(int(keep.sum()), np.int64), scores[keep], 0.3)
-
-
-MODELS = {
-    "yolox-nano": Detector("yolox-nano.onnx", "images", (416, 416), bgr=True, scale=255.0, mean=0.0, std=1.0,
-                           scores=_yolox_scores, detections=_yolox_detections),
-    "ultraface-slim-320": Detector("ultraface-slim-320.onnx", "input", (240, 320), bgr=False, scale=255.0,
-                                   mean=127.0, std=128.0, scores=_face_scores, detections=_face_detections),
-}
-
-
-# ----------------------------------------------------------------------------------- metrics
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)  # noqa: E731
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
-
-
-def nms(boxes, classes, scores, threshold: float):
-    """Class-wise greedy non-maximum suppression; returns the kept (boxes, classes, scores)."""
-    order = np.argsort(-scores)
-    kept = []
-    while order.size:
-        i, order = order[0], order[1:]
-        kept.append(i)
-        if order.size:
-            same = classes[order] == classes[i]
-            order = order[~(same & (iou(boxes[i], boxes[order]) > threshold))]
-    kept = np.array(kept, dtype=np.int64)
-    return boxes[kept], classes[kept], scores[kept]
-
-
-def detection_f1(reference, candidate, threshold: float = 0.5) -> float | None:
-    """F1 of ``candidate`` detections against ``reference`` ones (same class, IoU >= threshold)."""
-    rb, rc, _ = reference
-    cb, cc, _ = candidate
-    if len(rb) == 0:
-        return None
-    used = np.zeros(len(rb), dtype=bool)
-    hits = 0
-    for box, cls in zip(cb, cc):
-        ok = (~used) & (rc == cls)
-        if ok.any():
-            overlaps = np.where(ok, iou(box, rb), 0.0)
-            j = int(overlaps.argmax())
-            if overlaps[j] >= threshold:
-                used[j] = True
-                hits += 1
-    return 2.0 * hits / (len(rb) + len(cb))
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
-
-
-def outputs_of(model, feeds: list[dict]) -> list[dict]:
-    session = make_session(model, exact=False, label="benchmark model")
-    names = [o.name for o in session.get_outputs()]
-    return [dict(zip(names, session.run(names, f))) for f in feeds]
-
-
-def agreement(spec: Detector, reference: list[dict], candidate: list[dict]) -> tuple[float, float]:
-    cos = np.mean([cosine(spec.scores(r), spec.scores(c)) for r, c in zip(reference, candidate)])
-    f1 = [detection_f1(spec.detections(r), spec.detections(c)) for r, c in zip(reference, candidate)]
-    f1 = [v for v in f1 if v is not None]
-    return float(cos), float(np.mean(f1)) if f1 else float("nan")
-
-
-# ----------------------------------------------------------------------------------- run
-@dataclass
-class Row:
-    model: str
-    removed: float
-    criterion: str
-    macs_kept: float
-    cosine: float
-    f1: float
-    seconds: float
-
-
-def run_model(name: str, removed_levels, criteria, calib_count: int, global_rank: bool, log) -> list[Row]:
-    spec = MODELS[name]
-    path = SHARED / spec.file
-    if not path.is_file():
-        raise SystemExit(f"bench_quality: {path} not found (the third-party models live in ../shared/models/)")
-    original = load_model(path)
-    calib = [spec.feed(c) for c in crops(calib_count)]
-    evaluation = [spec.feed(p) for p in eval_photos()]
-    reference = outputs_of(original, evaluation)
-    base_macs = profile(original, progress=False).total_macs
-    rows = []
-    for removed in removed_levels:
-        for label in criteria:
-            importance, compensate, refit = CRITERIA[label]
-            start = time.perf_counter()
-            result = prune(original, target_macs=round(1.0 - removed, 6), importance=importance,
-                           calib=calib, calib_samples=None, compensate=compensate, refit=refit,
-                           global_rank=global_rank, validate=False, seed=SEED)
-            cos, f1 = agreement(spec, reference, outputs_of(result.model, evaluation))
-            row = Row(name, removed, label, result.macs_after / base_macs, cos, f1, time.perf_counter() - start)
-            log(f"{name} -{removed:.0%} {label:17s} MACs kept {row.macs_kept:.3f} cosine {cos:.4f} F1 {f1:.3f} "
-                f"({row.seconds:.1f}s)")
-            rows.append(row)
-    return rows
-
-
-def table(rows: list[Row], criteria) -> list[str]:
-    lines = ["| model | MACs removed | " + " | ".join(criteria) + " |",
-             "|---|---|" + "---|" * len(criteria)]
-    keys = sorted({(r.model, r.removed) for r in rows}, key=lambda k: (list(MODELS).index(k[0]), k[1]))
-    for model, removed in keys:
-        cells = []
-        for label in criteria:
-            r = next(x for x in rows if x.model == model and x.removed == removed and x.criterion == label)
-            cells.append(f"{r.cosine:.3f} / {r.f1:.2f}")
-        worst = max(abs(x.macs_kept - (1 - removed)) for x in rows if x.model == model and x.removed == removed)
-        lines.append(f"| {model} | {removed:.0%} (±{worst:.2%}) | " + " | ".join(cells) + " |")
+def table(results: dict, columns) -> list[str]:
+    lines = ["| model | budget | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for name, by_column in results.items():
+        metric = qd.MODELS[name].metric
+        for budget in next(iter(by_column.values())):
+            cells = [f"{p.macs_removed:.0%} {p.speedup:.2f}x" for p in (by_column[c][budget] for c in columns)]
+            lines.append(f"| {name} | {budget_label(metric, budget)} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _floats(text: str) -> list[float]:
-    values = [float(v) for v in text.split(",") if v]
-    if not values or any(not 0 < v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected fractions in (0, 1), got {text!r}")
-    return values
+def target_lines(results: dict, columns) -> list[str]:
+    """The issue's target: the search with repair removes at least 2x the MACs of uniform l2."""
+    repaired = [c for c in columns if c.startswith("search+")]
+    if "l2" not in columns or not repaired:
+        return []
+    lines = []
+    for name, by_column in results.items():
+        for budget, base in by_column["l2"].items():
+            best = max(repaired, key=lambda c: by_column[c][budget].macs_removed)
+            got = by_column[best][budget].macs_removed
+            verdict = "met" if got >= 2 * base.macs_removed and got > 0 else "NOT met"
+            lines.append(f"- {name}, {budget_label(qd.MODELS[name].metric, budget)}: best {best} removes {got:.1%} "
+                         f"of the MACs, l2 {base.macs_removed:.1%}: target {verdict}")
+    return lines
+
+
+def effect(models, ratios, calib: int, evaluation: int, log, round_to: int = 1) -> list[str]:
+    """Drift of every repair at fixed uniform ratios (fluctuation criterion)."""
+    lines = ["| model | ratio | MACs removed | " + " | ".join(EFFECT_REPAIRS) + " |",
+             "|---|---|---|" + "---|" * len(EFFECT_REPAIRS)]
+    for name in models:
+        case = Case.load(name, calib, evaluation, round_to)
+        for ratio in ratios:
+            points = []
+            for repair in EFFECT_REPAIRS:
+                start = time.perf_counter()
+                points.append(evaluate(case, "fluctuation", repair, ratio=ratio)[0])
+                log(f"  {name} ratio {ratio} {repair}: drift {points[-1].drift:.4g} ({time.perf_counter() - start:.0f}s)")
+            cells = [f"{1 - p.drift:.4f}" for p in points]
+            lines.append(f"| {name} | {ratio:g} | {points[0].macs_removed:.0%} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _names(text: str, known, what: str) -> list[str]:
+    names = [n for n in text.split(",") if n]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown {what}: {', '.join(bad)} (choose from {', '.join(known)})")
+    return names
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="yolox-nano,ultraface-slim-320",
-                    help=f"comma-separated, from {', '.join(MODELS)}")
-    ap.add_argument("--removed", type=_floats, default=[0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
-                    help="fractions of the MACs to remove (default 0.05,0.1,0.2,0.3,0.4,0.5)")
-    ap.add_argument("--criteria", default=",".join(DEFAULT_CRITERIA), help=f"from {', '.join(CRITERIA)}")
-    ap.add_argument("--calib", type=int, default=32, help="calibration crops (default 32)")
-    ap.add_argument("--global", dest="global_rank", action="store_true", help="global ranking instead of local")
+    ap.add_argument("--models", type=lambda t: _names(t, qd.MODELS, "model"), default=list(qd.MODELS))
+    ap.add_argument("--columns", type=lambda t: _names(t, COLUMNS, "column"), default=list(COLUMNS))
+    ap.add_argument("--budgets", type=lambda t: tuple(float(v) for v in t.split(",")), default=None,
+                    help="cosine drift budgets (default 0.001,0.01,0.02)")
+    ap.add_argument("--calib", type=int, default=8, help="calibration photos (x20 digits for mnist; default 8)")
+    ap.add_argument("--eval", type=int, default=8, help="evaluation photos (x25 digits for mnist; default 8)")
+    ap.add_argument("--round-to", type=int, default=1, help="prune with --round-to N (default 1)")
+    ap.add_argument("--effect", type=lambda t: [float(v) for v in t.split(",")], default=None,
+                    help="instead: the cosine of every repair at these uniform ratios")
     args = ap.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
-    criteria = [c for c in args.criteria.split(",") if c]
-    bad = [m for m in models if m not in MODELS] + [c for c in criteria if c not in CRITERIA]
-    if bad:
-        ap.error(f"unknown model or criterion: {', '.join(bad)}")
-    rows = []
-    for name in models:
-        rows += run_model(name, args.removed, criteria, args.calib, args.global_rank,
-                          lambda text: print(text, file=sys.stderr, flush=True))
-    print("cells: cosine of the score maps / detection F1 against the original's detections "
-          "(mean over the evaluation photos)\n")
-    print("\n".join(table(rows, criteria)))
-    print(f"\n`{shlex.join(['python', 'benchmarks/bench_quality.py'] + list(sys.argv[1:] if argv is None else argv))}`")
+    log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
+    command = shlex.join(["python", "benchmarks/bench_quality.py"] + list(sys.argv[1:] if argv is None else argv))
+    if args.effect:
+        print("cells: cosine to the original on the evaluation samples (1 - drift; top-1 agreement for mnist)\n")
+        print("\n".join(effect(args.models, args.effect, args.calib, args.eval, log, args.round_to)))
+        print(f"\n`{command}`")
+        return 0
+    search = budget_search_available()
+    print("cells: MACs removed and onnxruntime speedup (1 thread) of the largest removal within the budget, "
+          "drift measured on the evaluation samples")
+    if not search:
+        print("search columns: FALLBACK (the budget search is not on this branch): largest uniform ratio, "
+              "fluctuation criterion, the column's repair")
+    print("\n" + "\n".join(table({}, args.columns)), flush=True)
+    results = {}
+    for name in args.models:
+        results[name] = run_model(name, args.columns, args.calib, args.eval, search, log,
+                                  args.budgets or COSINE_BUDGETS, args.round_to)
+        print("\n".join(table({name: results[name]}, args.columns)[2:]), flush=True)
+    print("\n" + "\n".join(target_lines(results, args.columns)))
+    print(f"\n`{command}`")
     return 0
 
 

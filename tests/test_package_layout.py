@@ -120,3 +120,17 @@ def test_planning_runs_nothing(imports):
     planning = [m for m in imports if m.startswith("graphprune.planning")]
     reach = set().union(*(nx.descendants(imports, m) for m in planning))
     assert sorted(m for m in reach if m.startswith(RUNTIME)) == []
+
+
+def test_test_files_import_no_other_test_file():
+    """Shared test code lives in tests/helpers; a test file never imports another test file."""
+    tests = PACKAGE.parent / "tests"
+    offenders = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            names += [f"{node.module}.{a.name}" for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            if any(part.startswith("test_") for name in names for part in name.split(".")[1:]):
+                offenders.append(str(path.relative_to(tests)))
+    assert offenders == []

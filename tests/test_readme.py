@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 from tests.helpers.paths import ROOT
 
@@ -94,7 +93,8 @@ def test_ci_installs_chromium_only_when_missing(tmp_path):
     assert _run_ci(tmp_path, uid=0, chromium=True) == (0, TESTS)
     code, calls = _run_ci(tmp_path / "missing", uid=0, chromium=False)
     assert (code, calls) == (0, ["apt-get update -qq",
-                                 "apt-get install -y -qq chromium (DEBIAN_FRONTEND=noninteractive)", *TESTS])
+                                 "apt-get install -y -qq chromium fonts-dejavu-core (DEBIAN_FRONTEND=noninteractive)",
+                                 *TESTS])
 
 
 def test_ci_uses_sudo_when_not_root_and_stops_when_the_install_fails(tmp_path):

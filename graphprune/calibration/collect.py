@@ -12,9 +12,11 @@ statistics do not depend on how many workers computed them.
 from __future__ import annotations
 
 import logging
+import hashlib
 from collections.abc import Iterable, Mapping
 from itertools import islice
 
+import numpy as np
 import onnx
 
 from ..errors import DataError, UsageError
@@ -22,10 +24,11 @@ from ..progress import progress as progress_iter
 from ..rules.base import Space
 from ..validation.runner import make_session, run_session
 from .stats import CalibrationStats
+from .tokens import TokenMask
 
 log = logging.getLogger(__name__)
 
-from ..vocabulary import DEFAULT_CALIB_SAMPLES  # noqa: F401 - re-exported
+from ..vocabulary import DEFAULT_CALIB_SAMPLES, DEFAULT_MAX_LENGTH  # noqa: F401 - re-exported
 
 #: samples summed into one partial sum before it is added to the total (the unit of distribution)
 SHARD_SAMPLES = 16
@@ -41,14 +44,40 @@ def expose(model: onnx.ModelProto, tensors: Iterable[str]) -> onnx.ModelProto:
     return probe
 
 
-def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES, image_options: Mapping | None = None):
-    """A stream of feeds from ``spec`` (``.npz``/``.npy``/image folder, arrays, list of dicts)."""
+def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES, image_options: Mapping | None = None,
+                      tokenizer=None, max_length: int = DEFAULT_MAX_LENGTH, text_batch: int | None = None):
+    """A stream of feeds from ``spec`` (``.npz``/``.npy``/image folder, arrays, list of dicts).
+
+    With ``tokenizer`` (a ``tokenizer.json`` path), ``spec`` is a text file of one sentence per
+    line, ``limit`` counts sentences and ``text_batch`` sets the sentences per feed (see
+    :func:`graphprune.calibration.text.text_feeds`).
+    """
     from ..validation.data_files import iter_inputs
 
     if spec is None:
         raise UsageError("a data-driven criterion needs calibration data: give it with --calib PATH "
                          "(API: calib=...)")
+    if tokenizer is not None:
+        from ..validation.feeds import model_inputs
+        from ..validation.runner import as_model
+        from .text import text_feeds
+
+        specs = model_inputs(as_model(model))
+        return iter_inputs(text_feeds(spec, tokenizer, specs, limit=limit, max_length=max_length,
+                                      batch_size=text_batch), model)
     return iter_inputs(spec, model, limit=limit, **dict(image_options or {}))
+
+
+def fingerprint(feeds: Iterable[dict]) -> tuple[str, int]:
+    """SHA-256 of a stream of feeds (input names, dtypes, shapes and values, in order) and its length."""
+    digest, count = hashlib.sha256(), 0
+    for feed in feeds:
+        for name in sorted(feed):
+            array = np.ascontiguousarray(feed[name])
+            digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+            digest.update(array.tobytes())
+        count += 1
+    return digest.hexdigest(), count
 
 
 def empty_stats(spaces: Iterable[Space], sizes: Mapping, gram: Iterable[Space] = (),
@@ -61,42 +90,54 @@ def empty_stats(spaces: Iterable[Space], sizes: Mapping, gram: Iterable[Space] =
 
 
 class Collector:
-    """One onnxruntime session over ``model`` with the calibrated tensors exposed, and what to sum."""
+    """One onnxruntime session over ``model`` with the calibrated tensors exposed, and what to sum
+    (``mask``, see :mod:`.tokens`: padded tokens left out)."""
 
     def __init__(self, model: onnx.ModelProto, spaces: Iterable[Space], *, sizes: Mapping,
-                 gram: Iterable[Space] = (), threads: int | None = None):
+                 gram: Iterable[Space] = (), threads: int | None = None, mask: TokenMask | None = None):
         self.spaces = sorted(set(spaces))
         self.sizes = {s: int(sizes[s]) for s in self.spaces}
         self.gram = set(gram)
-        tensors = sorted({s.tensor for s in self.spaces})
-        self.session = make_session(expose(model, tensors), exact=True, threads=threads, label="calibration model")
+        self.mask = mask
+        self.by_tensor: dict[str, list[Space]] = {}
+        for space in self.spaces:
+            self.by_tensor.setdefault(space.tensor, []).append(space)
+        self.session = make_session(expose(model, sorted(self.by_tensor)), exact=True, threads=threads,
+                                    label="calibration model")
 
     def empty(self, source: str = "") -> CalibrationStats:
         return empty_stats(self.spaces, self.sizes, self.gram, source)
 
     def shard(self, feeds: Iterable[dict], first: int = 0, source: str = "") -> CalibrationStats:
         """The statistics of ``feeds`` alone (``first``: the number of the first one, for messages)."""
-        stats = self.empty(source)
+        stats, mask = self.empty(source), self.mask
         for i, feed in enumerate(feeds, start=first):
             values = run_session(self.session, feed, label="calibration model", sample=i)
-            for space in self.spaces:
-                try:
-                    stats.spaces[space].update(values[space.tensor])
-                except ValueError as exc:
-                    raise DataError(f"calibration sample {i}: {exc}") from exc
+            for name, members in self.by_tensor.items():
+                valid = _valid_tokens(mask, feed, name, values[name])
+                for space in members:
+                    try:
+                        stats.spaces[space].update(values[name], valid)
+                    except ValueError as exc:
+                        raise DataError(f"calibration sample {i}: {exc}") from exc
             stats.samples += 1
+            if mask is not None and mask.input in feed:
+                real = np.asarray(feed[mask.input]) != 0
+                stats.sequences += int(real.shape[0]) if real.ndim == 2 else 0
+                stats.tokens += int(real.sum())
         return stats
 
 
 def calibrate(model: onnx.ModelProto, spaces: Iterable[Space], feeds: Iterable[dict], *, sizes: Mapping,
               gram: Iterable[Space] = (), progress: bool = False, total: int | None = None,
-              source: str = "") -> CalibrationStats:
+              source: str = "", mask: TokenMask | None = None) -> CalibrationStats:
     """Statistics of ``spaces`` (activation axes of ``model``) over ``feeds``, in this process.
 
     ``sizes`` maps each space to its number of positions; ``gram`` lists the spaces whose Gram
-    matrix is also accumulated (for the re-fit).
+    matrix is also accumulated (for the re-fit); ``mask`` (see :mod:`.tokens`) leaves padded
+    tokens out.
     """
-    collector = Collector(model, spaces, sizes=sizes, gram=gram)
+    collector = Collector(model, spaces, sizes=sizes, gram=gram, mask=mask)
     stats = collector.empty(source)
     stream = iter(progress_iter(feeds, total=total, desc="calibrating", enabled=progress, unit="sample"))
     while True:
@@ -113,3 +154,14 @@ def finished(stats: CalibrationStats, source: str) -> CalibrationStats:
         raise DataError(f"no calibration samples in {source or 'the data'}")
     log.info("calibrated %d spaces on %d samples", len(stats.spaces), stats.samples)
     return stats
+
+
+def _valid_tokens(mask: TokenMask | None, feed: Mapping, tensor: str, value):
+    """Where ``tensor``'s elements are real tokens in this feed (None: every element counts)."""
+    if mask is None:
+        return None
+    valid = mask.valid(feed, tensor, value.shape)
+    if valid is None and tensor in mask.axes:
+        log.warning("calibration: the %s of the feed does not fit %s of shape %s; its padded tokens count too",
+                    mask.input, tensor, tuple(value.shape))
+    return valid

@@ -21,6 +21,7 @@ from ..execution.executor import Context, Executor
 from ..rules.base import Space
 from .collect import SHARD_SAMPLES, Collector, empty_stats, finished
 from .stats import CalibrationStats
+from .tokens import TokenMask
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class ShardPayload:
     data: object
     image_options: dict = field(default_factory=dict)
     source: str = ""
+    #: where padded tokens are (see :mod:`.tokens`; None: every element counts)
+    mask: TokenMask | None = None
 
 
 class ShardState:
@@ -45,7 +48,8 @@ class ShardState:
     def __init__(self, payload: ShardPayload):
         self.payload = payload
         self.model = onnx.load_from_string(payload.model)
-        self.collector = Collector(self.model, payload.spaces, sizes=payload.sizes, gram=payload.gram, threads=1)
+        self.collector = Collector(self.model, payload.spaces, sizes=payload.sizes, gram=payload.gram, threads=1,
+                                   mask=payload.mask)
 
     def stats(self, positions: Sequence[int]) -> CalibrationStats:
         from ..validation.data_files import iter_inputs
@@ -80,8 +84,8 @@ def worth_sharding(executor: Executor | None, samples: int | None) -> bool:
 
 def calibrate_sharded(model: onnx.ModelProto, spaces: Iterable[Space], data, positions: Sequence[int],
                       executor: Executor, *, sizes: Mapping, gram: Iterable[Space] = (),
-                      image_options: Mapping | None = None, progress: bool = False,
-                      source: str = "") -> CalibrationStats:
+                      image_options: Mapping | None = None, progress: bool = False, source: str = "",
+                      mask: TokenMask | None = None) -> CalibrationStats:
     """The statistics of the samples at ``positions`` of ``data`` (a path, arrays or a list of
     feeds), one shard per task of ``executor``; equal to :func:`~.collect.calibrate` over them."""
     from ..validation.data_files import iter_inputs
@@ -95,7 +99,7 @@ def calibrate_sharded(model: onnx.ModelProto, spaces: Iterable[Space], data, pos
     else:
         data = str(data)
     payload = ShardPayload(model.SerializeToString(), spaces, {s: int(sizes[s]) for s in spaces},
-                           tuple(sorted(set(gram))), data, options, source)
+                           tuple(sorted(set(gram))), data, options, source, mask)
     tasks = shards(positions)
     log.info("calibrating %d samples in %d shards on %d workers", len(positions), len(tasks), executor.width)
     parts = executor.map(shard_stats, tasks, context=Context(shard_state, payload, label="calibration shards"),

@@ -7,11 +7,15 @@ the node reading such an initializer together with its non-constant input whose 
 the same group. Nothing here knows op types, so a new op only needs its rule.
 
 Data-driven importance measures the site's activation; compensation changes what the site's
-node adds to its output.
+node adds to its output. A **contraction site** is a node contracting two activations of one
+group with each other (queries against keys): no weight reads those channels, so importance
+measures both operands there, and nothing can be compensated.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..analysis.types import Group
 from ..graph.nodes import inputs
@@ -52,14 +56,79 @@ def consumer_sites(group: Group, index) -> list[ConsumerSite]:
     return out
 
 
+@dataclass(frozen=True)
+class ContractionSite:
+    """``node`` contracts two activations of the group with each other: ``a`` (one of the group's
+    ``contractions``) against ``b`` (e.g. queries against keys: no weight reads these channels)."""
+
+    node: str
+    a: Space
+    b: Space
+
+
+def contraction_sites(group: Group, index) -> list[ContractionSite]:
+    """Every node contracting two activation spaces of ``group`` (deterministic order)."""
+    out: list[ContractionSite] = []
+    for space in group.contractions:
+        for use in index.uses(space.tensor):
+            if use.index < 0:
+                continue
+            node = index.nodes[use.node]
+            for name in inputs(node):
+                if not name or name == space.tensor or index.is_constant(name):
+                    continue
+                out.extend(ContractionSite(node.name, space, other) for other in _spaces_of(name, group.slot_of))
+    return list(dict.fromkeys(out))
+
+
 def _spaces_of(tensor: str, members) -> list[Space]:
     return [s for s in members if s.tensor == tensor]
 
 
+def whole(space: Space) -> Space:
+    """The whole axis of ``space`` (a space may be one part of an axis: the heads or the head dims of
+    a ``heads * head_dim`` axis); calibration statistics are kept per position of the whole axis."""
+    return Space(space.tensor, space.axis) if getattr(space, "part", ()) else space
+
+
+def whole_slots(group: Group, space: Space, size: int) -> np.ndarray:
+    """The slot of each of the ``size`` positions of ``space``'s whole axis (``space`` is the whole
+    axis, or the part ``(stride, parts)`` whose position ``(p // stride) % parts`` holds position p)."""
+    slots = group.slot_of[space]
+    part = getattr(space, "part", ())
+    if not part:
+        return slots
+    stride, parts = part
+    return slots[(np.arange(size, dtype=np.int64) // stride) % parts]
+
+
+def axis_slots(group: Group, space: Space, size: int) -> np.ndarray | None:
+    """The slot of each of the ``size`` positions of the whole axis ``space`` in ``group`` (read from
+    the axis itself or from any of its parts in the group), or None when the group has no space on it."""
+    for member in group.slot_of:
+        if whole(member) == space:
+            return whole_slots(group, member, size)
+    return None
+
+
+def whole_size(analysis, space: Space) -> int | None:
+    """Positions of the whole axis ``space`` (from its group, else from the inferred shape)."""
+    gid = analysis.space_group.get(space)
+    size = analysis.groups[gid].sizes.get(space) if gid is not None else None
+    if isinstance(size, int):
+        return size
+    shape = analysis.index.shape(space.tensor)
+    if shape is not None and space.axis < len(shape) and isinstance(shape[space.axis], int):
+        return shape[space.axis]
+    return None
+
+
 def activation_spaces(groups, index) -> list[Space]:
-    """The activation spaces read by the consumer sites of ``groups`` (sorted, unique)."""
+    """The whole activation axes read by the consumer and contraction sites of ``groups`` (sorted, unique)."""
     out = set()
     for group in groups:
         for site in consumer_sites(group, index):
-            out.add(site.activation)
+            out.add(whole(site.activation))
+        for pair in contraction_sites(group, index):
+            out.update((whole(pair.a), whole(pair.b)))
     return sorted(out)

@@ -45,12 +45,22 @@ class SpaceStats:
         if self.with_gram and self.gram is None:
             self.gram = np.zeros((self.size, self.size), dtype=np.float64)
 
-    def update(self, array: np.ndarray) -> None:
-        """Add one batch: ``array`` is the whole tensor; values are grouped by ``space.axis``."""
+    def update(self, array: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Add one batch: ``array`` is the whole tensor; values are grouped by ``space.axis``.
+
+        ``valid`` (boolean, broadcastable to ``array``, size 1 along ``space.axis``) keeps only the
+        elements where it is True (real tokens of a padded batch, see :mod:`.tokens`).
+        """
         array = np.asarray(array)
-        if array.ndim <= self.space.axis or array.shape[self.space.axis] != self.size:
+        axis = self.space.axis
+        if array.ndim <= axis or array.shape[axis] != self.size:
             raise ValueError(f"{self.space}: expected {self.size} positions, got shape {array.shape}")
-        rows = np.moveaxis(array, self.space.axis, 0).reshape(self.size, -1).astype(np.float64)
+        rows = np.moveaxis(array, axis, 0).reshape(self.size, -1)
+        if valid is not None:
+            rest = array.shape[:axis] + array.shape[axis + 1:]
+            keep = np.broadcast_to(np.moveaxis(np.asarray(valid, dtype=bool), axis, 0)[0], rest).reshape(-1)
+            rows = rows[:, keep]
+        rows = rows.astype(np.float64)
         self.count += rows.shape[1]
         self.total += rows.sum(axis=1)
         self.squares += np.einsum("ij,ij->i", rows, rows)
@@ -86,6 +96,11 @@ class SpaceStats:
         return np.maximum(self.squares / max(self.count, 1) - mean * mean, 0.0)
 
     @property
+    def second_moment(self) -> np.ndarray:
+        """E[x²] per position."""
+        return self.squares / max(self.count, 1)
+
+    @property
     def mean_abs(self) -> np.ndarray:
         return self.absolute / max(self.count, 1)
 
@@ -105,6 +120,9 @@ class CalibrationStats:
     spaces: dict = field(default_factory=dict)
     samples: int = 0
     source: str = ""
+    #: token inputs (an attention mask): sequences (rows of the feeds) and real tokens among them
+    sequences: int = 0
+    tokens: int = 0
 
     def __contains__(self, space: Space) -> bool:
         return space in self.spaces
@@ -126,7 +144,15 @@ class CalibrationStats:
         for space, stats in self.spaces.items():
             stats.merge(other.spaces[space])
         self.samples += other.samples
+        self.sequences += other.sequences
+        self.tokens += other.tokens
         return self
 
     def to_dict(self) -> dict:
-        return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces)}
+        tokens = {"sequences": self.sequences, "tokens": self.tokens} if self.sequences else {}
+        return {"samples": self.samples, "source": self.source, "spaces": len(self.spaces), **tokens}
+
+    def describe(self) -> str:
+        """``4 samples`` or, for token inputs, ``2 samples (32 sequences, 457 real tokens)``."""
+        text = f"{self.samples} samples"
+        return text + (f" ({self.sequences} sequences, {self.tokens} real tokens)" if self.sequences else "")

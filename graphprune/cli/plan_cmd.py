@@ -11,8 +11,9 @@ from pathlib import Path
 import json
 
 from ..errors import DriftBudgetExceeded, UsageError
-from ..vocabulary import (AGGREGATES, ATTENTION_MODES, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          EXECUTORS, IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES)
+from ..vocabulary import (AGGREGATES, ALL_REPAIRS, ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES,
+                          DEFAULT_EVAL_SPLIT, DEFAULT_MAX_LENGTH, DEFAULT_REPAIR, DRIFT_METRICS, EXECUTORS,
+                          IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES, parse_repair)
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -21,6 +22,8 @@ EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --importance fluctuation --calib images/ --calib-samples 64 \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225
   graphprune plan model.onnx -o plan.json --target-macs 0.7 --importance fluctuation --calib inputs.npz --refit
+  graphprune plan bert.onnx -o plan.json --target-params 0.8 --importance fluctuation --calib sentences.txt \\
+      --tokenizer tokenizer.json --calib-samples 256 --max-length 128
   graphprune plan model.onnx -o plan.json --ratio 0.5 --round-to 8 --max-ratio 0.7 --exclude '*head*' \\
       --config overrides.toml --export-masks masks.json
   graphprune plan model.onnx -o plan.json --calib images/ --max-drift 0.01 --objective params
@@ -68,14 +71,22 @@ def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
                        help="criterion: l1, l2 (magnitude of every parameter slice), bn-scale (|gamma| of the "
                             "BatchNorms, scored before folding), fpgm (distance of the producer filters to their "
                             "geometric median), random (seeded baseline), activation (mean |x|, needs --calib), "
-                            "fluctuation (Var(x) x consumer weight norm, needs --calib); default: fluctuation "
-                            "(with compensation) when --calib is given, else l2")
+                            "fluctuation (Var(x) x consumer weight norm, needs --calib), energy (E[x^2] x consumer "
+                            "weight norm, needs --calib); default: fluctuation (with compensation) when --calib is "
+                            "given, else l2")
     group.add_argument("--aggregate", choices=AGGREGATES, default="sum",
                        help="how l1/l2/bn-scale/fpgm combine a slot's slices: sum (default), mean, max")
     group.add_argument("--calib", metavar="PATH", help="calibration data for data-driven criteria and compensation: "
-                       ".npz (arrays named after the inputs), .npy (one-input models) or a folder of images")
+                       ".npz (arrays named after the inputs), .npy (one-input models), a folder of images, or a "
+                       "text file of sentences (one per line) with --tokenizer")
     group.add_argument("--calib-samples", type=positive_int, default=DEFAULT_CALIB_SAMPLES, metavar="N",
-                       help="use the first N calibration samples (default: all of them, streamed)")
+                       help="use the first N calibration samples (sentences of a text file; default: all of "
+                            "them, streamed)")
+    group.add_argument("--tokenizer", metavar="FILE", help="a Hugging Face tokenizer.json that turns a text --calib "
+                       "into input_ids/attention_mask/token_type_ids (needs the tokenizers package: pip install "
+                       "'graphprune[text]'); padded tokens are left out of the statistics")
+    group.add_argument("--max-length", type=positive_int, default=DEFAULT_MAX_LENGTH, metavar="N",
+                       help=f"tokens per sentence at most, with --tokenizer (default {DEFAULT_MAX_LENGTH})")
 
 
 def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,10 +104,10 @@ def add_budget_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--objective", choices=OBJECTIVES, default=None,
                        help="what the search removes as much of as it can: macs (default), params, or latency "
                             "(per-node onnxruntime timings of this machine)")
-    group.add_argument("--eval-split", type=fraction, default=DEFAULT_EVAL_SPLIT, metavar="F",
+    group.add_argument("--eval-split", type=fraction, default=None, metavar="F",
                        help=f"fraction of --calib held out (seeded) for the final drift check, never used to "
-                            f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}; with --data, --data is checked "
-                            "instead)")
+                            f"calibrate or search (default {DEFAULT_EVAL_SPLIT:g}, none when --calib has a single "
+                            "sample; with --data, --data is checked instead)")
     add_executor_arguments(group)
 
 
@@ -109,7 +120,7 @@ def add_executor_arguments(group) -> None:
     group.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="who runs them: local (worker processes on this machine, the default) or ray (a Ray "
                             "cluster: --ray-address, else RAY_ADDRESS, else a local Ray; needs the ray extra: "
-                            "pip install 'graphprune[ray]'). The results are the same")
+                            "pip install \"graphprune[ray]\"). The results are the same")
     group.add_argument("--ray-address", metavar="HOST:PORT", default=None,
                        help="the Ray cluster of --executor ray (default: the RAY_ADDRESS environment variable, "
                             "else a local Ray started for this command)")
@@ -156,21 +167,40 @@ def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | Non
     targets.add_argument("--target-latency", type=keep_fraction, metavar="F",
                          help="keep F of the onnxruntime latency measured on this machine (coarse search, 1 "
                               "thread; every step is reported), e.g. 0.7")
-    comp = group.add_mutually_exclusive_group()
-    comp.add_argument("--compensate", dest="compensate", action="store_true", default=None,
-                      help="fold the removed channels' calibration means into the consumers' biases (default for "
-                           "activation and fluctuation; needs --calib)")
-    comp.add_argument("--no-compensate", dest="compensate", action="store_false",
-                      help="do not compensate (plain removal)")
-    group.add_argument("--refit", action="store_true",
-                       help="also re-fit each consumer's kept weights by ridge least squares on the calibration "
-                            "activations (reconstructs the removed channels from the kept ones; needs --calib)")
+    add_repair_arguments(group)
     group.add_argument("--attention", choices=ATTENTION_MODES, default="both",
                        help="what attention loses: both (default: whole heads and head dims, each its own group, "
                             "--ratio applying to each), heads (whole heads only) or dims (head dims only)")
     group.add_argument("--keep-bn", action="store_true", help="do not fold BatchNormalization first")
     group.add_argument("--strict-initializer-inputs", action="store_true",
                        help="treat initializers that are also graph inputs as overridable (not pruned)")
+
+
+def repair_names(text: str) -> str:
+    """argparse type: a comma-separated list of repairs (checked here, resolved by the options)."""
+    try:
+        parse_repair(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def add_repair_arguments(group) -> None:
+    """--repair and its older spellings --compensate, --no-compensate, --refit."""
+    group.add_argument("--repair", type=repair_names, metavar="NAMES",
+                       help="what repairs the removal, comma-separated: mean (fold the removed channels' "
+                            "calibration means into the consumers' biases), refit (mean, plus the removed channels "
+                            "reconstructed from the kept ones by ridge least squares), sequential (re-fit every "
+                            "consumer, layer by layer, on the inputs it sees in the pruned model), statistics "
+                            "(restore every producer output channel's calibration mean and variance), all "
+                            f"({','.join(ALL_REPAIRS)}), none. Needs --calib; default with --calib: "
+                            f"{','.join(DEFAULT_REPAIR)}, without: none")
+    comp = group.add_mutually_exclusive_group()
+    comp.add_argument("--compensate", dest="compensate", action="store_true", default=None,
+                      help="the same as --repair mean")
+    comp.add_argument("--no-compensate", dest="compensate", action="store_false",
+                      help="the same as --repair none (plain removal)")
+    group.add_argument("--refit", action="store_true", help="the same as --repair refit")
 
 
 def add_calibration_image_arguments(parser: argparse.ArgumentParser) -> None:
@@ -194,14 +224,15 @@ def plan_kwargs(args: argparse.Namespace) -> dict:
             "min_channels": args.min_channels, "max_ratio": 1.0 if args.max_ratio is None else args.max_ratio,
             "exclude": tuple(args.exclude or ()), "config": args.config, "target_macs": args.target_macs,
             "target_params": args.target_params, "target_latency": args.target_latency, "calib": args.calib,
-            "calib_samples": args.calib_samples, "compensate": args.compensate, "refit": args.refit,
+            "calib_samples": args.calib_samples, "tokenizer": args.tokenizer, "max_length": args.max_length,
+            "compensate": args.compensate, "refit": args.refit, "repair": args.repair,
             "keep_bn": args.keep_bn, "attention": args.attention,
             "strict_initializer_inputs": args.strict_initializer_inputs}
 
 
 def check_plan_arguments(args: argparse.Namespace) -> None:
     """Usage errors argparse cannot see (before any work is done)."""
-    if args.calib is None and args.importance in ("activation", "fluctuation"):
+    if args.calib is None and args.importance in DATA_DRIVEN:
         raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH "
                          "(.npz, .npy or a folder of images)")
     if args.calib is None and (args.compensate or args.refit):
@@ -209,6 +240,10 @@ def check_plan_arguments(args: argparse.Namespace) -> None:
                          "--calib PATH")
     if args.refit and args.compensate is False:
         raise UsageError("--refit compensates by construction; drop --no-compensate")
+    if args.repair is not None and (args.compensate is not None or args.refit):
+        raise UsageError("give --repair or --compensate/--no-compensate/--refit, not both")
+    if args.calib is None and args.repair is not None and parse_repair(args.repair):
+        raise UsageError(f"--repair {args.repair} needs calibration data: give it with --calib PATH")
     if args.ratio is not None and any(v is not None for v in (args.target_macs, args.target_params,
                                                                 args.target_latency)):
         raise UsageError("give either --ratio or a --target-*, not both (a target searches the ratio)")

@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..errors import UsageError
-from ..vocabulary import DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, DRIFT_METRICS, SENSITIVITY_SAMPLES
+from ..vocabulary import DATA_DRIVEN, DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, DRIFT_METRICS, SENSITIVITY_SAMPLES
 from .plan_cmd import (add_calibration_image_arguments, add_criterion_arguments, add_executor_arguments,
                        executor_kwargs, fraction, image_options, positive_int)
 from .validate_cmd import add_input_shape_argument, add_report_argument
@@ -42,12 +42,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.report:
         check_report_path(args.report)
-    if args.calib is None and args.importance in ("activation", "fluctuation"):
+    if args.calib is None and args.importance in DATA_DRIVEN:
         raise UsageError(f"--importance {args.importance} is data-driven: give calibration data with --calib PATH")
     if args.calib is None and any(v is not None for v in (args.mean, args.std, args.size)):
         raise UsageError("--mean/--std/--size apply to an image folder given with --calib")
     result = sensitivity(load(args.model), ratios=args.ratios, importance=args.importance, aggregate=args.aggregate,
-                         calib=args.calib, calib_samples=args.calib_samples, samples=args.samples,
+                         calib=args.calib, calib_samples=args.calib_samples, tokenizer=args.tokenizer,
+                         max_length=args.max_length, samples=args.samples,
                          keep_bn=args.keep_bn, input_shapes=parse_input_shapes(args.input_shape), seed=args.seed,
                          image_options=image_options(args), progress=bars_visible(), metric=args.metric,
                          **executor_kwargs(args))

@@ -26,7 +26,7 @@ import onnx
 import onnx_ir as ir
 
 from ..analysis.types import Analysis
-from ..calibration.sites import consumer_sites
+from ..calibration.sites import axis_slots, consumer_sites, whole
 from ..graph import edit
 from ..graph.model import node_into
 from ..graph.nodes import inputs
@@ -65,7 +65,8 @@ class CompensationReport:
                 "skipped": dict(self.skipped), "into_bias": self.into_bias, "refit": list(self.refit)}
 
 
-def _unsupported(node: ir.Node, input_index: int, index) -> str | None:
+def unsupported_consumer(node: ir.Node, input_index: int, index) -> str | None:
+    """Why a consumer node cannot be evaluated alone on a constant input (None when it can)."""
     if node.domain not in ("", "ai.onnx"):
         return f"custom-domain op {node.domain}.{node.op_type}"
     names = inputs(node)
@@ -92,18 +93,14 @@ def _constant_input(means: SpaceMeans, values: np.ndarray, dtype: np.dtype) -> n
 
 
 def channel_axes(analysis: Analysis, node: ir.Node) -> set[int]:
-    """Axes of the node's first output that share a group with one of the node's parameters."""
-    from ..rules.base import Space
-
+    """Axes of the node's first output (whole, or one of their parts) that share a group with one of
+    the node's parameters."""
     out = node.outputs[0].name
-    rank = analysis.index.rank(out) or 0
     names = set(inputs(node))
-    groups = {g.id: g for g in analysis.groups}
     axes = set()
-    for axis in range(rank):
-        gid = analysis.space_group.get(Space(out, axis))
-        if gid is not None and any(p.initializer in names for p in groups[gid].params):
-            axes.add(axis)
+    for group in analysis.groups:
+        if any(p.initializer in names for p in group.params):
+            axes.update(s.axis for s in group.spaces if s.tensor == out)
     return axes
 
 
@@ -118,14 +115,51 @@ def per_channel(delta: np.ndarray, keep: set[int]) -> tuple[np.ndarray, float]:
     return reduced, float(np.sqrt(np.mean((delta - reduced) ** 2))) / scale
 
 
+def maps_one_to_one(analysis: Analysis, activation, weight) -> bool:
+    """Whether position ``i`` of the ``weight`` axis is position ``i`` of the ``activation`` axis, and
+    the weight is read by one node alone: what re-fitting or rescaling a weight needs. The group's
+    slots say so; a group without slots (a size somewhere in it is unknown) asks the node's rule."""
+    uses = analysis.index.uses(weight.tensor)
+    if len(uses) != 1 or activation not in analysis.space_group:
+        return False
+    group = analysis.groups[analysis.space_group[activation]]
+    a, w = group.slot_of.get(activation), group.slot_of.get(weight)
+    if a is None or w is None:
+        return _identity_link(analysis, analysis.index.nodes[uses[0].node], weight, activation)
+    return a.size == w.size and np.array_equal(a, w)
+
+
+def _identity_link(analysis: Analysis, node: ir.Node, one, other) -> bool:
+    from ..analysis.evaluate import evaluate_rule
+    from ..rules import DEFAULT_RULES
+
+    result = evaluate_rule(DEFAULT_RULES, analysis.index, node)
+    for link in result.links if result is not None else ():
+        if {link.a, link.b} == {one, other}:
+            return link.pairs is None or bool(np.array_equal(link.pairs[:, 0], link.pairs[:, 1]))
+    return False
+
+
 def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:
-    """The re-fit needs the consumer's weight axis to map one to one onto the activation, and the
+    """The re-fit needs the consumer's weight axis to map one to one onto the activation (in every
+    group on the activation's axis, the weight's axis has the same slot at every position), and the
     weight to be read by this node alone."""
     if not means.refit or len(analysis.index.uses(site.weight.tensor)) != 1:
         return False
-    group = analysis.groups[analysis.space_group[site.activation]]
-    a, w = group.slot_of.get(site.activation), group.slot_of.get(site.weight)
-    return a is not None and w is not None and a.size == w.size and np.array_equal(a, w)
+    activation, weight = whole(site.activation), whole(site.weight)
+    size = means.positions.size + means.kept.size
+    if analysis.index.array(weight.tensor).shape[weight.axis] != size:
+        return False
+    found = False
+    for group in analysis.groups:
+        on_activation = axis_slots(group, activation, size)
+        if on_activation is None:
+            continue
+        on_weight = axis_slots(group, weight, size)
+        if on_weight is None or not np.array_equal(on_activation, on_weight):
+            return False
+        found = True
+    return found
 
 
 def _refit_weight(model: ir.Model, analysis: Analysis, site, means: SpaceMeans) -> None:
@@ -138,21 +172,21 @@ def _refit_weight(model: ir.Model, analysis: Analysis, site, means: SpaceMeans) 
 
 
 def _collect_probes(model: ir.Model, analysis: Analysis, data: list[SpaceMeans],
-                    report: CompensationReport) -> list[Probe]:
+                    report: CompensationReport, leave) -> list[Probe]:
     index = analysis.index
     by_space: dict = {}
     for group in analysis.groups:
         for site in consumer_sites(group, index):
-            by_space.setdefault(site.activation, []).append(site)
+            by_space.setdefault(whole(site.activation), []).append(site)
     probes, seen = [], set()
     for means in data:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(means.space.tensor) or 1))
         for site in by_space.get(means.space, ()):
-            if (site.node, site.input_index) in seen:
+            if (site.node, site.input_index) in seen or site.node in leave:
                 continue
             seen.add((site.node, site.input_index))
             node = index.nodes[site.node]
-            reason = _unsupported(node, site.input_index, index)
+            reason = unsupported_consumer(node, site.input_index, index)
             if reason:
                 report.skipped[site.node] = reason
                 continue
@@ -174,31 +208,53 @@ def _insert_add(model: ir.Model, node: ir.Node, constant: np.ndarray, names: edi
     return edit.add_after(model, node, constant, names, bases).name
 
 
-def compensate(model: ir.Model, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,
-               fold_batchnorm: bool = True) -> CompensationReport:
-    """Edit ``model`` (the analysed object, before pruning) so every consumer adds its Δ."""
-    report = CompensationReport()
-    probes = _collect_probes(model, analysis, data, report)
-    deltas = responses(model, probes)
+@dataclass
+class Offsets:
+    """What :func:`add_offsets` did: the Add nodes inserted, how many were folded into a bias, and the
+    nodes whose offset varies along a non-channel axis (relative RMS of what a constant misses)."""
+
+    added: list = field(default_factory=list)
+    into_bias: int = 0
+    approximate: dict = field(default_factory=dict)
+
+
+def add_offsets(model: ir.Model, analysis: Analysis, offsets: list, *, fold_bias: bool = True,
+                fold_batchnorm: bool = True) -> Offsets:
+    """Add ``offset`` (reduced to one constant per output channel) after each ``(node, offset)``, then
+    fold the Adds into the nodes' biases where the folding passes can."""
+    out = Offsets()
     names = edit.Names(model.graph)
     names.taken |= {n.name for n in model.graph}
-    inserted = []
-    for probe, delta in zip(probes, deltas):
-        node = analysis.index.nodes[probe.node.name]
-        if delta is None:
-            report.skipped[node.name] = "not affine in the compensated input"
-            continue
-        constant, deviation = per_channel(delta, channel_axes(analysis, node))
+    for node, offset in offsets:
+        constant, deviation = per_channel(offset, channel_axes(analysis, node))
         if deviation > APPROX_RTOL:
-            report.approximate[node.name] = deviation
+            out.approximate[node.name] = deviation
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(analysis.index.elem_type(node.outputs[0].name) or 1))
-        inserted.append(_insert_add(model, node, constant.astype(dtype), names))
-        report.compensated.append(node.name)
-    if inserted and fold_bias:
+        out.added.append(_insert_add(model, node, constant.astype(dtype), names))
+    if out.added and fold_bias:
         from ..passes.fold import fold
 
         fold(model, batchnorm=fold_batchnorm)
         left = {n.name for n in model.graph}
-        report.into_bias = sum(1 for name in inserted if name not in left)
+        out.into_bias = sum(1 for name in out.added if name not in left)
+    return out
+
+
+def compensate(model: ir.Model, analysis: Analysis, data: list[SpaceMeans], *, fold_bias: bool = True,
+               fold_batchnorm: bool = True, leave=frozenset()) -> CompensationReport:
+    """Edit ``model`` (the analysed object, before pruning) so every consumer adds its Δ; consumer
+    nodes named in ``leave`` are left alone (another repair re-fits them)."""
+    report = CompensationReport()
+    probes = _collect_probes(model, analysis, data, report, leave)
+    offsets = []
+    for probe, delta in zip(probes, responses(model, probes)):
+        node = analysis.index.nodes[probe.node.name]
+        if delta is None:
+            report.skipped[node.name] = "not affine in the compensated input"
+            continue
+        offsets.append((node, delta))
+        report.compensated.append(node.name)
+    added = add_offsets(model, analysis, offsets, fold_bias=fold_bias, fold_batchnorm=fold_batchnorm)
+    report.approximate, report.into_bias = added.approximate, added.into_bias
     log.info("%s", report.summary_line())
     return report

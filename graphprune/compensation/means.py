@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..analysis.types import Analysis
-from ..calibration.sites import consumer_sites
+from ..calibration.sites import axis_slots, consumer_sites, whole
 from ..calibration.stats import CalibrationStats
 from ..errors import DataError
 from ..rules.base import Space
@@ -74,31 +74,45 @@ def reconstruction(covariance: np.ndarray, mean: np.ndarray, removed: np.ndarray
     return matrix, mean[removed] - matrix @ mean[kept]
 
 
+def removed_mask(analysis: Analysis, removed: dict, space: Space, size: int) -> np.ndarray:
+    """Which of the ``size`` positions of the whole axis ``space`` go: a position goes when its slot
+    goes in any group with a space on that axis (the axis itself, or its heads or head dims)."""
+    mask = np.zeros(size, dtype=bool)
+    for group in analysis.groups:
+        slots = np.asarray(removed.get(group.id, ()), dtype=np.int64)
+        positions = axis_slots(group, space, size) if slots.size else None
+        if positions is not None:
+            mask |= np.isin(positions, slots)
+    return mask
+
+
 def compensation_data(analysis: Analysis, removed: dict, stats: CalibrationStats,
                       refit: bool = False) -> list[SpaceMeans]:
-    """For every consumer site of every pruned group: removed positions, their mean (and re-fit)."""
+    """For every consumer site of every pruned group: removed positions, their mean (and re-fit).
+
+    Positions are those of the activation's whole axis (a head removes all its dimensions)."""
     out: dict[Space, SpaceMeans] = {}
     groups = {g.id: g for g in analysis.groups}
     for gid, slots in removed.items():
-        slots = np.asarray(slots, dtype=np.int64)
-        if slots.size == 0:
+        if len(slots) == 0:
             continue
-        group = groups[gid]
-        for site in consumer_sites(group, analysis.index):
-            st = stats.get(site.activation)
-            if site.activation in out or st is None or st.count == 0:
+        for site in consumer_sites(groups[gid], analysis.index):
+            space = whole(site.activation)
+            st = stats.get(space)
+            if space in out or st is None or st.count == 0:
                 continue
-            positions = group.removed_positions(site.activation, slots)
-            if not positions.size:
+            mask = removed_mask(analysis, removed, space, st.size)
+            if not mask.any():
                 continue
+            positions = np.nonzero(mask)[0].astype(np.int64)
             shape = (1,) + tuple(st.shape[1:]) if st.shape else ()
             extra = {}
             if refit and st.covariance is not None:
-                kept = group.kept_positions(site.activation, slots)
+                kept = np.nonzero(~mask)[0].astype(np.int64)
                 matrix, intercept = reconstruction(st.covariance, st.mean, positions, kept)
                 matrix = matrix.astype("<f4").astype(np.float64)  # what a plan file carries (prune = plan + apply)
                 extra = {"kept": kept, "matrix": matrix, "intercept": intercept}
-            out[site.activation] = SpaceMeans(site.activation, positions, st.mean[positions], shape, **extra)
+            out[space] = SpaceMeans(space, positions, st.mean[positions], shape, **extra)
     return [out[s] for s in sorted(out)]
 
 

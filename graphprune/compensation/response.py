@@ -8,6 +8,10 @@ elsewhere. Every site's node is copied into one small model (its activation inpu
 graph input, its parameters copied) and run by onnxruntime on ``0``, ``μ·e`` and ``2μ·e``; the
 last run checks that the node is affine (``f(2μe) − f(0) = 2Δ``) before Δ is used. No op type is
 looked at.
+
+A probe may name another ``source`` model for its node's parameters (sequential reconstruction
+evaluates the consumer as it was before any repair); each source's initializers get their own
+names in the probe model.
 """
 from __future__ import annotations
 
@@ -34,15 +38,24 @@ class Probe:
     node: onnx.NodeProto
     index: int
     x: np.ndarray
+    #: the model whose initializers the node reads (default: the model given to :func:`responses`)
+    source: ir.Model | None = None
 
 
 def _probe_model(model: ir.Model, probes: list[Probe]) -> onnx.ModelProto:
     graph = onnx.GraphProto(name="compensation_probe")
-    used: set[str] = set()
+    sources: dict[int, tuple[str, ir.Model]] = {id(model): ("", model)}
+    used: dict[str, tuple[ir.Model, str]] = {}
     for i, probe in enumerate(probes):
+        source = probe.source if probe.source is not None else model
+        prefix, _ = sources.setdefault(id(source), (f"source{len(sources)}_", source))
         node = onnx.NodeProto()
         node.CopyFrom(probe.node)
         node.name = f"probe{i}"
+        for k, name in enumerate(node.input):
+            if name and k != probe.index:
+                node.input[k] = prefix + name
+                used[prefix + name] = (source, name)
         node.input[probe.index] = f"probe{i}_x"
         for j in range(len(node.output)):
             if node.output[j]:
@@ -51,19 +64,17 @@ def _probe_model(model: ir.Model, probes: list[Probe]) -> onnx.ModelProto:
         elem = onnx.helper.np_dtype_to_tensor_dtype(probe.x.dtype)
         graph.input.append(onnx.helper.make_tensor_value_info(f"probe{i}_x", elem, list(probe.x.shape)))
         graph.output.append(onnx.helper.make_empty_tensor_value_info(f"probe{i}_y0"))
-        used.update(n for k, n in enumerate(probe.node.input) if n and k != probe.index)
     for name in sorted(used):
-        tensor_into(graph.initializer.add(), model.graph.initializers[name].const_value, name)
+        source, original = used[name]
+        tensor_into(graph.initializer.add(), source.graph.initializers[original].const_value, name)
     opsets = [onnx.helper.make_opsetid(d, v) for d, v in model.opset_imports.items()]
     out = onnx.helper.make_model(graph, opset_imports=opsets)
     out.ir_version = model.ir_version
     return out
 
 
-def responses(model: ir.Model, probes: list[Probe]) -> list[np.ndarray | None]:
-    """Δ for every probe (None when the node is not affine in that input)."""
-    if not probes:
-        return []
+def _runner(model: ir.Model, probes: list[Probe]):
+    """``run(scale)``: every probe's output with its input ``x`` multiplied by ``scale``."""
     session = make_session(_probe_model(model, probes), exact=True, label="compensation probe")
     names = [f"probe{i}_y0" for i in range(len(probes))]
 
@@ -71,6 +82,14 @@ def responses(model: ir.Model, probes: list[Probe]) -> list[np.ndarray | None]:
         feed = {f"probe{i}_x": (p.x * p.x.dtype.type(scale)) for i, p in enumerate(probes)}
         return [np.asarray(v, dtype=np.float64) for v in session.run(names, feed)]
 
+    return run
+
+
+def responses(model: ir.Model, probes: list[Probe]) -> list[np.ndarray | None]:
+    """Δ for every probe (None when the node is not affine in that input)."""
+    if not probes:
+        return []
+    run = _runner(model, probes)
     zero, one, two = run(0.0), run(1.0), run(2.0)
     out: list[np.ndarray | None] = []
     for p, y0, y1, y2 in zip(probes, zero, one, two):

@@ -43,7 +43,7 @@ from .executor import WAIT_SECONDS, Context, Executor, check_jobs
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'graphprune[ray]'"
+INSTALL_HINT = 'pip install "graphprune[ray]"'
 #: times an actor is restarted after its process died (and its unfinished tasks run again)
 RESTARTS = 3
 #: tasks waiting at one actor (one running, the next ready to start)

@@ -109,6 +109,11 @@ class GraphIndex:
             self._arrays[name] = self._arrays.pop(name)  # most recently used last
         return arr
 
+    @property
+    def shapes(self) -> dict:
+        """tensor -> (shape, elem type) of every tensor inference found (see :mod:`.shapes`)."""
+        return self._shapes
+
     def shape(self, name: str) -> Shape | None:
         entry = self._shapes.get(name)
         return entry[0] if entry else None

@@ -9,13 +9,14 @@ fpgm           distance of its producer filters to their geometric median     no
 random         seeded uniform noise (the baseline)                            no
 activation     mean |x| of its channels where consumers read them              yes
 fluctuation    Var(x) · ‖consumer weights‖² (error if replaced by its mean)    yes
+energy         E[x²] · ‖consumer weights‖² (error if dropped)                  yes
 =============  ===========================================================  ==========
 """
 from __future__ import annotations
 
 from ..errors import UsageError
 from .base import Importance
-from .calibrated import ActivationImportance, FluctuationImportance
+from .calibrated import ActivationImportance, EnergyImportance, FluctuationImportance
 from .magnitude import AGGREGATES, MagnitudeImportance, RandomImportance
 from .structure import BNScaleImportance, FPGMImportance, geometric_median
 from .transfer import TransferredImportance, position_scores
@@ -44,10 +45,12 @@ def make_importance(name: str, seed: int = 0, aggregate: str = "sum", stats=None
         return FPGMImportance(aggregate)
     if name == "activation":
         return ActivationImportance(stats)
+    if name == "energy":
+        return EnergyImportance(stats)
     return FluctuationImportance(stats)
 
 
 __all__ = ["IMPORTANCE_NAMES", "DATA_DRIVEN", "AGGREGATES", "Importance", "MagnitudeImportance",
            "RandomImportance", "BNScaleImportance", "FPGMImportance", "ActivationImportance",
-           "FluctuationImportance", "TransferredImportance", "position_scores", "geometric_median",
+           "FluctuationImportance", "EnergyImportance", "TransferredImportance", "position_scores", "geometric_median",
            "make_importance", "check_importance"]

@@ -68,9 +68,16 @@ def _bias(ctx, node, index: int, count: int) -> np.ndarray:
 def _absorb_conv(ctx, node, affine: ChannelAffine) -> bool:
     w = ctx.array(node.inputs[1])
     scale = affine.scale.reshape((-1,) + (1,) * (w.ndim - 1))
-    ctx.write_param(node, 1, w.astype(np.float64) * scale, w.dtype, "weight")
+    ctx.write_param(node, 1, scaled(w, scale), w.dtype, "weight")
     absorb_bias(ctx, node, 2, affine, w.dtype)
     return True
+
+
+def scaled(weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``weight * scale`` computed in float64 and rounded once to the weight's dtype, without a
+    float64 copy of the weight (the same bits as ``(weight.astype(float64) * scale).astype(dtype)``)."""
+    out = np.empty(np.broadcast_shapes(weight.shape, scale.shape), weight.dtype)
+    return np.multiply(weight, scale, out=out, dtype=np.float64, casting="unsafe")
 
 
 def absorb_bias(ctx, node, index: int, affine: ChannelAffine, dtype) -> None:
@@ -91,7 +98,7 @@ def _absorb_convtranspose(ctx, node, affine: ChannelAffine) -> bool:
     w = ctx.array(node.inputs[1])
     out = convtranspose_out_channels(w.shape[0], w.shape[1], get_attr(node, "group", 1))
     scale = affine.scale[out].reshape(out.shape + (1,) * (w.ndim - 2))
-    ctx.write_param(node, 1, w.astype(np.float64) * scale, w.dtype, "weight")
+    ctx.write_param(node, 1, scaled(w, scale), w.dtype, "weight")
     absorb_bias(ctx, node, 2, affine, w.dtype)
     return True
 
@@ -99,7 +106,7 @@ def _absorb_convtranspose(ctx, node, affine: ChannelAffine) -> bool:
 def _absorb_gemm(ctx, node, affine: ChannelAffine) -> bool:
     b = ctx.array(node.inputs[1])
     scale = affine.scale[:, None] if get_attr(node, "transB", 0) else affine.scale[None, :]
-    ctx.write_param(node, 1, b.astype(np.float64) * scale, b.dtype, "B")
+    ctx.write_param(node, 1, scaled(b, scale), b.dtype, "B")
     absorb_gemm_c(ctx, node, affine, b.dtype)
     return True
 
@@ -117,7 +124,7 @@ def absorb_gemm_c(ctx, node, affine: ChannelAffine, dtype) -> None:
 
 def _absorb_matmul(ctx, node, affine: ChannelAffine) -> bool:
     w = ctx.array(node.inputs[1])
-    ctx.write_param(node, 1, w.astype(np.float64) * affine.scale[None, :], w.dtype, "weight")
+    ctx.write_param(node, 1, scaled(w, affine.scale[None, :]), w.dtype, "weight")
     return not affine.has_shift
 
 

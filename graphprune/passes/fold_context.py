@@ -119,8 +119,15 @@ class FoldContext:
 
     def is_view(self, node: ir.Node) -> bool:
         """Whether the node only moves the elements of its first input (Transpose, Reshape...)."""
+        if not self.rules.may_be_view(node.domain or "", node.op_type, self._opset(node)):
+            return False
         result = self.rule(node)
         return result is not None and result.view
+
+    def _opset(self, node: ir.Node) -> int:
+        opsets = self.model.opset_imports
+        domain = node.domain or ""
+        return opsets.get(domain, opsets.get("ai.onnx", 0) if domain == "" else 0)
 
     def channel_maps(self, node: ir.Node, axis: int) -> list:
         """(output axis, position pairs or None for identity) of the node's input-0 ``axis``."""
@@ -211,7 +218,7 @@ class FoldContext:
     def write_param(self, node: ir.Node, index: int, array: np.ndarray, dtype, role: str) -> None:
         """Give input ``index`` of ``node`` the value ``array`` (cast to ``dtype``): in place when
         the initializer belongs to this slot alone, else as a new initializer (copy on write)."""
-        array = np.asarray(array).astype(dtype)
+        array = np.asarray(array).astype(dtype, copy=False)
         value = node.inputs[index] if index < len(node.inputs) else None
         if value is not None and self._owned(value, node, index):
             edit.write_initializer(value, array)

@@ -10,6 +10,10 @@
     decided = decide(score(analyzed, options), options)
     pruned = apply(analyzed, decided.decision.removed, options, compensation=decided.compensation)
     checked = check(pruned, source, options)
+
+With calibration data, ``split = compose.data_split(source, options)`` given to ``score`` and
+``check`` (and ``feeds=compose.repair_feeds(split)`` to ``apply``) keeps the held-out samples
+(``eval_split``) out of calibration and repairs, and checks on them.
 """
 from .analyze import analyze  # noqa: F401
 from .apply import apply  # noqa: F401

@@ -1,57 +1,76 @@
-"""Stage ``apply``: repair (compensation), then remove the decided slots from the graph.
+"""Stage ``apply``: repair, then remove the decided slots from the graph.
 
-The pruned model is checked by the ONNX checker before it is handed on; when the result will be
-checked against its oracle, the oracle's reference (the prepared model with every removed slot's
-consumer slices zeroed, after compensation) is made here, before surgery.
+Every repair (``options.repair``: mean compensation, re-fit, sequential reconstruction,
+statistics correction; see :mod:`graphprune.compensation.repair`) edits the kept weights and biases
+of the unpruned graph, so the graph is pruned once, by surgery, afterwards. The pruned model is
+checked by the ONNX checker before it is handed on; when the result will be checked against its
+oracle, the oracle's reference (the repaired graph with every removed slot's consumer slices
+zeroed) is made here, before surgery.
+
+Candidate evaluations (a budget search) call this stage too, so every candidate gets the same
+repair as the model finally written.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from ..errors import GraphPruneError, PruningError
 from ..oracle import zero_removed
-from ..surgery.apply import apply_removal, kept_positions
+from ..surgery.apply import apply_removal
+from ..vocabulary import DATA_REPAIRS
 from .costs import safe_cost
 from .options import Options
 from .values import Analyzed, Pruned
 
 
-def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=None, notes=()) -> Pruned:
-    """Prune ``analyzed``'s graph (edited in place) by ``removed`` (group id -> slot ids)."""
+def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=None, notes=(), feeds=None,
+          before=None) -> Pruned:
+    """Prune ``analyzed``'s graph (edited in place) by ``removed`` (group id -> slot ids).
+
+    ``compensation``: the mean/refit data of the decision (or plan); ``feeds``: the calibration
+    samples of the sequential and statistics repairs (a list of feeds, or a callable returning a new
+    stream), by default ``options.calib``; ``before``: the model's parameters and MACs when the
+    decision counted them already (a :class:`~graphprune.planning.cost.Cost`).
+    """
     model, analysis = analyzed.prepared.model, analyzed.analysis
+    known = analysis.index.shapes
     report = None
-    if compensation and removed:
-        report, analysis, removed = _compensate(analyzed, removed, compensation, options)
+    if removed and any(len(v) for v in removed.values()) and (compensation or DATA_REPAIRS & set(options.repair)):
+        report, analysis, removed = _repair(analyzed, removed, compensation, options, feeds)
     reference = zero_removed(model, analysis, removed) if options.validate else None
-    before = safe_cost(analyzed.prepared.source.proto, options.input_shapes) if options.count_macs else None
+    if before is None and options.count_macs:
+        before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     changed = apply_removal(model, analysis, removed)
     _check_pruned(model, analyzed.prepared.source.proto)
     after = safe_cost(model, options.input_shapes) if options.count_macs else None
     return Pruned(model, analysis, removed, changed,
                   before.params if before else None, after.params if after else None,
                   before.macs if before else None, after.macs if after else None,
-                  report, reference, tuple(notes), layer_channels(analysis, changed))
+                  report.compensation if report else None, reference, tuple(notes), layer_channels(analysis, changed),
+                  report)
 
 
-def _compensate(analyzed: Analyzed, removed: dict, data, options: Options):
-    """Fold the removed channels' calibration means (or re-fit) into the consumers; returns the
-    report, the analysis of the compensated graph and the removed slots in it."""
-    from ..analysis.builder import analyze
-    from ..compensation import compensate
-    from ..graph.index import GraphIndex
-    from ..planning.plan_file import removed_from_kept
+def calibration_stream(analyzed: Analyzed, options: Options):
+    """A callable returning a new stream of ``options.calib`` (the repairs read it once per pass)."""
+    from .feeds import option_feeds
 
-    model, analysis = analyzed.prepared.model, analyzed.analysis
-    before = kept_positions(analysis, removed)
-    report = compensate(model, analysis, list(data), fold_batchnorm=not options.keep_bn)
-    new = analyze(GraphIndex(model, strict_initializer_inputs=options.strict_initializer_inputs))
-    moved, _ = removed_from_kept(new, before, strict=False)
-    after = kept_positions(new, moved)
-    lost = [s for s in before if s in after and not np.array_equal(before[s], after[s])]
-    if lost or sum(len(v) for v in moved.values()) != sum(len(v) for v in removed.values()):
-        raise PruningError("internal error: compensation changed the channel groups "
-                           f"({', '.join(map(str, lost[:3])) or 'slot counts differ'}); nothing was written")
-    return report, new, moved
+    proto = analyzed.prepared.source.proto
+    return lambda: option_feeds(options, proto, options.calib_samples)
+
+
+def _repair(analyzed: Analyzed, removed: dict, compensation, options: Options, feeds):
+    """Run the repairs; returns their report, the analysis of the repaired graph and the removed
+    slots in it."""
+    from ..compensation import RepairState, repair
+    from ..graph.model import to_proto
+
+    model = analyzed.prepared.model
+    data = DATA_REPAIRS & set(options.repair)
+    reference = to_proto(model) if data else None
+    if data and feeds is None:
+        feeds = calibration_stream(analyzed, options)
+    state = RepairState(model, analyzed.analysis, removed, options.strict_initializer_inputs, not options.keep_bn)
+    report = repair(state, options.repair, compensation=compensation, reference=reference, feeds=feeds,
+                    progress=options.progress)
+    return report, state.analysis, state.removed
 
 
 def _check_pruned(model, source) -> None:

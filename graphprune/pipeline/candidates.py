@@ -48,6 +48,8 @@ class RepairPayload:
     signature: tuple
     stats: object
     options: Options
+    #: the samples the sequential and statistics repairs are fitted on (not the measured ``feeds``)
+    repair_feeds: tuple = ()
 
 
 class RepairState:
@@ -86,14 +88,17 @@ def repaired_drift(state: RepairState, candidate: Candidate) -> Drift:
     analyzed = state.analyzed()
     removed = {g: np.asarray(s, dtype=np.int64) for g, s in candidate.removed.items()}
     options = state.payload.options
-    pruned = apply(analyzed, removed, options,
+    pruned = apply(analyzed, removed, options, feeds=list(state.payload.repair_feeds) or None,
                    compensation=repair_data(analyzed.analysis, removed, state.payload.stats, options))
     count = len(state.feeds) if candidate.samples is None else min(candidate.samples, len(state.feeds))
     session = make_session(to_proto(pruned.model), exact=False, threads=1, label="candidate model")
     return drift_of(state.reference[:count], run_feeds(session, state.feeds[:count], state.outputs), state.outputs)
 
 
-def repair_context(analyzed: Analyzed, feeds: Sequence[dict], stats, options: Options) -> Context:
+def repair_context(analyzed: Analyzed, feeds: Sequence[dict], stats, options: Options,
+                   repair_feeds: Sequence[dict] = ()) -> Context:
+    """Workers that prune and repair candidates and measure them on ``feeds``; the sequential and
+    statistics repairs are fitted on ``repair_feeds``."""
     from ..graph.model import to_proto
 
     # what a worker's apply reads, without the data arrays (the statistics travel on their own)
@@ -101,7 +106,7 @@ def repair_context(analyzed: Analyzed, feeds: Sequence[dict], stats, options: Op
     quiet = replace(options, validate=False, count_macs=False, progress=False, executor=None, ray_address=None,
                     max_drift=None, search=False, objective=None, data=None, calib=calib)
     payload = RepairPayload(to_proto(analyzed.prepared.model).SerializeToString(), tuple(feeds),
-                            analysis_signature(analyzed.analysis), stats, quiet)
+                            analysis_signature(analyzed.analysis), stats, quiet, tuple(repair_feeds))
     return Context(repair_state, payload, label="pruned-and-repaired evaluations")
 
 
@@ -111,7 +116,7 @@ class Engine:
     prune repairs)."""
 
     def __init__(self, analyzed: Analyzed, stats, feeds: Sequence[dict], options: Options, executor: Executor,
-                 curve_samples: int):
+                 curve_samples: int, repair_feeds: Sequence[dict] = ()):
         if not feeds:
             raise PruningError("internal error: the budget search has no calibration samples to measure on")
         self.executor = executor
@@ -121,7 +126,7 @@ class Engine:
         self.repaired = repairs(options, stats)
         self.zeroing = zeroing_context(analyzed.prepared.model, analyzed.analysis, feeds,
                                        strict_initializer_inputs=options.strict_initializer_inputs)
-        self.repairing = repair_context(analyzed, feeds, stats, options) if self.repaired else None
+        self.repairing = repair_context(analyzed, feeds, stats, options, repair_feeds) if self.repaired else None
         self.progress = options.progress
 
     def solo(self, removed: Sequence[dict], label: str = "sensitivity") -> list[Drift]:

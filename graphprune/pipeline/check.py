@@ -39,7 +39,7 @@ def check(pruned: Pruned, source: Source, options: Options, split=None) -> Check
         data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
     drift = validate(source.proto, candidate, data=data, samples=samples, input_shapes=options.input_shapes,
                      seed=options.seed, progress=options.progress, image_options=options.image_options, label=label,
-                     desc="final check" if options.max_drift is not None else "validating")
+                     desc="final check" if options.max_drift is not None else "validating", exact=False)
     return Checked(oracle, drift, gate(drift, options) if options.max_drift is not None else None)
 
 

@@ -11,14 +11,16 @@ from dataclasses import replace
 
 from ..errors import DriftBudgetExceeded
 from ..execution.executor import Executor, LocalExecutor
+from ..vocabulary import DATA_REPAIRS
 from ..planning.plan_file import PruningPlan
 from .analyze import analyze
 from .apply import apply as apply_stage
 from .check import check
 from .decide import decide
+from .feeds import with_data_shapes
 from .load import load
 from .options import Options
-from .plan import from_plan, plan_options, predicted, skipped_groups, to_plan
+from .plan import check_repair_data, from_plan, plan_options, predicted, skipped_groups, to_plan
 from .prepare import prepare
 from .results import InspectResult, PlanResult, PruneResult
 from .score import score
@@ -42,12 +44,12 @@ def plan(model, options: Options):
     With ``max_drift``, the plan is applied to a copy and checked on held-out data (a budget search
     rolls back until it fits; a gate raises :class:`DriftBudgetExceeded`)."""
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
     scored, budgeted = _scored_and_searched(source, split, options)
     if budgeted is not None:
         budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False)
-        return PlanResult(to_plan(budgeted.decided, options), budgeted.decided, options, result.checked,
+        return PlanResult(to_plan(budgeted.decided, options, split), budgeted.decided, options, result.checked,
                           budgeted.record)
     decided = decide(scored, options)
     checked = None
@@ -55,13 +57,13 @@ def plan(model, options: Options):
         result = _prune_and_check(source, decided, _fresh(source, options), split, options)
         checked = result.checked
         _enforce_gate(result)
-    return PlanResult(to_plan(decided, options), decided, options, checked)
+    return PlanResult(to_plan(decided, options, split), decided, options, checked)
 
 
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
     scored, budgeted = _scored_and_searched(source, split, options)
     if budgeted is not None:
@@ -85,12 +87,14 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     source = load(model)
     the_plan.check_model(source.fingerprint, options.label or source.label)
     options = _resolved(source, plan_options(the_plan, options))
+    split = data_split(source, options)
+    check_repair_data(the_plan, split)
     analyzed = analyze(prepare(source, options), options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
-    pruned = apply_stage(analyzed, removed, options, compensation=compensation)
+    pruned = apply_stage(analyzed, removed, options, compensation=compensation, feeds=repair_feeds(split))
     recorded = the_plan.options
     result = _result(pruned, analyzed, source, options, skipped_groups(the_plan), str(recorded.get("how", "")),
-                     list(notes) + list(the_plan.notes), data_split(source, options))
+                     list(notes) + list(the_plan.notes), split)
     result.ratio, result.importance, result.plan = (float(recorded.get("ratio", 0.0)),
                                                     str(recorded.get("importance", "plan")), the_plan)
     _enforce_gate(result)
@@ -111,8 +115,20 @@ def data_split(source, options: Options):
         return None
     from ..validation.split import DataSplit
 
+    stream = None
+    if options.tokenizer is not None and options.calib is not None:  # one sentence per sample: held out one by one
+        from .feeds import option_feeds
+
+        stream = lambda: iter(option_feeds(options, source.proto, None, text_batch=1))  # noqa: E731
     return DataSplit(options.calib, source.proto, eval_split=options.eval_split, seed=options.seed,
-                     calib_limit=options.calib_samples, image_options=options.image_options, data=options.data)
+                     calib_limit=options.calib_samples, image_options=options.image_options, data=options.data,
+                     stream=stream)
+
+
+def repair_feeds(split):
+    """What the sequential and statistics repairs read: the split's calibration samples, anew on each
+    call (held-out samples never reach a repair); None without calibration data."""
+    return split.calibration if split is not None and split.calib is not None else None
 
 
 def _fresh(source, options: Options):
@@ -121,7 +137,8 @@ def _fresh(source, options: Options):
 
 
 def _prune_and_check(source, decided, analyzed, split, options: Options) -> PruneResult:
-    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation)
+    pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation,
+                         feeds=repair_feeds(split), before=decided.reference)
     result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
                      list(decided.decision.notes), split)
     result.ratio, result.predicted = decided.decision.t, predicted(decided)
@@ -133,8 +150,9 @@ def _search(scored, split, options: Options, executor):
     from .budget import CURVE_SAMPLES, SEARCH_SAMPLES, budget
     from .candidates import Engine
 
-    engine = Engine(scored.analyzed, scored.stats, split.search_feeds(SEARCH_SAMPLES), options, executor,
-                    CURVE_SAMPLES)
+    search = split.search_feeds(SEARCH_SAMPLES)
+    repair_samples = split.repair_feeds(len(search)) if DATA_REPAIRS & set(options.repair) else []
+    engine = Engine(scored.analyzed, scored.stats, search, options, executor, CURVE_SAMPLES, repair_samples)
     return budget(scored, options, engine)
 
 
@@ -193,7 +211,7 @@ def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str,
                          drift=checked.drift if checked else None, layers=pruned.layers,
                          compensation=pruned.compensation, notes=notes + (split.notes if split else []), how=how,
                          source=source, metric=options.metric, gate=checked.gate if checked else None,
-                         data_split=split.to_dict() if split is not None else None)
+                         data_split=split.to_dict() if split is not None else None, repair=pruned.repair)
     result.checked = checked
     return result
 
@@ -204,14 +222,13 @@ def sensitivity(model, options: Options, ratios, random_samples: int, metric: st
     from .score import calibrate_analyzed, make_scorer
 
     source = load(model)
-    options = _resolved(source, options)
+    options = _resolved(source, with_data_shapes(options, source.proto))
     analyzed = analyze(prepare(source, options), options)
     if options.calib is not None:
-        from ..calibration import calibration_feeds
+        from .feeds import calibration_label, option_feeds
 
-        feeds = list(calibration_feeds(options.calib, source.proto, limit=options.calib_samples,
-                                       image_options=options.image_options))
-        label = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+        feeds = list(option_feeds(options, source.proto, options.calib_samples))
+        label = calibration_label(options)
     else:
         from ..validation.feeds import make_feeds
 

@@ -16,8 +16,9 @@ from ..planning.cost import Cost, CostModel
 log = logging.getLogger(__name__)
 
 
-def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None) -> Cost:
-    """Parameters and MACs as ``graphprune profile`` counts them (raises when it cannot)."""
+def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None) -> Cost:
+    """Parameters and MACs as ``graphprune profile`` counts them (raises when it cannot); ``known``:
+    shapes an analysis already inferred, used when they cover the model (see ``tensor_infos``)."""
     from ..graph.model import to_proto
     from ..profiling.counts import node_profiles
     from ..profiling.shapes import tensor_infos
@@ -26,15 +27,15 @@ def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None) -> Cost:
         proto, runnable = to_proto(model, tensors="skeleton"), (lambda: to_proto(model))
     else:
         proto, runnable = model, None
-    infos, _ = tensor_infos(proto, input_shapes, runnable)
+    infos, _ = tensor_infos(proto, input_shapes, runnable, known)
     nodes = node_profiles(proto, infos)
     return Cost(sum(n.params for n in nodes), sum(n.macs or 0 for n in nodes))
 
 
-def safe_cost(model, input_shapes=None) -> Cost | None:
+def safe_cost(model, input_shapes=None, known=None) -> Cost | None:
     """:func:`model_cost`, or None (with a warning) when the profiler cannot count the model."""
     try:
-        return model_cost(model, input_shapes)
+        return model_cost(model, input_shapes, known)
     except Exception as exc:  # noqa: BLE001 - counts are informative; never fail a prune on them
         log.warning("MAC count unavailable: %s", exc)
         return None
@@ -47,7 +48,7 @@ def cost_model(model: ir.Model, analysis, input_shapes) -> CostModel | None:
 
     try:
         skeleton = to_proto(model, tensors="skeleton")
-        infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model))
+        infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model), analysis.index.shapes)
         return CostModel(skeleton, analysis, infos)
     except GraphPruneError:
         raise

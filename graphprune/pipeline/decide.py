@@ -13,7 +13,8 @@ def decide(scored: Scored, options: Options) -> Decided:
     model, analysis = analyzed.prepared.model, analyzed.analysis
     plan_options = options.plan_options
     costs = cost_model(model, analysis, options.input_shapes)
-    reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes)
+    reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes,
+                                                     analysis.index.shapes)
     latency = None
     if plan_options.target_latency is not None:
         from ..execution.latency import latency_probe

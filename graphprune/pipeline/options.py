@@ -13,14 +13,13 @@ import math
 from ..errors import UsageError
 from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_EVAL_SPLIT, DRIFT_METRICS,
-                          EXECUTORS, OBJECTIVES)
+from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_MAX_LENGTH, DEFAULT_REPAIR,
+                          DRIFT_METRICS, EXECUTORS, OBJECTIVES, TEXT_SUFFIXES, parse_repair)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
-#: what calibration data changes when the user does not say otherwise: a data-driven criterion
-#: (which turns compensation on). The hook for better defaults: a repair added to ``apply`` puts
-#: its keyword here (e.g. ``"repair": "..."``) to become the default whenever --calib is given.
+#: what calibration data changes when the user does not say otherwise: a data-driven criterion.
+#: (The repairs' default with data, DEFAULT_REPAIR, is chosen by :func:`resolve_repair`.)
 DEFAULTS_WITH_DATA = {"importance": "fluctuation"}
 
 
@@ -39,9 +38,17 @@ class Options:
     calib: object = None
     #: None: all of the calibration samples (streamed)
     calib_samples: int | None = DEFAULT_CALIB_SAMPLES
-    #: fraction of --calib held out for the final drift check (with --data, --data is held out instead)
-    eval_split: float = DEFAULT_EVAL_SPLIT
-    #: None: on for data-driven criteria
+    #: fraction of --calib held out for the final drift check (with --data, --data is held out instead);
+    #: None: DEFAULT_EVAL_SPLIT when the calibration data has 2 samples or more, else nothing held out
+    eval_split: float | None = None
+    #: a tokenizer.json: ``calib`` is then a text file, one sentence per line
+    tokenizer: object = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    #: repairs by name (``"mean,statistics"``, ``"all"``, ``"none"`` or a sequence); None: the default
+    #: combination with calibration data, none without. Resolved to a tuple of names in running order
+    repair: object = None
+    #: older spellings of ``repair`` (compensate=True is "mean", refit=True "refit", compensate=False
+    #: "none"); once resolved they say whether the repair includes mean compensation / the re-fit
     compensate: bool | None = None
     refit: bool = False
     # preparation and analysis
@@ -122,7 +129,8 @@ class Options:
             raise UsageError(f"--metric must be one of {', '.join(DRIFT_METRICS)}, got {self.metric!r}")
         if self.objective is not None and self.objective not in OBJECTIVES:
             raise UsageError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        object.__setattr__(self, "eval_split", check_fraction("--eval-split", self.eval_split))
+        if self.eval_split is not None:
+            object.__setattr__(self, "eval_split", check_fraction("--eval-split", self.eval_split))
         if self.jobs is not None and (isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1):
             raise UsageError(f"--jobs must be a positive integer, got {self.jobs!r}")
         if self.max_drift is None:
@@ -149,11 +157,13 @@ class Options:
             raise UsageError("--objective applies to a budget search: drop --ratio/--target-* or --objective")
 
     def _resolve_repair(self) -> None:
-        compensate = self.plan.importance in DATA_DRIVEN if self.compensate is None else bool(self.compensate)
-        if self.refit and not compensate and self.calib is None:
-            raise UsageError("--refit needs calibration data: give it with --calib PATH")
-        object.__setattr__(self, "compensate", compensate or bool(self.refit))
-        check_calibration(self.plan.importance, self.calib, self.compensate)
+        methods = resolve_repair(self.repair, self.compensate, self.refit, self.calib, self.plan.importance)
+        object.__setattr__(self, "repair", methods)
+        # the older spellings now say what the repair does (``replace(options, ...)`` resolves the same)
+        object.__setattr__(self, "compensate", bool({"mean", "refit"} & set(methods)))
+        object.__setattr__(self, "refit", "refit" in methods)
+        check_calibration(self.plan.importance, self.calib, methods)
+        check_text_calibration(self.calib, self.tokenizer, self.max_length)
 
     def __getattr__(self, name: str):
         if name in PLAN_FIELDS:
@@ -170,8 +180,14 @@ class Options:
         return self.plan
 
     @property
+    def mean_repair(self) -> str | None:
+        """``"refit"`` or ``"mean"`` when the decision carries compensation data, else None."""
+        return next((m for m in ("refit", "mean") if m in self.repair), None)
+
+    @property
     def needs_calibration(self) -> bool:
-        return self.plan.importance in DATA_DRIVEN or bool(self.compensate)
+        """Whether scoring or the decision's repair data (mean, refit) needs calibration statistics."""
+        return self.plan.importance in DATA_DRIVEN or self.mean_repair is not None
 
 
 def _with_defaults(keywords: dict) -> dict:
@@ -193,12 +209,61 @@ def _with_defaults(keywords: dict) -> dict:
     return out
 
 
-def check_calibration(importance: str, calib, compensate: bool) -> None:
-    """A usage error (naming --calib) when data-driven scoring or compensation has no data."""
+def resolve_repair(repair, compensate: bool | None, refit: bool, calib, importance: str) -> tuple[str, ...]:
+    """The repairs to run, in running order, from ``repair`` or its older spellings.
+
+    Without either: the default combination when there is calibration data (mean compensation alone
+    for a data-driven criterion given no data, which then fails with a usage error), none otherwise.
+    Older spellings given with ``repair`` must agree with it.
+    """
+    if repair is not None:
+        try:
+            methods = parse_repair(repair)
+        except ValueError as exc:
+            raise UsageError(f"--repair: {exc}") from None
+        means = bool({"mean", "refit"} & set(methods))
+        if (compensate is not None and compensate != means) or (refit and "refit" not in methods):
+            raise UsageError("give --repair or --compensate/--no-compensate/--refit, not both")
+        return methods
+    if refit:
+        if compensate is False:
+            raise UsageError("--refit compensates by construction; drop --no-compensate")
+        return ("refit",)
+    if compensate is not None:
+        return ("mean",) if compensate else ()
+    if calib is not None:
+        return DEFAULT_REPAIR
+    return ("mean",) if importance in DATA_DRIVEN else ()
+
+
+def check_calibration(importance: str, calib, repair) -> None:
+    """A usage error (naming --calib) when data-driven scoring or a repair has no data."""
     if calib is not None:
         return
     if importance in DATA_DRIVEN:
         raise UsageError(f"--importance {importance} is data-driven: give calibration data with "
                          "--calib PATH (.npz, .npy or a folder of images)")
-    if compensate:
-        raise UsageError("--compensate needs calibration data: give it with --calib PATH")
+    if repair:
+        flag = "--refit" if "refit" in repair else "--compensate" if repair == ("mean",) else f"--repair {','.join(repair)}"
+        raise UsageError(f"{flag} needs calibration data: give it with --calib PATH")
+
+
+def check_text_calibration(calib, tokenizer, max_length: int) -> None:
+    """Usage errors of text calibration data: a text file needs a tokenizer (and the ``tokenizers``
+    package), a tokenizer needs a text file."""
+    from pathlib import Path
+
+    is_path = isinstance(calib, (str, Path))
+    if tokenizer is None:
+        if is_path and Path(calib).suffix.lower() in TEXT_SUFFIXES:
+            raise UsageError(f"--calib {calib} is a text file: give the tokenizer that reads it with "
+                             "--tokenizer tokenizer.json")
+        return
+    if not is_path or Path(calib).is_dir() or Path(calib).suffix.lower() in (".npz", ".npy"):
+        raise UsageError("--tokenizer reads a text file of sentences given with --calib (one per line); "
+                         f"--calib is {calib if is_path else type(calib).__name__}")
+    if not isinstance(max_length, int) or max_length < 2:
+        raise UsageError(f"--max-length must be at least 2 (room for the special tokens), got {max_length}")
+    from ..calibration.text import require_tokenizers
+
+    require_tokenizers()

@@ -8,18 +8,21 @@ adds its data here and its use in ``apply``; both then follow.
 """
 from __future__ import annotations
 
+from ..vocabulary import DATA_REPAIRS
 from .options import Options
 
 
 def repairs(options: Options, stats) -> bool:
-    """Whether pruning under ``options`` repairs what it removes (needs calibration statistics)."""
-    return bool(options.compensate) and stats is not None
+    """Whether pruning under ``options`` repairs what it removes: mean compensation or the re-fit
+    (from calibration statistics, data the decision carries), or a repair that reads calibration
+    samples in ``apply`` (sequential, statistics)."""
+    return (options.mean_repair is not None and stats is not None) or bool(DATA_REPAIRS & set(options.repair))
 
 
 def repair_data(analysis, removed: dict, stats, options: Options) -> tuple | None:
     """The compensation data of ``removed`` (None when nothing is repaired)."""
-    if not repairs(options, stats) or not removed:
+    if options.mean_repair is None or stats is None or not removed:
         return None
     from ..compensation import compensation_data
 
-    return tuple(compensation_data(analysis, removed, stats, refit=options.refit))
+    return tuple(compensation_data(analysis, removed, stats, refit=options.mean_repair == "refit"))

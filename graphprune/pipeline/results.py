@@ -149,13 +149,18 @@ class PlanResult:
                 lines.append(f"predicted {label}: {entry['before']:,} -> {entry['after']:,} "
                              f"({pct(entry['after'], entry['before'])})")
         if self.calibration is not None:
-            lines.append(f"calibration: {self.calibration.samples} samples, {len(self.calibration.spaces)} "
+            lines.append(f"calibration: {self.calibration.describe()}, {len(self.calibration.spaces)} "
                          "activations measured")
         comp = self.plan.compensation
         if comp:
             channels = sum(len(s["positions"]) for s in comp.get("spaces", ()))
             lines.append(f"compensation: calibration means of {channels} removed channels in "
                          f"{len(comp.get('spaces', ()))} activations (applied with the plan)")
+        repair = self.plan.options.get("repair")
+        if repair:
+            data = repair["calibration"]
+            lines.append(f"repair at apply time: {', '.join(repair['methods'])} (give graphprune apply the same "
+                         f"calibration data: --calib {data['source']}, {data['samples']} samples)")
         if self.checked is not None:
             lines += drift_lines(self.checked.drift, self.options.metric)
         lines += budget_lines(self)
@@ -257,6 +262,8 @@ class PruneResult:
     budget: object = None
     data_split: dict | None = None
     checked: object = None
+    #: every repair that ran (RepairReport; ``compensation`` is its mean/refit part)
+    repair: object = None
 
     @cached_property
     def model(self) -> onnx.ModelProto:
@@ -278,7 +285,9 @@ class PruneResult:
         if self.macs_before is not None and self.macs_after is not None:
             lines.append(f"MACs:       {self.macs_before:,} -> {self.macs_after:,} "
                          f"({pct(self.macs_after, self.macs_before)})")
-        if self.compensation is not None:
+        if self.repair is not None:
+            lines += self.repair.summary_lines()
+        elif self.compensation is not None:
             lines.append(self.compensation.summary_line())
         if self.oracle is not None:
             worst = max((o.max_abs for o in self.oracle.outputs), default=0.0)
@@ -305,6 +314,7 @@ class PruneResult:
             "macs": {"before": self.macs_before, "after": self.macs_after},
             "predicted": self.plan.predicted if self.plan is not None else self.predicted,
             "compensation": self.compensation.to_dict() if self.compensation is not None else None,
+            **({"repair": self.repair.to_dict()} if self.repair is not None and self.repair.samples is not None else {}),
             "fold": self.fold.to_dict() if self.fold is not None else None,
             "oracle": self.oracle.to_dict() if self.oracle is not None else None,
             "drift": self.drift.to_dict() if self.drift is not None else None,

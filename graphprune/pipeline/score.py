@@ -1,10 +1,12 @@
 """Stage ``score``: calibration statistics (when the criterion or a repair needs data) and the scorer."""
 from __future__ import annotations
 
-from ..calibration import activation_spaces, calibrate, calibration_feeds
+from ..calibration import activation_spaces, calibrate, token_mask
 from ..calibration.shards import calibrate_sharded, worth_sharding
+from ..calibration.sites import whole_size
 from ..validation.data_files import count_inputs
 from ..importance import MagnitudeImportance, TransferredImportance, make_importance, position_scores
+from .feeds import calibration_label, option_feeds
 from .options import Options
 from .values import Analyzed, Scored
 
@@ -20,40 +22,45 @@ def score(analyzed: Analyzed, options: Options, split=None, executor=None) -> Sc
 
 
 def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None, executor=None):
-    """Statistics of every consumer activation of the prunable groups over the calibration data."""
+    """Statistics of every consumer activation of the prunable groups over the calibration data
+    (the split's calibration samples when given, else the first ``calib_samples``; real tokens only,
+    when the model has an attention mask: :mod:`graphprune.calibration.tokens`). With ``executor``
+    of several workers, they calibrate shards of the samples (the same sums, added in the same order)."""
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
-    spaces = activation_spaces(analysis.prunable_groups, analysis.index)
-    sizes = {s: analysis.groups[analysis.space_group[s]].sizes[s] for s in spaces}
-    gram = spaces if options.refit else ()
-    source = str(options.calib) if not isinstance(options.calib, (dict, list)) else "arrays"
+    sizes = {s: whole_size(analysis, s) for s in activation_spaces(analysis.prunable_groups, analysis.index)}
+    spaces = [s for s, size in sizes.items() if size is not None]
     model = to_proto(analyzed.prepared.model)
-    positions = calibration_positions(analyzed, options, split, executor)
-    if positions is not None:
-        return calibrate_sharded(model, spaces, options.calib, positions, executor, sizes=sizes, gram=gram,
-                                 image_options=options.image_options, progress=options.progress, source=source)
+    common = dict(sizes=sizes, gram=spaces if options.mean_repair == "refit" else (), progress=options.progress,
+                  source=calibration_label(options), mask=token_mask(analysis.index, spaces))
+    sharded = _sharded_data(analyzed, options, split, executor)
+    if sharded is not None:
+        return calibrate_sharded(model, spaces, *sharded, executor, image_options=options.image_options, **common)
     if split is not None:
         feeds, total = split.calibration(), split.calibration_count
     else:
-        feeds = calibration_feeds(options.calib, analyzed.prepared.source.proto, limit=options.calib_samples,
-                                  image_options=options.image_options)
-        total = options.calib_samples
-    return calibrate(model, spaces, feeds, sizes=sizes, gram=gram, progress=options.progress, total=total,
-                     source=source)
+        feeds, total = option_feeds(options, analyzed.prepared.source.proto, options.calib_samples), options.calib_samples
+    return calibrate(model, spaces, feeds, total=None if options.tokenizer and split is None else total, **common)
 
 
-def calibration_positions(analyzed: Analyzed, options: Options, split, executor) -> list[int] | None:
-    """Where the calibration samples are in ``options.calib`` when ``executor`` should calibrate them
-    in shards (None: one process streams them)."""
-    if executor is None:
+def _sharded_data(analyzed: Analyzed, options: Options, split, executor):
+    """``(data, positions of the calibration samples in it)`` when ``executor`` should calibrate them
+    in shards (None: one process streams them). Workers read a data path themselves; text is
+    tokenized here and its feeds are sent."""
+    if executor is None or executor.width < 2:
         return None
-    if split is not None:
-        positions = split.calibration_indices()
+    proto = analyzed.prepared.source.proto
+    if options.tokenizer is not None:
+        data = list(split.calibration() if split is not None else option_feeds(options, proto, options.calib_samples))
+        positions = list(range(len(data)))
+    elif split is not None:
+        data, positions = options.calib, split.calibration_indices()
     else:
-        total = count_inputs(options.calib, analyzed.prepared.source.proto, **dict(options.image_options or {}))
-        positions = list(range(total if options.calib_samples is None else min(total, options.calib_samples)))
-    return positions if worth_sharding(executor, len(positions)) else None
+        total = count_inputs(options.calib, proto, **dict(options.image_options or {}))
+        data, positions = options.calib, list(range(total if options.calib_samples is None
+                                                    else min(total, options.calib_samples)))
+    return (data, positions) if worth_sharding(executor, len(positions)) else None
 
 
 def make_scorer(analyzed: Analyzed, options: Options, stats=None):

@@ -98,6 +98,7 @@ class Pruned:
     oracle_reference: object = None
     notes: tuple = ()
     layers: list = field(default_factory=list)
+    repair: object = None  # RepairReport (every repair that ran, compensation included)
 
 
 @dataclass(frozen=True)

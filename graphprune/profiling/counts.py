@@ -54,10 +54,10 @@ def _constant_value_size(node: onnx.NodeProto) -> tuple[int, int] | None:
     return None
 
 
-def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> dict[str, int]:
-    """Weight-typed constant tensors and their element counts: initializers, and the outputs of
-    nodes that only compute from constants (Constant, ConstantOfShape fills, casts and reshapes of
-    weights...; sizes from ``infos`` when the node does not say)."""
+def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> tuple[set[str], dict[str, int]]:
+    """Every constant tensor, and the weight-typed ones with their element counts: initializers,
+    and the outputs of nodes that only compute from constants (Constant, ConstantOfShape fills,
+    casts and reshapes of weights...; sizes from ``infos`` when the node does not say)."""
     from ..passes.normalize import FOLDABLE_OPS
 
     sizes = {t.name: (int(np.prod(t.dims, dtype=np.int64)), t.data_type) for t in model.graph.initializer}
@@ -72,7 +72,7 @@ def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> dict[str, i
             if known is None and info is not None:
                 known = (info.numel, info.elem_type)
             sizes[name] = known if known is not None else (0, 0)
-    return {name: n for name, (n, elem) in sizes.items() if elem in _WEIGHT_TYPES}
+    return set(sizes), {name: n for name, (n, elem) in sizes.items() if elem in _WEIGHT_TYPES}
 
 
 def node_params(model: onnx.ModelProto, infos: dict | None = None) -> list[int]:
@@ -81,9 +81,10 @@ def node_params(model: onnx.ModelProto, infos: dict | None = None) -> list[int]:
 
     A parameter is an element of a weight-typed constant tensor (an initializer, or computed from
     constants only, such as a ConstantOfShape fill) that a computing node reads; it counts once,
-    at its first such reader."""
-    weights = _constant_tensors(model, infos)
-    computing = [not (node.op_type == "Constant" or all(not n or n in weights for n in node.input)
+    at its first such reader (a node computing constants from constants, such as the Reshape of a
+    weight by a constant shape, reads none: its output is the weight)."""
+    constants, weights = _constant_tensors(model, infos)
+    computing = [not (node.op_type == "Constant" or all(not n or n in constants for n in node.input)
                       and any(o in weights for o in node.output)) for node in model.graph.node]
     seen: set[str] = set()
     out = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -71,13 +70,46 @@ def _runtime_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]
     return out
 
 
+def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tuple[int, ...]]) -> dict | None:
+    """Concrete shapes from ``known`` (tensor -> (shape, elem type), sizes or symbols, as
+    :func:`graphprune.graph.shapes.infer_shapes` gives them) with the graph inputs' symbols bound
+    to ``inputs``; None unless every tensor the nodes read or write gets one this way."""
+    symbols: dict[str, int] = {}
+    for name, concrete in inputs.items():
+        shape = (known.get(name) or (None,))[0]
+        if shape is None or len(shape) != len(concrete):
+            return None
+        for dim, size in zip(shape, concrete):
+            if isinstance(dim, str) and symbols.setdefault(dim, int(size)) != size:
+                return None
+            if (isinstance(dim, int) and dim != size) or dim is None:
+                return None
+    infos = {}
+    for name in _needed(model):
+        entry = known.get(name)
+        if entry is None or entry[0] is None:
+            return None
+        dims = [d if isinstance(d, int) else symbols.get(d) for d in entry[0]]
+        if any(d is None for d in dims):
+            return None
+        infos[name] = TensorInfo(tuple(dims), entry[1])
+    return infos
+
+
 def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None,
-                 runnable=None) -> tuple[dict[str, TensorInfo], dict]:
+                 runnable=None, known: Mapping | None = None) -> tuple[dict[str, TensorInfo], dict]:
     """Shape and element type of every tensor the nodes read or write, and the resolved input shapes.
 
     ``runnable`` gives the full model when ``model`` is a weight-less skeleton (called only when
-    shape inference leaves shapes that one onnxruntime run must supply)."""
+    shape inference leaves shapes that one onnxruntime run must supply). ``known``: shapes already
+    inferred for this graph with symbolic input dims (an analysis index's); used when binding the
+    input dims gives every tensor a concrete shape, else inference runs."""
     inputs = resolve_shapes(model, input_shapes)
+    bound = bound_infos(model, known, inputs) if known is not None else None
+    if bound is not None:
+        for t in model.graph.initializer:
+            bound[t.name] = TensorInfo(tuple(t.dims), t.data_type)
+        return bound, inputs
     infos = _static_shapes(model, inputs)
     for t in model.graph.initializer:
         infos[t.name] = TensorInfo(tuple(t.dims), t.data_type)

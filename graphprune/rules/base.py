@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import onnx_ir as ir
@@ -39,18 +39,21 @@ HEADS = "heads"
 QUERY_GROUP = "query group"
 
 
-@dataclass(frozen=True, order=True)
-class Space:
+class Space(NamedTuple):
     """One axis of one tensor, or one part of it; channels live here.
 
     ``part`` is ``()`` for the whole axis, else ``(stride, size)``: the space whose position ``c``
     is every position ``p`` of the axis with ``(p // stride) % size == c`` (the heads or the head
     dims of an axis of ``heads * head_dim`` positions; the heads of an axis of ``heads * batch``).
+    A named tuple: the analysis hashes and compares spaces millions of times on large graphs.
     """
 
     tensor: str
     axis: int
     part: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"tensor": self.tensor, "axis": self.axis, "part": list(self.part)}
 
     @property
     def whole(self) -> "Space":
@@ -270,6 +273,8 @@ class _Entry:
     fn: RuleFn
     since: int
     until: int | None
+    #: whether the rule may say its node is a view (``RuleResult.view``): folding asks only those
+    views: bool = False
 
 
 class RuleRegistry:
@@ -279,22 +284,33 @@ class RuleRegistry:
     def __init__(self, entries: dict | None = None):
         self._entries: dict[tuple[str, str], list[_Entry]] = {k: list(v) for k, v in (entries or {}).items()}
 
-    def register(self, *op_types: str, domain: str = "", since: int = 1, until: int | None = None):
-        """Decorator: register a rule for op types in ``domain`` for opsets ``since``..``until`` (inclusive)."""
+    def register(self, *op_types: str, domain: str = "", since: int = 1, until: int | None = None,
+                 views: bool = False):
+        """Decorator: register a rule for op types in ``domain`` for opsets ``since``..``until``
+        (inclusive); ``views``: the rule may mark its node a view (it only moves its input's elements)."""
 
         def deco(fn: RuleFn) -> RuleFn:
             for op in op_types:
-                self._entries.setdefault((domain, op), []).append(_Entry(fn, since, until))
+                self._entries.setdefault((domain, op), []).append(_Entry(fn, since, until, views))
             return fn
 
         return deco
 
-    def lookup(self, domain: str, op_type: str, opset: int) -> RuleFn | None:
+    def entry(self, domain: str, op_type: str, opset: int) -> _Entry | None:
         domain = "" if domain == "ai.onnx" else domain
         for entry in self._entries.get((domain, op_type), []):
             if opset >= entry.since and (entry.until is None or opset <= entry.until):
-                return entry.fn
+                return entry
         return None
+
+    def lookup(self, domain: str, op_type: str, opset: int) -> RuleFn | None:
+        entry = self.entry(domain, op_type, opset)
+        return entry.fn if entry is not None else None
+
+    def may_be_view(self, domain: str, op_type: str, opset: int) -> bool:
+        """Whether the rule of this op may mark a node a view (no rule: no)."""
+        entry = self.entry(domain, op_type, opset)
+        return entry is not None and entry.views
 
     def ops(self) -> list[tuple[str, str]]:
         """(domain, op type) of every registered rule, sorted."""

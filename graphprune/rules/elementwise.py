@@ -33,10 +33,15 @@ def _unary(ctx: RuleContext, extra_outputs: tuple = ()) -> RuleResult:
     return res
 
 
-@register(*UNARY_OPS)
+@register(*(op for op in UNARY_OPS if op != "Identity"))
 def unary_rule(ctx: RuleContext) -> RuleResult:
+    return _unary(ctx)
+
+
+@register("Identity", views=True)
+def identity_rule(ctx: RuleContext) -> RuleResult:
     res = _unary(ctx)
-    res.view = ctx.node.op_type == "Identity"
+    res.view = True
     return res
 
 

@@ -56,7 +56,7 @@ def _axes_list(ctx: RuleContext, attr: str, input_index: int, rank: int) -> list
 
 
 # --------------------------------------------------------------------------- Transpose
-@register("Transpose")
+@register("Transpose", views=True)
 def transpose_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
@@ -70,7 +70,7 @@ def transpose_rule(ctx: RuleContext) -> RuleResult:
 
 
 # --------------------------------------------------------------------------- Squeeze / Unsqueeze
-@register("Squeeze")
+@register("Squeeze", views=True)
 def squeeze_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
@@ -87,7 +87,7 @@ def squeeze_rule(ctx: RuleContext) -> RuleResult:
     return res
 
 
-@register("Unsqueeze")
+@register("Unsqueeze", views=True)
 def unsqueeze_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)

@@ -256,7 +256,7 @@ def _add_options(res: RuleResult, ctx: RuleContext, x: str, y: str, options, ent
         res.barrier(Space(y, b), why)
 
 
-@register("Reshape")
+@register("Reshape", views=True)
 def reshape_rule(ctx: RuleContext) -> RuleResult:
     res = _reshape(ctx)
     res.view = True
@@ -297,7 +297,7 @@ def _product(dims):
     return None
 
 
-@register("Flatten")
+@register("Flatten", views=True)
 def flatten_rule(ctx: RuleContext) -> RuleResult:
     x, y = ctx.input(0), ctx.output(0)
     xs = ctx.shape(x)

@@ -133,7 +133,7 @@ def _slice_fixup(ctx: RuleContext, x_space: Space, start: int, end: int, s_entry
     return FixUp(node, (x_space,), apply, f"Slice bounds on {x_space}")
 
 
-@register("Slice")
+@register("Slice", views=True)
 def slice_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult(view=True)
     x, y = ctx.input(0), ctx.output(0)
@@ -183,7 +183,7 @@ def _gather_fixup(ctx: RuleContext, x_space: Space, y_space: Space, idx: np.ndar
     return FixUp(node, (x_space, y_space), apply, f"Gather indices on {x_space}")
 
 
-@register("Gather")
+@register("Gather", views=True)
 def gather_rule(ctx: RuleContext) -> RuleResult:
     res = RuleResult(view=True)
     x, ind, y = ctx.input(0), ctx.input(1), ctx.output(0)

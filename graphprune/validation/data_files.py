@@ -3,7 +3,8 @@
 Every source becomes a stream of feeds (``dict[input name, np.ndarray]``) checked against the
 model's inputs (names, rank, fixed dims, dtype kind):
 
-* ``dict`` name -> array: one feed; a ``list`` of such dicts: one feed each.
+* ``dict`` name -> array: one feed; a ``list`` (or an iterator, consumed lazily) of such dicts: one
+  feed each.
 * ``.npz``: keys are input names (a model with one input also accepts a single array of any
   key, e.g. ``arr_0`` from ``np.savez``). ``.npy``: the array of a one-input model.
   An array with one more axis than the input is a stack of samples along axis 0; an array of
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -59,10 +60,11 @@ def iter_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "N
         stream = _from_path(Path(spec), specs, ImageOptions(mean, std, size, layout, channel_order), chosen)
     elif isinstance(spec, Mapping):
         stream = _from_arrays(dict(spec), specs, "the data dict")
-    elif isinstance(spec, Sequence):
+    elif isinstance(spec, (Sequence, Iterator)):
         stream = _from_list(spec, specs)
     else:
-        raise UsageError(f"data must be a path, a dict of arrays or a list of dicts, not {type(spec).__name__}")
+        raise UsageError(f"data must be a path, a dict of arrays, a list or an iterator of dicts, not "
+                         f"{type(spec).__name__}")
     if chosen is not None and not (isinstance(spec, (str, os.PathLike)) and Path(spec).is_dir()):
         stream = (feed for i, feed in enumerate(stream) if i in chosen)
     return _checked(islice(stream, limit), specs)
@@ -80,7 +82,7 @@ def count_inputs(spec, model, *, mean=None, std=None, size=None, layout: str = "
                                       channel_order=channel_order))
 
 
-def _from_list(items: Sequence, specs: list[InputSpec]) -> Iterator[dict[str, np.ndarray]]:
+def _from_list(items: Iterable, specs: list[InputSpec]) -> Iterator[dict[str, np.ndarray]]:
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise UsageError(f"data item {i} is a {type(item).__name__}; expected a dict of input name -> array")

@@ -140,7 +140,8 @@ class _OutputSums:
         cos = 1.0 - self.cosine_sum / samples if samples else 0.0
         num = np.sqrt(self.squared_error)
         rel = float(num / np.sqrt(self.squared_reference)) if self.squared_reference > 0 else float(num)
-        top1 = 1.0 - self.agreeing / self.rows if self.scores and self.rows else None
+        # disagreeing rows over rows (not 1 - agreeing / rows: 1 - 0.98 is 0.020000000000000018)
+        top1 = (self.rows - self.agreeing) / self.rows if self.scores and self.rows else None
         return OutputDrift(self.name, max(float(cos), 0.0), rel, top1)
 
 

@@ -124,12 +124,13 @@ def dims_hint(dims) -> str:
     return "x".join(parts)
 
 
-def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Standard normal floats, integers in [0, INT_HIGH), fair booleans."""
+def random_array(rng: np.random.Generator, shape: tuple[int, ...], dtype: np.dtype,
+                 int_high: int = INT_HIGH) -> np.ndarray:
+    """Standard normal floats, integers in [0, int_high), fair booleans."""
     if dtype.kind == "f":
         return rng.standard_normal(shape, dtype=np.float64).astype(dtype)
     if dtype.kind == "b":
         return rng.integers(0, 2, shape).astype(np.bool_)
     if dtype.kind in "iu":
-        return rng.integers(0, INT_HIGH, shape).astype(dtype)
+        return rng.integers(0, int_high, shape).astype(dtype)
     raise DataError(f"cannot generate random data of dtype {dtype}")

@@ -27,6 +27,7 @@ from itertools import islice
 import numpy as np
 
 from ..errors import UsageError
+from ..vocabulary import DEFAULT_EVAL_SPLIT
 from .data_files import count_inputs, iter_inputs
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 HELD_OUT_BYTES = 256 * 2**20
 #: calibration inputs the budget search keeps in memory for its evaluations (bytes of input arrays)
 SEARCH_BYTES = 128 * 2**20
+#: calibration samples the budget search's repairs are fitted on, after the samples it measures on
+REPAIR_FEEDS = 64
 
 
 def data_label(spec) -> str:
@@ -74,18 +77,33 @@ def _capped(stream, max_bytes: int) -> tuple[list, int]:
 class DataSplit:
     """Calibration and held-out samples of ``calib`` (and of ``data``, when given, the held-out set)."""
 
-    def __init__(self, calib, model, *, eval_split: float, seed: int = 0, calib_limit: int | None = None,
-                 image_options: Mapping | None = None, data=None):
+    def __init__(self, calib, model, *, eval_split: float | None, seed: int = 0, calib_limit: int | None = None,
+                 image_options: Mapping | None = None, data=None, stream=None):
+        """``stream``: a function giving the calibration feeds anew (text data through a tokenizer);
+        by default they are read from ``calib`` (:func:`iter_inputs`). ``eval_split`` None: the default
+        fraction, or nothing held out when ``calib`` has a single sample (a note says so)."""
         self.calib, self.model, self.data = calib, model, data
-        self.eval_split, self.seed, self.calib_limit = float(eval_split), int(seed), calib_limit
+        self.seed, self.calib_limit = int(seed), calib_limit
         self.image_options = dict(image_options or {})
-        self.total = count_inputs(calib, model, **self.image_options) if calib is not None else 0
+        self._feeds = stream or (lambda: iter_inputs(self.calib, self.model, **self.image_options))
+        if calib is None:
+            self.total = 0
+        else:
+            self.total = sum(1 for _ in stream()) if stream else count_inputs(calib, model, **self.image_options)
+        self.notes: list[str] = []
+        self.eval_split = float(eval_split) if eval_split is not None else self._default_split()
         split = 0.0 if data is not None or calib is None else self.eval_split
         self.held = held_out_indices(self.total, split, self.seed) if calib is not None else frozenset()
-        self.notes: list[str] = []
+
+    def _default_split(self) -> float:
+        if self.calib is not None and self.data is None and self.total == 1:
+            self._note(f"{data_label(self.calib)} has a single sample: nothing held out, the checks run on it "
+                       "(give more samples or --data PATH for a held-out check)")
+            return 0.0
+        return DEFAULT_EVAL_SPLIT
 
     def _stream(self) -> Iterator[tuple[int, dict]]:
-        return enumerate(iter_inputs(self.calib, self.model, **self.image_options))
+        return enumerate(self._feeds())
 
     def calibration(self) -> Iterator[dict]:
         """The calibration samples, in data order, streamed (the first ``calib_limit``)."""
@@ -108,6 +126,17 @@ class DataSplit:
         if left:
             self._note(f"the search measures on {len(feeds)} calibration samples ({SEARCH_BYTES >> 20} MiB of inputs)")
         return feeds
+
+    def repair_feeds(self, skip: int) -> list[dict]:
+        """Calibration samples for the search's repairs, fitted apart from the ``skip`` samples it
+        measures on (:data:`REPAIR_FEEDS` of them at most, within :data:`SEARCH_BYTES`); when no other
+        sample is left, the measured ones, with a note (their drift is then optimistic)."""
+        feeds, left = _capped(islice(self.calibration(), skip, skip + REPAIR_FEEDS), SEARCH_BYTES)
+        if feeds:
+            return feeds
+        self._note(f"the search's repairs are fitted on the {skip} calibration samples it measures on (no other "
+                   "calibration sample is left): its drift estimates are optimistic, the held-out check decides")
+        return self.search_feeds(skip)
 
     @cached_property
     def held_out(self) -> list[dict] | None:
@@ -134,7 +163,8 @@ class DataSplit:
         if self.data is not None:
             return f"samples of {data_label(self.data)}"
         if not self.held:
-            return f"calibration samples of {data_label(self.calib)} (--eval-split 0: none held out)"
+            why = "a single sample" if self.total == 1 else "--eval-split 0"
+            return f"calibration samples of {data_label(self.calib)} ({why}: none held out)"
         return (f"held-out samples of {data_label(self.calib)} ({len(self.held)} of {self.total} held out with "
                 f"--eval-split {self.eval_split:g}, seed {self.seed}; never used for calibration)")
 

@@ -17,7 +17,7 @@ from graphprune.rules.base import Space
 from tests.helpers.heads import (CASES, CONFIG, RTOL, analyzed_of, build, case_id, head_attributes,
                                         kept_sizes, killed_model, max_error, prune_model, score_heads)
 from tests.helpers.onnxrt import run
-from tests.models.test_transformers import check
+from tests.helpers.transformer_cases import check
 
 #: exports whose bytes normalization changes (the class token's ConstantOfShape is lifted)
 NORMALIZED = {("vit", "torchscript"), ("vit_bn", "torchscript"), ("vit_nonorm", "torchscript")}

@@ -8,7 +8,6 @@ import onnx
 import pytest
 from onnx import helper
 
-import graphprune.cli.fold_cmd as fold_cmd
 from graphprune.cli import main
 from graphprune.errors import EXIT_BAD_MODEL, EXIT_OUTPUT, EXIT_USAGE, EXIT_VALIDATION_FAILED
 from graphprune.graph import edit

@@ -71,7 +71,7 @@ def test_bad_values_are_one_line_usage_errors(capsys, tmp_path, monkeypatch, arg
 def test_plan_then_apply(capsys, tmp_path, calib):
     plan_path, masks, out = tmp_path / "plan.json", tmp_path / "masks.json", tmp_path / "slim.onnx"
     code, text, err = _run(capsys, "plan", DEMO, "-o", plan_path, "--target-macs", "0.5", "--importance",
-                           "fluctuation", "--calib", calib, "--export-masks", masks)
+                           "fluctuation", "--calib", calib, "--repair", "mean", "--export-masks", masks)
     assert code == EXIT_OK, err
     assert "predicted MACs: 9,126,082 -> " in text and "compensation: calibration means" in text
     data = json.loads(plan_path.read_text())

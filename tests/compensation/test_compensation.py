@@ -38,7 +38,7 @@ def test_constant_channel_is_removed_exactly_through_a_1x1_conv(bias):
         model.graph.node[-1].input.append("b2")
         model.graph.initializer.append(numpy_helper.from_array(np.ones(3, np.float32), "b2"))
     calib, evaluation = feed_list(model, 6, seed=1), feed_list(model, 3, seed=2)
-    compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib, validate=True)
+    compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib, repair="mean", validate=True)
     kept = [t for t in compensated.model.graph.initializer if t.name == "w2"][0].dims[1]
     assert kept == 3
     assert compensated.compensation.compensated == ["conv2"] and not compensated.compensation.approximate
@@ -56,7 +56,7 @@ def test_dense_consumer_without_bias_gets_one():
     b1 = np.array([0.5, 2.0, -0.1, 0.2], np.float32)
     model = dense_chain(w1, b1, rng.standard_normal((4, 2)), batch=2)
     calib = feed_list(model, 5, seed=3)
-    result = prune(model, ratio=0.25, importance="fluctuation", calib=calib)
+    result = prune(model, ratio=0.25, importance="fluctuation", calib=calib, repair="mean")
     assert result.compensation.compensated == ["fc2"]
     assert result.oracle.passed
     assert _worst_error(model, result.model, feed_list(model, 3, seed=4)) < 1e-5
@@ -65,7 +65,7 @@ def test_dense_consumer_without_bias_gets_one():
 def test_padded_kxk_conv_is_approximated_at_the_borders():
     model = _constant_channel_conv(3, 1)
     calib, evaluation = feed_list(model, 6, seed=1), feed_list(model, 3, seed=2)
-    compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib)
+    compensated = prune(model, ratio=0.25, importance="fluctuation", calib=calib, repair="mean")
     plain = prune(model, ratio=0.25, importance="fluctuation", calib=calib, compensate=False, validate=False)
     assert "conv2" in compensated.compensation.approximate
     assert 0 < compensated.compensation.approximate["conv2"] < 1
@@ -79,7 +79,7 @@ def test_mean_output_is_preserved_for_linear_consumers():
     rng = np.random.default_rng(2)
     model = conv_chain(rng.standard_normal((6, 3, 1, 1)), rng.standard_normal((2, 6, 1, 1)), hw=5)
     calib = feed_list(model, 8, seed=5)
-    result = prune(model, ratio=0.5, importance="activation", calib=calib, validate=False)
+    result = prune(model, ratio=0.5, importance="activation", calib=calib, validate=False, eval_split=0)
     before = np.mean([run(model, f)["y"] for f in calib], axis=(0, 1, 3, 4))
     after = np.mean([run(result.model, f)["y"] for f in calib], axis=(0, 1, 3, 4))
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
@@ -87,7 +87,7 @@ def test_mean_output_is_preserved_for_linear_consumers():
 
 def test_plan_carries_the_means_and_apply_reuses_them(tmp_path):
     model = _constant_channel_conv(1, 0)
-    planned = plan(model, ratio=0.25, importance="fluctuation", calib=feed_list(model, 4, seed=1))
+    planned = plan(model, ratio=0.25, importance="fluctuation", repair="mean", calib=feed_list(model, 4, seed=1))
     entry = planned.plan.compensation["spaces"]
     assert len(entry) == 1 and entry[0]["tensor"] == "a" and entry[0]["positions"] == [2]
     assert entry[0]["mean"] == [pytest.approx(3.0)]
@@ -109,7 +109,7 @@ def test_per_channel_reduction():
 
 def test_compensated_zoo_model_matches_its_oracle():
     model = build("efficientnet")
-    result = prune(model, ratio=0.3, importance="fluctuation", calib=feed_list(model, 3, seed=0))
+    result = prune(model, ratio=0.3, importance="fluctuation", repair="mean", calib=feed_list(model, 3, seed=0))
     assert result.oracle.passed and result.compensation.compensated
     assert len(result.compensation.compensated) >= 10
 

@@ -12,15 +12,15 @@ from graphprune.pipeline.candidates import repair_context, repaired_drift
 from graphprune.pipeline.repair import repair_data
 from graphprune.validation.drift import measure_drift
 from models.zoo import build
-from tests.budget_models import calibration_arrays, planted_chain
-from tests.helpers import random_feeds, run
+from tests.helpers.budget import calibration_arrays, planted_chain
+from tests.helpers.onnxrt import random_feeds, run
 
 
-def _pruned_drift(model, removed, feeds, options, stats=None) -> dict:
+def _pruned_drift(model, removed, feeds, options, stats=None, repair_feeds=None) -> dict:
     """Prune ``model`` by ``removed`` through the pipeline (optionally repaired) and measure it here."""
     analyzed = analyze(prepare(load(model), options), options)
     data = repair_data(analyzed.analysis, removed, stats, options)
-    pruned = apply(analyzed, removed, options, compensation=data)
+    pruned = apply(analyzed, removed, options, compensation=data, feeds=repair_feeds)
     from graphprune.graph.model import to_proto
 
     names = [o.name for o in model.graph.output]
@@ -56,13 +56,15 @@ def test_a_repaired_candidate_is_the_model_the_pipeline_writes():
     analyzed = analyze(prepare(load(model), options), options)
     scored = score(analyzed, options)
     assert options.compensate and scored.stats is not None
+    assert options.repair == ("mean", "sequential")  # the default with data: the re-fit reads samples
     feeds = [{"x": x} for x in calibration_arrays(6, seed=4)["x"]]
+    fitted_on = [{"x": x} for x in calibration_arrays(20)["x"][6:]]  # not the measured samples
     removed = {1: np.arange(0, 32, 4), 2: np.arange(1, 32, 3)}
     with LocalExecutor(1) as executor:
-        context = repair_context(analyzed, feeds, scored.stats, options)
+        context = repair_context(analyzed, feeds, scored.stats, options, fitted_on)
         (repaired,) = executor.map(repaired_drift, [Candidate.of(removed)], context=context)
         plain_context = zeroing_context(analyzed.prepared.model, analyzed.analysis, feeds)
         (plain,) = executor.map(zeroed_drift, [Candidate.of(removed)], context=plain_context)
-    direct = _pruned_drift(model, removed, feeds, options, scored.stats)
+    direct = _pruned_drift(model, removed, feeds, options, scored.stats, fitted_on)
     assert repaired.value("rel") == pytest.approx(direct.value("rel"), rel=1e-4)
     assert repaired.value("rel") < plain.value("rel")  # compensation removes part of the error

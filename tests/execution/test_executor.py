@@ -16,8 +16,8 @@ from graphprune.execution.candidates import Candidate, measure, zeroing_context
 from graphprune.execution.executor import Context, LocalExecutor, check_jobs
 from graphprune.graph.index import GraphIndex
 from graphprune.graph.model import from_proto
-from tests.budget_models import DEAD, calibration_arrays, planted_chain
-from tests.execution import workers
+from tests.helpers.budget import DEAD, calibration_arrays, planted_chain
+from tests.helpers import workers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -80,7 +80,7 @@ def test_a_script_without_a_main_guard_runs_once(tmp_path):
     script = tmp_path / "no_guard.py"
     script.write_text(textwrap.dedent("""
         from graphprune.execution.executor import Context, LocalExecutor
-        from tests.execution import workers
+        from tests.helpers import workers
         print("main ran")
         with LocalExecutor(jobs=2) as executor:
             print(sorted(r[0] for r in executor.map(workers.scaled, [1, 2, 3], context=Context(workers.remember, 10))))

@@ -6,6 +6,7 @@ import _thread
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -16,7 +17,7 @@ from graphprune.errors import UsageError
 from graphprune.execution.executor import Context, LocalExecutor
 from graphprune.execution.ray_executor import INSTALL_HINT, ray_installed
 from graphprune.pipeline import Options
-from tests.execution import workers
+from tests.helpers import workers
 from tests.helpers.paths import ROOT
 
 DEMO = str(ROOT / "models" / "demo.onnx")
@@ -29,8 +30,31 @@ def test_executor_ray_without_ray_says_how_to_install_it(command, tmp_path, monk
     out = tmp_path / "out.json"
     argv = [str(out) if a == "OUT" else a for a in command]
     assert main([*argv, "--executor", "ray"]) == 2
-    assert f"--executor ray needs the 'ray' package, which is not installed: {INSTALL_HINT}" in capsys.readouterr().err
-    assert not out.exists() and not ray_installed()
+    err = capsys.readouterr().err
+    assert f"--executor ray needs the 'ray' package, which is not installed: {INSTALL_HINT}" in err
+    assert err.count("\n") == 1 and not out.exists() and not ray_installed()
+
+
+def test_a_failing_import_of_ray_is_one_line_usage_error_in_a_fresh_process(tmp_path):
+    """A process whose ``import ray`` fails (a finder that refuses it, as if it were not installed)."""
+    out = tmp_path / "slim.onnx"
+    script = textwrap.dedent(f"""
+        import sys
+        class NoRay:
+            def find_spec(self, name, path=None, target=None):
+                if name == "ray" or name.startswith("ray."):
+                    raise ModuleNotFoundError(f"No module named {{name!r}}")
+        sys.meta_path.insert(0, NoRay())
+        from graphprune.cli import main
+        sys.exit(main(["prune", {DEMO!r}, "-o", {str(out)!r}, "--ratio", "0.3", "--executor", "ray"]))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        f"graphprune: error: --executor ray needs the 'ray' package, which is not installed: {INSTALL_HINT} "
+        "(or use --executor local)"]
+    assert INSTALL_HINT == 'pip install "graphprune[ray]"' and not out.exists()
 
 
 def test_a_ray_address_needs_the_ray_executor(tmp_path, capsys):
@@ -44,8 +68,8 @@ def test_options_take_an_executor_name_or_instance():
         Options(executor="dask")
     executor = LocalExecutor(jobs=1)
     assert Options(executor=executor).executor is executor and Options(executor="local").executor == "local"
-    if ray_installed():
-        assert Options(executor="ray", ray_address="10.1.2.3:6379").ray_address == "10.1.2.3:6379"
+    assert ray_installed()  # the test extra installs it
+    assert Options(executor="ray", ray_address="10.1.2.3:6379").ray_address == "10.1.2.3:6379"
 
 
 @pytest.mark.parametrize("command", ["prune", "plan", "sensitivity"])

@@ -18,7 +18,7 @@ from models.transformers.llama import LLAMA
 from models.transformers.vit import VIT
 from models.transformers.whisper import WHISPER
 from tests.helpers.onnxrt import relative_error, run
-from tests.models.test_transformers import model_feeds
+from tests.helpers.transformer_cases import model_feeds
 
 #: (query heads, key/value heads) of every small model, from its configuration
 CONFIG = {

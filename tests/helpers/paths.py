@@ -12,10 +12,11 @@ LIGHT_MODELS = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light
 
 
 def shared_model(name: str) -> Path:
-    """Path of a model in ../shared/models; skips the test (naming the file) when it is absent."""
+    """Path of a model in ../shared/models; fails the test (naming the file) when it is absent."""
     path = SHARED_MODELS / name
     if not path.is_file():
-        pytest.skip(f"third-party model {path} not found (expected ../shared/models/{name})")
+        pytest.fail(f"third-party model {path} not found (expected ../shared/models/{name}: clone with ../shared "
+                    "beside the repository)", pytrace=False)
     return path
 
 

@@ -10,7 +10,7 @@ import pytest
 from models.minilm import INPUTS, MissingModelError, build_minilm, find_model_files
 from tests.helpers.onnxrt import session
 
-from . import minilm_reference as reference
+from tests.helpers import minilm_reference as reference
 from .test_safetensors_reader import write_safetensors
 
 HIDDEN, HEADS, LAYERS, INTERMEDIATE, VOCAB, POSITIONS = 8, 2, 2, 12, 20, 16

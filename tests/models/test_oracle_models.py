@@ -21,7 +21,7 @@ def _source(kind: str, name: str):
         return shared_model(name)
     path = LIGHT_MODELS / name
     if not path.exists():
-        pytest.skip(f"onnx light model {path} not found")
+        pytest.fail(f"onnx light model {path} not found", pytrace=False)
     return path
 
 

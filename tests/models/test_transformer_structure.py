@@ -12,8 +12,8 @@ from onnx import numpy_helper
 from models.transformers import build_transformer
 from models.transformers.scale import LLAMA_1B, LLAMA_TINY, llama_parameters, transformer_chain, write_llama
 from tests.helpers.onnxrt import relative_error, run, session
-from tests.models import transformer_reference as ref
-from tests.models.test_transformers import CASES, MAX_RELATIVE_ERROR, feeds_for
+from tests.helpers import transformer_reference as ref
+from tests.helpers.transformer_cases import CASES, MAX_RELATIVE_ERROR, feeds_for
 
 L = 2  # layers of every small model
 NORMS = 2 * L + 1  # two per layer and a final one (BERT: the embedding LayerNorm)

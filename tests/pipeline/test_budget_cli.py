@@ -8,7 +8,7 @@ import onnx
 import pytest
 
 from graphprune.cli import main
-from tests.budget_models import DEAD, calibration_arrays, planted_chain
+from tests.helpers.budget import DEAD, calibration_arrays, planted_chain
 
 
 @pytest.fixture()

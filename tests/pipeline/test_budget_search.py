@@ -7,8 +7,8 @@ import pytest
 from graphprune.api import prune
 from graphprune.errors import DriftBudgetExceeded, UsageError, ValidationFailed
 from graphprune.pipeline import compose
-from tests.budget_models import DEAD, calibration_arrays, planted_chain
-from tests.helpers import run
+from tests.helpers.budget import DEAD, calibration_arrays, planted_chain
+from tests.helpers.onnxrt import run
 
 SAMPLES = 40
 #: one sample of 40 is held out for every four (eval_split 0.25), chosen by a permutation seeded 0
@@ -150,7 +150,8 @@ def test_other_objectives():
 
 
 def test_a_top1_budget_orders_by_cosine_curves_and_checks_top1_agreement():
-    result = prune(planted_chain(), calib=calibration_arrays(SAMPLES), max_drift=0.05, metric="top1", jobs=1)
+    result = prune(planted_chain(), calib=calibration_arrays(SAMPLES), max_drift=0.05, metric="top1", jobs=1,
+                   repair="mean")  # (the sequential re-fit lets the top-1 budget take 8 of the sensitive layer too)
     assert result.budget.counts == {0: 16, 2: 16}
     assert all(len(c.points) == 7 for c in result.budget.curves)  # top-1 curves have no ceiling
     feeds = [{"x": x} for x in calibration_arrays(SAMPLES)["x"][HELD]]

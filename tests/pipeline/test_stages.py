@@ -40,9 +40,11 @@ def test_stage_composition_equals_prune(case):
     before = model.SerializeToString()
     source = load(model)
     analyzed = analyze(prepare(source, options), options)
-    decided = decide(score(analyzed, options), options)
-    pruned = apply(analyzed, decided.decision.removed, options, compensation=decided.compensation)
-    checked = check(pruned, source, options)
+    split = compose.data_split(source, options)  # with calibration data a quarter is held out for the checks
+    decided = decide(score(analyzed, options, split), options)
+    pruned = apply(analyzed, decided.decision.removed, options, compensation=decided.compensation,
+                   feeds=compose.repair_feeds(split))
+    checked = check(pruned, source, options, split)
     result = compose.prune(model, options)
     assert to_proto(pruned.model).SerializeToString() == result.model.SerializeToString()
     assert (pruned.params_before, pruned.params_after) == (result.params_before, result.params_after)

@@ -52,6 +52,18 @@ def test_weights_computed_from_constants_count_once_at_their_reader():
     assert p.total_params == 8
 
 
+def test_a_weight_reshaped_by_a_constant_shape_counts_once_at_the_matmul():
+    # CNTK exports reshape their weights with an int64 shape: the Reshape computes a constant
+    # from constants and reads no parameter; the 2x4 weight counts once, at the MatMul
+    nodes = [helper.make_node("Reshape", ["w_flat", "shape"], ["w"], name="reshape_w"),
+             helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")]
+    m = model(nodes, [("x", F, [3, 2])], [("y", F, [3, 4])],
+              {"w_flat": np.ones(8, np.float32), "shape": np.array([2, 4], np.int64)})
+    p = profile(m)
+    assert (p.node("reshape_w").params, p.node("mm").params) == (0, 8)
+    assert p.total_params == 8
+
+
 def test_shared_weights_count_once_and_shapes_are_not_params():
     w = np.ones((4, 4), np.float32)
     nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="mm1"),

@@ -15,7 +15,7 @@ from graphprune.cli import main
 from graphprune.report import write_report
 from graphprune.report.sensitivity import LABELLED
 from tests.helpers.paths import ROOT, shared_model
-from tests.report.chromium import check_layout, screenshot
+from tests.helpers.chromium import check_layout, screenshot
 
 MODELS = {"demo": lambda: ROOT / "models" / "demo.onnx", "ultraface": lambda: shared_model("ultraface-slim-320.onnx")}
 

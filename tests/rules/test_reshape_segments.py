@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 from graphprune.rules.reshape import align_segments, segment_pairs
 from tests.helpers.models import graph_model as _model
 from tests.helpers.models import random_weight
-from tests.helpers.oracle import ORACLE_RTOL, group_of, kept_count, pruning_oracle_check
+from tests.helpers.oracle import ORACLE_RTOL, pruning_oracle_check
 
 RNG = np.random.default_rng(0)
 

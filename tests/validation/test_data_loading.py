@@ -104,7 +104,8 @@ def test_validate_caps_data_with_samples(tmp_path):
 # ------------------------------------------------------------------------------------ images
 def _write_images(folder, colors, size=(6, 4)):
     """One flat-coloured RGB image per colour, named 0.png, 1.png... (size is W x H)."""
-    image = pytest.importorskip("PIL.Image", reason="pillow (extra 'images'/'test') is needed to write test images")
+    from PIL import Image as image
+
     folder.mkdir(exist_ok=True)
     for i, rgb in enumerate(colors):
         image.new("RGB", size, tuple(rgb)).save(folder / f"{i}.png")

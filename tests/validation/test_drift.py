@@ -9,7 +9,7 @@ import pytest
 from graphprune.errors import UsageError
 from graphprune.validation import validate
 from graphprune.validation.drift import DriftAccumulator, measure_drift
-from tests.budget_models import calibration_arrays, planted_chain
+from tests.helpers.budget import calibration_arrays, planted_chain
 
 # two samples of one (1, 2) score output: the first moves, the second does not
 REFERENCE = [[np.array([[1.0, 0.0]])], [np.array([[0.0, 2.0]])]]
@@ -25,6 +25,14 @@ def test_each_metric_equals_its_hand_computation():
     # ||[0, 1.5]|| / ||[1, 0, 0, 2]|| over both samples
     assert drift.value("rel") == pytest.approx(1.5 / math.sqrt(5), rel=1e-12)
     assert drift.samples == 2
+
+
+def test_top1_is_the_exact_fraction_of_disagreeing_rows():
+    # 2 of 100 rows change their class: 0.02 exactly (1 - 98/100 is 0.020000000000000018, which
+    # made a --max-drift 0.02 gate fail by 1.7e-17)
+    reference = [[np.array([[1.0, 0.0]])] for _ in range(100)]
+    candidate = [[np.array([[0.0, 1.0]] if i < 2 else [[1.0, 0.0]])] for i in range(100)]
+    assert measure_drift(reference, candidate, ["y"]).value("top1") == 0.02
 
 
 def test_the_worst_output_decides_and_top1_only_counts_score_outputs():
@@ -78,7 +86,7 @@ def test_validate_reports_the_drift_of_the_samples_it_ran():
     moved = planted_chain(insensitive=(0, 1, 2))  # same weights, half of every layer's channels scaled down
     feeds = [{"x": x} for x in calibration_arrays(5)["x"]]
     report = validate(model, moved, data=feeds, progress=False)
-    from tests.helpers import run
+    from tests.helpers.onnxrt import run
 
     reference = [[run(model, f)["y"]] for f in feeds]
     candidate = [[run(moved, f)["y"]] for f in feeds]

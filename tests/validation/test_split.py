@@ -7,7 +7,7 @@ from PIL import Image
 
 from graphprune.errors import UsageError
 from graphprune.validation.split import DataSplit, held_out_indices
-from tests.budget_models import calibration_arrays, planted_chain
+from tests.helpers.budget import calibration_arrays, planted_chain
 
 
 def _ids(feeds) -> list[int]:
@@ -49,6 +49,29 @@ def test_eval_split_zero_checks_on_calibration_samples_and_says_so():
     split = DataSplit(calibration_arrays(6), planted_chain(), eval_split=0.0)
     assert split.held == frozenset() and _ids(split.held_out) == list(range(6))
     assert "none held out" in split.label
+
+
+def test_the_search_repairs_on_calibration_samples_it_does_not_measure_on():
+    split = DataSplit(calibration_arrays(40), planted_chain(), eval_split=0.25)
+    calibration = _ids(split.calibration())
+    assert _ids(split.search_feeds(8)) == calibration[:8]
+    assert _ids(split.repair_feeds(8)) == calibration[8:] and split.notes == []
+    assert _ids(split.repair_feeds(30)) == calibration[:30]  # nothing left: the measured ones, said so
+    assert split.notes == ["the search's repairs are fitted on the 30 calibration samples it measures on (no other "
+                           "calibration sample is left): its drift estimates are optimistic, the held-out check "
+                           "decides"]
+
+
+def test_the_default_split_holds_a_quarter_out_but_never_the_only_sample():
+    default = DataSplit(calibration_arrays(8), planted_chain(), eval_split=None)
+    assert default.eval_split == 0.25 and len(default.held) == 2 and default.notes == []
+    single = DataSplit(calibration_arrays(1), planted_chain(), eval_split=None)
+    assert single.eval_split == 0.0 and single.held == frozenset() and single.calibration_count == 1
+    assert single.notes == ["given arrays has a single sample: nothing held out, the checks run on it "
+                            "(give more samples or --data PATH for a held-out check)"]
+    assert single.label == "calibration samples of given arrays (a single sample: none held out)"
+    with pytest.raises(UsageError, match="--eval-split 0.25: the calibration data has 1 sample"):
+        DataSplit(calibration_arrays(1), planted_chain(), eval_split=0.25)  # asked for explicitly
 
 
 def test_with_data_every_calibration_sample_calibrates_and_data_is_checked():
