@@ -1,7 +1,7 @@
 """``graphprune validate REFERENCE CANDIDATE``: compare two models' outputs on the same inputs.
 
-Exit 0 when every output is within tolerance, 1 when not (the table shows the worst output
-first). :func:`add_validation_arguments` and :func:`validation_kwargs` are shared with the
+Exit 0 when every output is within tolerance (or, with ``--max-drift D``, when the candidate's
+drift is at most D), 1 when not (the table shows the worst output first). :func:`add_validation_arguments` and :func:`validation_kwargs` are shared with the
 commands that validate their own output (prune, fold); :func:`add_report_argument` with every
 command that writes a report.
 """
@@ -98,21 +98,51 @@ def failure_message(report) -> str:
             + (f"; {worst.problem}" if worst.problem else ""))
 
 
+def add_drift_gate_arguments(parser, limit_help: str) -> None:
+    """``--max-drift D`` and ``--metric`` (the drift it bounds)."""
+    from ..vocabulary import DRIFT_METRICS
+    from .plan_cmd import positive_float
+
+    parser.add_argument("--max-drift", type=positive_float, metavar="D", help=limit_help)
+    parser.add_argument("--metric", choices=DRIFT_METRICS, default="cosine",
+                        help="drift of --max-drift: cosine (1 - mean cosine; default), top1 (1 - top-1 "
+                             "agreement of class-score outputs), rel (relative L2 error)")
+
+
+def _drift_gate(report, args: argparse.Namespace):
+    """The candidate's drift on these inputs against ``--max-drift`` (None without it)."""
+    from ..pipeline.values import Gate
+
+    if args.max_drift is None:
+        return None
+    if report.drift is None:
+        raise ValidationFailed(failure_message(report))  # outputs missing or unmatched: no drift to bound
+    return Gate(args.metric, args.max_drift, report.drift.require(args.metric), report.samples,
+                f"samples of {report.data}")
+
+
 def _run(args: argparse.Namespace) -> int:
+    from ..pipeline.drift_summary import drift_lines
     from ..report import check_report_path, write_report
     from ..validation import validate
 
     if args.report:
         check_report_path(args.report)
-    report = validate(args.reference, args.candidate, **validation_kwargs(args))
+    kwargs = validation_kwargs(args)
+    report = validate(args.reference, args.candidate, **kwargs, exact=args.max_drift is None)
+    gate = _drift_gate(report, args)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
+        print(json.dumps({**report.to_dict(), **({"gate": gate.to_dict()} if gate else {})}, indent=2))
+    elif gate is None:
         print("\n".join(report.summary_lines()))
+    else:
+        print("\n".join([*drift_lines(report, args.metric), gate.line()]))
     if args.report:
         write_report(args.report, {"title": f"validate {args.reference} vs {args.candidate}",
                                    "validation": report})
-    if not report.passed:
+    if gate is not None and not gate.passed:
+        raise ValidationFailed(gate.line())
+    if gate is None and not report.passed:
         raise ValidationFailed(failure_message(report))
     return 0
 
@@ -121,11 +151,21 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "validate", help="compare a candidate model's outputs with a reference model's",
         description="Run both models in onnxruntime (CPU, graph optimizations off) on the same inputs and "
-                    "compare every output. Exit codes: 0 within tolerance, 1 outside it, 2 usage error, "
-                    "3 model or data unreadable, 4 report not writable.")
+                    "compare every output element by element, or, with --max-drift, bound how far the "
+                    "candidate's outputs moved (a pruned model checked on held-out data). Exit codes: 0 "
+                    "within tolerance (or the drift budget), 1 outside it, 2 usage error, 3 model or data "
+                    "unreadable, 4 report not writable.",
+        epilog="examples:\n"
+               "  graphprune validate model.onnx folded.onnx                       # same outputs, 4 random inputs\n"
+               "  graphprune validate model.onnx slim.onnx --data held-out.npz --max-drift 0.02 --metric top1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reference", help="the original model (.onnx)")
     parser.add_argument("candidate", help="the model to check (.onnx)")
     add_validation_arguments(parser)
+    add_drift_gate_arguments(parser.add_argument_group("drift budget (instead of the tolerances)"),
+                             "pass when the candidate's drift from the reference on these inputs is at most D "
+                             "(e.g. 0.01 with --metric cosine: mean cosine similarity >= 0.99); the tolerances "
+                             "then do not decide, and onnxruntime runs with its graph optimizations")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON instead of a table")
     add_report_argument(parser)
     parser.set_defaults(func=_run)
