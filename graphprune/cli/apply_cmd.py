@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DriftBudgetExceeded
 from ..vocabulary import DEFAULT_MAX_LENGTH
-from .plan_cmd import positive_int
+from .argtypes import positive_int
 from .prune_cmd import _validation_kwargs, print_result
 from .validate_cmd import add_drift_gate_arguments, add_report_argument, add_validation_arguments
 

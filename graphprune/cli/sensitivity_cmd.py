@@ -6,7 +6,8 @@ import json
 
 from ..errors import UsageError
 from ..vocabulary import DATA_DRIVEN, DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, DRIFT_METRICS, SENSITIVITY_SAMPLES
-from .plan_cmd import add_calibration_image_arguments, add_criterion_arguments, fraction, image_options, positive_int
+from .argtypes import fraction, positive_int
+from .plan_cmd import add_calibration_image_arguments, add_criterion_arguments, image_options
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
 EPILOG = """examples:

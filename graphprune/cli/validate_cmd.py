@@ -12,25 +12,7 @@ import json
 
 from ..errors import UsageError, ValidationFailed
 from ..vocabulary import CHANNEL_ORDERS, LAYOUTS
-
-
-def _floats(text: str) -> list[float]:
-    """argparse type: ``0.485,0.456,0.406`` (argparse turns the error into a usage error)."""
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from exc
-
-
-def _size(text: str) -> tuple[int, int]:
-    """argparse type: ``224`` or ``224x160``."""
-    try:
-        dims = [int(v) for v in text.lower().replace(",", "x").split("x")]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected H or HxW, got {text!r}") from exc
-    if len(dims) not in (1, 2) or min(dims) <= 0:
-        raise argparse.ArgumentTypeError(f"expected one or two positive integers (H or HxW), got {text!r}")
-    return (dims[0], dims[-1])
+from .argtypes import floats, image_size, positive_float
 
 
 def add_input_shape_argument(parser: argparse.ArgumentParser) -> None:
@@ -62,10 +44,10 @@ def add_validation_arguments(parser: argparse.ArgumentParser, *, samples_help: s
 def add_image_arguments(parser: argparse.ArgumentParser, option: str) -> None:
     """Preprocessing options of an image folder given with ``option`` (--data or --calib)."""
     images = parser.add_argument_group(f"image folders ({option} DIR)")
-    images.add_argument("--mean", type=_floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
+    images.add_argument("--mean", type=floats, metavar="M[,M,M]", help="per-channel mean in [0,1] units, "
                         "model channel order (e.g. 0.485,0.456,0.406)")
-    images.add_argument("--std", type=_floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
-    images.add_argument("--size", type=_size, metavar="H[xW]", help="resize to H x W (default: the input's size)")
+    images.add_argument("--std", type=floats, metavar="S[,S,S]", help="per-channel std in [0,1] units")
+    images.add_argument("--size", type=image_size, metavar="H[xW]", help="resize to H x W (default: the input's size)")
     images.add_argument("--layout", choices=LAYOUTS, default="NCHW", type=str.upper, help="default NCHW")
     images.add_argument("--channel-order", choices=CHANNEL_ORDERS, default="RGB", type=str.upper,
                         help="default RGB")
@@ -101,7 +83,6 @@ def failure_message(report) -> str:
 def add_drift_gate_arguments(parser, limit_help: str) -> None:
     """``--max-drift D`` and ``--metric`` (the drift it bounds)."""
     from ..vocabulary import DRIFT_METRICS
-    from .plan_cmd import positive_float
 
     parser.add_argument("--max-drift", type=positive_float, metavar="D", help=limit_help)
     parser.add_argument("--metric", choices=DRIFT_METRICS, default="cosine",
