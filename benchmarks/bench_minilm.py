@@ -23,9 +23,8 @@ into the biases), ``fluctuation+refit`` (plus the least-squares re-fit of the co
 ``fluctuation+seq`` (``--repair mean,sequential``, the default with data: every consumer re-fitted
 layer by layer on the pruned model's own inputs), and the same with the prefix ``global:`` (``--global --normalize none``: one ranking across all groups
 instead of the same fraction of every group). Every variant calibrates on the same statistics,
-computed once (they do not depend on the variant). Without ``--attention`` the attention blocks
-are pruned by head dimensions (query/key dims, value dims) and the MLPs by neurons: the table
-says ``dims+MLP``. The Markdown table is followed by the command that produced it.
+computed once (they do not depend on the variant). ``--attention heads|dims|both`` says which
+attention factors may go (default ``both``: whole heads and head dims); MLP neurons always may. The Markdown table is followed by the command that produced it.
 """
 from __future__ import annotations
 
@@ -185,7 +184,7 @@ def run(args, log) -> list[Row]:
 
 
 def table(rows: list[Row], variants, attention: str | None) -> list[str]:
-    mode = attention or "dims+MLP"
+    mode = f"{attention or 'both'}+MLP"
     lines = ["| params removed | " + " | ".join(f"{v} ({mode})" for v in variants) + " |",
              "|---|" + "---|" * len(variants)]
     for removed in sorted({r.removed for r in rows}):
