@@ -19,12 +19,12 @@ on the evaluation sentences:
 
 Variants (``label``: options of ``graphprune prune``): ``l2`` (magnitude), ``fluctuation``
 (calibrated, plain removal, ``--no-compensate``), ``fluctuation+comp`` (calibration means folded
-into the biases), ``fluctuation+refit`` (plus the least-squares re-fit of the consumers), and the
-same with the prefix ``global:`` (``--global --normalize none``: one ranking across all groups
+into the biases), ``fluctuation+refit`` (plus the least-squares re-fit of the consumers),
+``fluctuation+seq`` (``--repair mean,sequential``, the default with data: every consumer re-fitted
+layer by layer on the pruned model's own inputs), and the same with the prefix ``global:`` (``--global --normalize none``: one ranking across all groups
 instead of the same fraction of every group). Every variant calibrates on the same statistics,
-computed once (they do not depend on the variant). Without ``--attention`` the attention blocks
-are pruned by head dimensions (query/key dims, value dims) and the MLPs by neurons: the table
-says ``dims+MLP``. The Markdown table is followed by the command that produced it.
+computed once (they do not depend on the variant). ``--attention heads|dims|both`` says which
+attention factors may go (default ``both``: whole heads and head dims); MLP neurons always may. The Markdown table is followed by the command that produced it.
 """
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ for folder in (ROOT, ROOT / "benchmarks"):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from bench_quality import _floats as fractions  # noqa: E402
 from graphprune.graph.model import to_proto  # noqa: E402
 from graphprune.pipeline import Options, analyze, apply, decide, load, prepare  # noqa: E402
 from graphprune.pipeline.score import calibrate_analyzed, make_scorer  # noqa: E402
@@ -51,15 +50,28 @@ from graphprune.validation.runner import make_session  # noqa: E402
 from models.minilm import MissingModelError, build_minilm, find_model_files  # noqa: E402
 from models.sentences import calibration_and_evaluation, encode_sentences  # noqa: E402
 
-#: label -> (importance, compensate, refit)
+#: label -> (importance, compensate, refit); the "+seq" labels repair with SEQUENTIAL instead
 CRITERIA = {"l2": ("l2", False, False), "fluctuation": ("fluctuation", False, False),
             "fluctuation+comp": ("fluctuation", True, False), "fluctuation+refit": ("fluctuation", True, True),
-            "energy+refit": ("energy", True, True), "activation+comp": ("activation", True, False)}
-DEFAULT_VARIANTS = ("l2", "fluctuation", "fluctuation+comp", "fluctuation+refit", "global:l2",
-                    "global:fluctuation+refit")
+            "fluctuation+seq": ("fluctuation", True, False), "energy+refit": ("energy", True, True),
+            "activation+comp": ("activation", True, False)}
+SEQUENTIAL = "mean,sequential"
+DEFAULT_VARIANTS = ("l2", "fluctuation", "fluctuation+comp", "fluctuation+refit", "fluctuation+seq", "global:l2",
+                    "global:fluctuation+refit", "global:fluctuation+seq")
 GLOBAL = "global:"
 EVAL_BATCH = 64
 SEED = 0
+
+
+def fractions(text: str) -> list[float]:
+    """argparse type: ``0.1,0.2`` -> [0.1, 0.2], each in (0, 1)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions, got {text!r}") from exc
+    if not values or not all(0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"fractions must be in (0, 1), got {text!r}")
+    return values
 
 
 @dataclass
@@ -85,10 +97,11 @@ def _variant(label: str) -> tuple[str, bool, bool, bool]:
 def variant_options(label: str, removed: float, calib, samples: int, shapes: dict, attention: str | None) -> Options:
     importance, compensate, refit, rank_global = _variant(label)
     extra = {"attention": attention} if attention else {}
+    extra.update({"repair": SEQUENTIAL} if label.endswith("+seq") else {"compensate": compensate, "refit": refit})
     data = importance != "l2" or compensate
     try:
-        return Options(target_params=round(1.0 - removed, 6), importance=importance, compensate=compensate,
-                       refit=refit, calib=calib if data else None, calib_samples=samples, validate=False,
+        return Options(target_params=round(1.0 - removed, 6), importance=importance, calib=calib if data else None,
+                       calib_samples=samples, validate=False,
                        input_shapes=shapes, global_rank=rank_global, normalize="none" if rank_global else "mean",
                        seed=SEED, **extra)
     except TypeError as exc:
@@ -102,7 +115,8 @@ def command_of(label: str, removed: float, attention: str | None) -> str:
              "--importance", importance]
     if importance != "l2" or compensate:
         words += ["--calib", "calib.npz"]
-        words += ["--refit"] if refit else [] if compensate else ["--no-compensate"]
+        words += (["--repair", SEQUENTIAL] if label.endswith("+seq") else ["--refit"] if refit else []
+                  if compensate else ["--no-compensate"])
     words += ["--global", "--normalize", "none"] if rank_global else []
     words += ["--attention", attention] if attention else []
     return " ".join(words)
@@ -170,7 +184,7 @@ def run(args, log) -> list[Row]:
 
 
 def table(rows: list[Row], variants, attention: str | None) -> list[str]:
-    mode = attention or "dims+MLP"
+    mode = f"{attention or 'both'}+MLP"
     lines = ["| params removed | " + " | ".join(f"{v} ({mode})" for v in variants) + " |",
              "|---|" + "---|" * len(variants)]
     for removed in sorted({r.removed for r in rows}):

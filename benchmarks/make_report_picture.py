@@ -1,11 +1,12 @@
-"""The picture of a prune report in the README: prune a real model with its report, screenshot it.
+"""The picture of a prune report in the README: the tour's prune, with its report, screenshot.
 
     python benchmarks/make_report_picture.py                      # -> docs/images/prune-report.png
-    python benchmarks/make_report_picture.py --model M --out P --height 1400
+    python benchmarks/make_report_picture.py --out P --height 1400
 
-Runs ``graphprune prune ../shared/models/ultraface-slim-320.onnx --ratio 0.2 --report r.html`` in
-a temporary directory and lays the page out in headless Chromium (Debian package ``chromium``),
-with background networking off and a throw-away profile.
+In a temporary directory, writes the tour's 400 digits (``make_digits.py``) and runs
+``graphprune prune ../shared/models/mnist-cntk.onnx -o mnist-slim.onnx --calib digits.npz
+--max-drift 0.05 --metric top1 --report mnist-slim.html``, then lays the page out in headless
+Chromium (Debian package ``chromium``), with background networking off and a throw-away profile.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT.parent / "shared" / "models" / "ultraface-slim-320.onnx"))
+    parser.add_argument("--model", default=str(ROOT.parent / "shared" / "models" / "mnist-cntk.onnx"))
     parser.add_argument("--out", default=str(ROOT / "docs" / "images" / "prune-report.png"))
     parser.add_argument("--width", type=int, default=1000)
     parser.add_argument("--height", type=int, default=1300)
@@ -34,9 +35,13 @@ def main(argv=None) -> int:
         raise SystemExit("headless Chromium is needed (Debian: apt-get install -y chromium)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = work / "prune.html"
-        subprocess.run([sys.executable, "-m", "graphprune", "prune", args.model, "-o", str(work / "slim.onnx"),
-                        "--ratio", "0.2", "--report", str(report)], check=True, stdout=subprocess.DEVNULL)
+        report = work / "mnist-slim.html"
+        shutil.copy(args.model, work / "mnist-cntk.onnx")  # the page names files as the tour does
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_digits.py"), "digits.npz", "--count", "400"],
+                       check=True, stdout=subprocess.DEVNULL, cwd=work)
+        subprocess.run([sys.executable, "-m", "graphprune", "prune", "mnist-cntk.onnx", "-o", "mnist-slim.onnx",
+                        "--calib", "digits.npz", "--max-drift", "0.05", "--metric", "top1", "--report", report.name],
+                       check=True, stdout=subprocess.DEVNULL, cwd=work)
         home = work / "home"
         env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
         subprocess.run([browser, *FLAGS, f"--user-data-dir={home / 'profile'}",

@@ -14,7 +14,8 @@ EXIT_INTERNAL = 70
 
 EXIT_CODES = {
     EXIT_OK: "success",
-    EXIT_VALIDATION_FAILED: "validation failed: the candidate's outputs differ beyond tolerance",
+    EXIT_VALIDATION_FAILED: "check failed: outputs beyond tolerance, a pruned model unlike its oracle, or "
+                            "--max-drift missed (nothing written)",
     EXIT_USAGE: "usage error: an option or argument makes no sense",
     EXIT_BAD_MODEL: "the input model (or data/plan file) cannot be read, is invalid or is unsafe",
     EXIT_OUTPUT: "the output cannot be written",

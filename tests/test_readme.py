@@ -51,6 +51,69 @@ def test_first_command_prunes_the_demo(tmp_path):
     assert (tmp_path / "demo-slim.onnx").stat().st_size < (ROOT / "models" / "demo.onnx").stat().st_size
 
 
+TOUR = "## Five minutes on a real model"
+TOUR_SETUP = ["pip install \".[test]\"",
+              "mkdir -p tour && cp ../shared/models/mnist-cntk.onnx tour/ && cd tour",
+              "python ../benchmarks/make_digits.py digits.npz --count 400",
+              "python ../benchmarks/make_digits.py held-out.npz --start 1000 --count 400"]
+
+
+def _tour_commands() -> list[tuple[str, list[str]]]:
+    """Each ``$ command`` of the tour's text blocks with the lines shown after it."""
+    section = README[README.index(TOUR):README.index("\n## ", README.index(TOUR) + 1)]
+    shown = []
+    for block in re.findall(r"```text\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                shown.append((line[2:], []))
+            else:
+                shown[-1][1].append(line)
+    return shown
+
+
+def _shown_in(shown: list[str], printed: list[str]) -> None:
+    """The shown lines appear in what was printed, in order; ``...`` stands for lines left out."""
+    segments, current = [], []
+    for line in shown + ["..."]:
+        if line == "...":
+            segments.append(current) if current else None
+            current = []
+        else:
+            current.append(line)
+    at = 0
+    for segment in segments:
+        starts = [i for i in range(at, len(printed) - len(segment) + 1) if printed[i:i + len(segment)] == segment]
+        assert starts, f"README shows lines the command does not print:\n" + "\n".join(segment) + \
+            "\n--- printed:\n" + "\n".join(printed)
+        at = starts[0] + len(segment)
+
+
+def test_the_tour_prints_what_the_readme_shows(tmp_path):
+    section = README[README.index(TOUR):]
+    setup = [ln.split("#")[0].strip() for ln in _block("bash", TOUR).splitlines()]
+    assert setup == TOUR_SETUP
+    model = ROOT.parent / "shared" / "models" / "mnist-cntk.onnx"
+    assert model.is_file(), f"third-party model {model} not found (../shared/models beside the repository)"
+    tour = tmp_path / "tour"
+    tour.mkdir()
+    shutil.copy(model, tour)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "COLUMNS": "200"}
+    for line in TOUR_SETUP[2:]:
+        args = line.split()[2:]
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "make_digits.py"), *args], cwd=tour, check=True,
+                       capture_output=True, env=env)
+    commands = _tour_commands()
+    assert [c.split()[:2] for c, _ in commands] == [["graphprune", c] for c in ("inspect", "prune", "validate",
+                                                                                 "profile")]
+    for command, shown in commands:
+        proc = subprocess.run([sys.executable, "-m", "graphprune", *command.split()[1:]], cwd=tour, text=True,
+                              capture_output=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        _shown_in(shown, proc.stdout.splitlines())
+    assert (tour / "mnist-slim.html").stat().st_size > 10_000 and "`tests/test_readme.py` runs this tour" in section
+
+
 TEST_COMMAND = 'sh .ci/tools && pip install ".[test]" && python -m pytest -n 2 -q'
 
 
@@ -104,3 +167,11 @@ def test_ci_uses_sudo_when_not_root_and_stops_when_the_install_fails(tmp_path):
     assert calls[4:] == TESTS
     code, calls = _run_ci(tmp_path / "failing", uid=0, chromium=False, apt_fails=True)
     assert code != 0 and calls == ["apt-get update -qq"]                   # no test run without chromium
+
+
+def test_the_exit_code_table_is_the_one_the_cli_prints():
+    from graphprune.errors import EXIT_CODES
+
+    section = README[README.index("### Exit codes"):]
+    rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.M)
+    assert {int(code): text for code, text in rows} == EXIT_CODES

@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 
 from ..errors import DriftBudgetExceeded
-from ..vocabulary import DEFAULT_MAX_LENGTH, DRIFT_METRICS
-from .plan_cmd import positive_float, positive_int
+from ..vocabulary import DEFAULT_MAX_LENGTH
+from .argtypes import positive_int
 from .prune_cmd import _validation_kwargs, print_result
-from .validate_cmd import add_report_argument, add_validation_arguments
+from .validate_cmd import add_drift_gate_arguments, add_report_argument, add_validation_arguments
 
 EPILOG = """examples:
   graphprune plan model.onnx -o plan.json --target-macs 0.5
@@ -84,11 +84,8 @@ def register(subparsers) -> None:
     parser.add_argument("--no-validate", action="store_true", help="skip the oracle and drift checks")
     parser.add_argument("--force", action="store_true", help="allow overwriting the input model")
     parser.add_argument("--json", action="store_true", help="print what was done as JSON")
-    parser.add_argument("--max-drift", type=positive_float, metavar="D",
-                        help="the result must drift by at most D on --data (or the held-out part of --calib), "
-                             "else exit 1, nothing written")
-    parser.add_argument("--metric", choices=DRIFT_METRICS, default="cosine",
-                        help="drift of --max-drift: cosine (1 - mean cosine; default), top1, rel")
+    add_drift_gate_arguments(parser, "the result must drift by at most D on --data (or the held-out part of "
+                                     "--calib), else exit 1, nothing written")
     add_validation_arguments(parser)
     add_report_argument(parser)
     parser.set_defaults(func=_run)

@@ -14,6 +14,7 @@ from ..errors import DriftBudgetExceeded, UsageError
 from ..vocabulary import (AGGREGATES, ALL_REPAIRS, ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES,
                           DEFAULT_EVAL_SPLIT, DEFAULT_MAX_LENGTH, DEFAULT_REPAIR, DRIFT_METRICS, EXECUTORS,
                           IMPORTANCE_NAMES, NORMALIZERS, OBJECTIVES, parse_repair)
+from .argtypes import fraction, keep_fraction, positive_float, positive_int
 from .validate_cmd import add_image_arguments, add_input_shape_argument
 
 EPILOG = """examples:
@@ -38,30 +39,6 @@ plan is applied to a copy and checked on held-out samples before it is written."
 
 #: fraction of slots removed when neither --ratio nor a target is given
 DEFAULT_RATIO = 0.3
-
-
-def _number(text: str, convert, ok, expected: str):
-    try:
-        value = convert(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from exc
-    if not ok(value):
-        raise argparse.ArgumentTypeError(f"must be {expected}, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a fraction removed, in [0, 1)."""
-    return _number(text, float, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-
-
-def keep_fraction(text: str) -> float:
-    """argparse type: a fraction of the original kept, in (0, 1]."""
-    return _number(text, float, lambda v: 0.0 < v <= 1.0, "a fraction of the original to keep, in (0, 1]")
-
-
-def positive_int(text: str) -> int:
-    return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
@@ -128,11 +105,6 @@ def add_executor_arguments(group) -> None:
 
 def executor_kwargs(args: argparse.Namespace) -> dict:
     return {"jobs": args.jobs, "executor": args.executor, "ray_address": args.ray_address}
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    return _number(text, float, lambda v: v > 0 and v == v and v != float("inf"), "a positive number")
 
 
 def add_plan_arguments(parser: argparse.ArgumentParser, *, ratio_help: str | None = None) -> None:

@@ -6,8 +6,9 @@ import json
 
 from ..errors import UsageError
 from ..vocabulary import DATA_DRIVEN, DEFAULT_RANDOM_SAMPLES, DEFAULT_RATIOS, DRIFT_METRICS, SENSITIVITY_SAMPLES
+from .argtypes import fraction, positive_int
 from .plan_cmd import (add_calibration_image_arguments, add_criterion_arguments, add_executor_arguments,
-                       executor_kwargs, fraction, image_options, positive_int)
+                       executor_kwargs, image_options)
 from .validate_cmd import add_input_shape_argument, add_report_argument
 
 EPILOG = """examples:

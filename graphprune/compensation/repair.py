@@ -41,10 +41,17 @@ class RepairReport:
 
     def summary_lines(self) -> list[str]:
         parts = (self.compensation, self.sequential, self.statistics)
-        lines = [p.summary_line() for p in parts if p is not None]
+        lines = [p.summary_line() for p in parts if p is not None and not self._nothing_left_to_mean(p)]
         if self.samples is not None and (self.sequential is not None or self.statistics is not None):
             lines.append(f"repair measured on {self.samples} calibration samples")
         return lines
+
+    def _nothing_left_to_mean(self, part) -> bool:
+        """Mean compensation that found nothing to do because sequential reconstruction re-fitted
+        every consumer (the summary would say "0 consumer nodes corrected")."""
+        c = self.compensation
+        return (part is c and self.sequential is not None and not c.compensated and not c.skipped
+                and not c.refit)
 
     def to_dict(self) -> dict:
         out = {"methods": list(self.methods), "samples": self.samples}

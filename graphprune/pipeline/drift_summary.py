@@ -30,7 +30,9 @@ def drift_lines(report, metric: str = "cosine") -> list[str]:
         return lines
     order = [metric] + [m for m in DRIFT_METRICS if m != metric]
     values = ", ".join(f"{m} {num(drift.value(m), 4)} ({METRIC_TEXT[m]})" for m in order if drift.value(m) is not None)
-    lines.append(f"outputs moved by {values}, worst output, on {report.samples} {report.data}")
+    data = str(report.data)
+    where = data if "sample" in data or "inputs" in data else f"samples of {data}"  # a file name alone
+    lines.append(f"outputs moved by {values}, worst output, on {report.samples} {where}")
     if str(report.data).startswith("seeded random inputs"):
         lines.append(f"note: {RANDOM_HINT}")
     return lines

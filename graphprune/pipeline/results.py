@@ -12,6 +12,7 @@ import onnx_ir as ir
 
 from ..analysis.types import Analysis
 from ..planning.plan_file import PruningPlan
+from ..report.text import nouns
 from .drift_summary import drift_lines
 
 
@@ -215,7 +216,7 @@ def kept_whole_lines(blocked: list) -> list[str]:
         first = min(group.barriers, key=lambda b: ("is a graph " not in b.reason, b.reason))
         by_cause.setdefault(first.node or first.reason, []).append(first.reason)
     causes = sorted(by_cause.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    lines = [f"kept whole ({len(blocked)} blocked groups; graphprune inspect lists them):"]
+    lines = [f"kept whole ({nouns(len(blocked), 'blocked group')}; graphprune inspect lists them):"]
     for _, reasons in causes[:KEPT_WHOLE_LINES]:
         extra = f" ({len(reasons)} groups)" if len(reasons) > 1 else ""
         lines.append(f"  {reasons[0]}{extra}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..report.text import si
+from ..report.text import nouns, si
 from .budget import Curve
 
 #: groups named in the summary's savings line (the report lists every group)
@@ -63,11 +63,11 @@ class BudgetRecord:
         ev = self.evaluations
         lines = [f"budget: {self.metric} drift <= {self.limit:g} on held-out data; the search removes the most "
                  f"{what} it can",
-                 f"  sensitivity: {len(self.curves)} groups, {ev['sensitivity']} evaluations on "
+                 f"  sensitivity: {nouns(len(self.curves), 'group')}, {ev['sensitivity']} evaluations on "
                  f"{self.samples.get('curves', '?')} calibration samples (each group alone, k/8 of its slots)",
                  f"  search: {ev['search']} combined candidates on {self.samples.get('search', '?')} calibration "
                  f"samples, aiming at drift <= {self.limit * (1 - self.margin):.4g}; "
-                 f"{len(self.counts)} groups pruned"]
+                 f"{nouns(len(self.counts), 'group')} pruned"]
         for check in self.checks:
             verdict = "passed" if check["passed"] else "missed"
             extra = f"; rolled back {check['rolled_back']}" if check.get("rolled_back") else ""

@@ -70,3 +70,8 @@ def num(value: float | None, digits: int = 3) -> str:
 
 def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def nouns(count: int, noun: str) -> str:
+    """``1 group``, ``2 groups``: a count and its noun (plural by adding an s)."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"

@@ -312,6 +312,10 @@ class RuleRegistry:
         entry = self.entry(domain, op_type, opset)
         return entry is not None and entry.views
 
+    def entries(self, domain: str, op_type: str) -> list[_Entry]:
+        """The rules of one op type, one per opset range, in registration order."""
+        return list(self._entries.get((domain, op_type), []))
+
     def ops(self) -> list[tuple[str, str]]:
         """(domain, op type) of every registered rule, sorted."""
         return sorted(self._entries)

@@ -139,3 +139,36 @@ def test_folded_zoo_model_exits_0_and_a_corrupted_fold_exits_1(tmp_path, capsys)
     code, out, err = _run(capsys, "validate", a, wrong, "--samples", "2")
     assert code == 1 and out.startswith("validation FAILED")
     assert err.startswith("graphprune: error: validation failed: output 'logits'")
+
+
+def _classifier(tmp_path, name, weight):
+    """scores = x @ weight, one [1, 2] sample at a time."""
+    from onnx import TensorProto, helper
+
+    from tests.helpers.models import model
+
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["scores"], name="fc")]
+    m = model(nodes, [("x", TensorProto.FLOAT, [1, 2])], [("scores", TensorProto.FLOAT, [1, 2])],
+              {"w": np.asarray(weight, np.float32)})
+    return save(m, tmp_path / name)
+
+
+def test_max_drift_gates_on_top1_of_the_data_instead_of_the_tolerances(tmp_path, capsys):
+    reference = _classifier(tmp_path, "ref.onnx", np.eye(2))
+    candidate = _classifier(tmp_path, "cand.onnx", np.diag([1.0, 3.0]))  # the second score tripled
+    # four samples (stacked for a batch-1 input); only [1, 0.5] -> [1, 1.5] changes its class: top1 drift 0.25
+    data = tmp_path / "held-out.npz"
+    np.savez(data, x=np.array([[1, 0.5], [1, 0.2], [0.1, 1], [2, 0.1]], np.float32))
+    code, out, err = _run(capsys, "validate", reference, candidate, "--data", str(data), "--max-drift", "0.25",
+                          "--metric", "top1")
+    assert code == 0 and err == ""
+    assert "top-1 agreement 75.0%" in out
+    assert out.splitlines()[-1] == f"drift budget: met: top1 drift 0.25 <= --max-drift 0.25 on 4 samples of {data}"
+    code, out, err = _run(capsys, "validate", reference, candidate, "--data", str(data), "--max-drift", "0.2",
+                          "--metric", "top1", "--json")
+    gate = json.loads(out)["gate"]
+    assert code == 1 and (gate["drift"], gate["passed"], gate["samples"]) == (0.25, False, 4)
+    assert err == ("graphprune: error: drift budget: MISSED by 0.05 (1.25x the limit): top1 drift 0.25 > "
+                   f"--max-drift 0.2 on 4 samples of {data}\n")
+    # without --max-drift the element-wise tolerances decide: the same candidate fails
+    assert _run(capsys, "validate", reference, candidate, "--data", str(data))[0] == 1

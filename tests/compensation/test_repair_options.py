@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import json
+
 import numpy as np
 import pytest
 from onnx import helper
@@ -145,3 +147,19 @@ def test_repairs_read_more_samples_when_they_are_small():
     for given, expected in ((small, 200), (big, REPAIR_SAMPLES)):
         stream, seen = counted(given)
         assert len(list(stream())) == expected == seen["count"]
+
+
+def test_the_default_repair_does_not_report_a_mean_compensation_that_had_nothing_left(tmp_path, capsys):
+    # mean,sequential: sequential re-fits both consumers, so the means correct none; the summary
+    # says what ran (no "compensation: 0 consumer nodes corrected" line)
+    model = _small_net()
+    source, calib = tmp_path / "net.onnx", tmp_path / "calib.npz"
+    source.write_bytes(model.SerializeToString())
+    np.savez(calib, x=np.stack([f["x"] for f in feeds(model, 4, seed=1, mean=0.3)]))
+    assert main(["prune", str(source), "-o", str(tmp_path / "slim.onnx"), "--ratio", "0.5", "--calib", str(calib),
+                 "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)["repair"]
+    assert done["methods"] == ["mean", "sequential"] and done["compensation"]["compensated"] == []
+    assert main(["prune", str(source), "-o", str(tmp_path / "slim2.onnx"), "--ratio", "0.5", "--calib", str(calib)]) == 0
+    printed = capsys.readouterr().out
+    assert "sequential reconstruction: 2 consumers re-fitted" in printed and "compensation:" not in printed

@@ -8,7 +8,7 @@ import pytest
 from graphprune.profiling import profile
 from graphprune.profiling.table import profile_lines
 from graphprune.report import render
-from graphprune.report.text import binary_bytes, num, si
+from graphprune.report.text import binary_bytes, nouns, num, si
 from tests.helpers.paths import shared_model
 
 
@@ -58,3 +58,8 @@ def test_profile_of_a_one_megabyte_model_prints_its_size_in_full():
     assert not [line for line in lines if "e+" in line]
     page = render({"profile": result}, "html")
     assert '<td class="t">file size</td><td>1,010 KiB</td>' in page
+
+
+def test_a_count_agrees_with_its_noun():
+    assert [nouns(n, "group") for n in (0, 1, 2, 1500)] == ["0 groups", "1 group", "2 groups", "1,500 groups"]
+    assert nouns(1, "blocked group") == "1 blocked group"
