@@ -146,6 +146,24 @@ def test_the_cluster_comes_from_the_address_the_environment_or_a_local_ray(clust
     assert not ray.is_initialized()
 
 
+def test_the_payload_goes_to_the_object_store_once_and_each_worker_sets_up_once(cluster, monkeypatch):
+    import ray
+
+    puts: list = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(value) or real_put(value, **kw))
+    payload, other = Context(workers.remember, 7), Context(workers.remember, 7)
+    with RayExecutor(address=cluster.address) as executor:
+        first = executor.map(workers.scaled, list(range(10)), context=payload)
+        again = executor.map(workers.scaled, list(range(10, 16)), context=payload)
+        fresh = executor.map(workers.scaled, [1, 2, 3, 4], context=other)  # an equal payload, another context
+    assert [r[0] for r in first + again] == [7 * t for t in range(16)]
+    setups = {(r[1], r[2]) for r in first + again}
+    assert len(setups) == 2 and len({pid for _, pid in setups}) == 2  # one state per worker, kept between maps
+    assert not {r[1] for r in fresh} & {s for s, _ in setups}  # a new context builds new states
+    assert puts == [7, 7]  # one put per context, never one per task
+
+
 def test_an_error_in_a_task_is_raised_as_itself(cluster):
     with RayExecutor(address=cluster.address) as executor:
         with pytest.raises(DataError, match="sample bad: refused") as caught:
