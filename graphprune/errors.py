@@ -10,6 +10,7 @@ EXIT_VALIDATION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BAD_MODEL = 3
 EXIT_OUTPUT = 4
+EXIT_WORKERS_LOST = 5
 EXIT_INTERNAL = 70
 
 EXIT_CODES = {
@@ -19,6 +20,7 @@ EXIT_CODES = {
     EXIT_USAGE: "usage error: an option or argument makes no sense",
     EXIT_BAD_MODEL: "the input model (or data/plan file) cannot be read, is invalid or is unsafe",
     EXIT_OUTPUT: "the output cannot be written",
+    EXIT_WORKERS_LOST: "the workers were lost: the Ray cluster went away or a worker kept dying (nothing written)",
     EXIT_INTERNAL: "internal error (a bug; rerun with --debug and report the traceback)",
 }
 
@@ -93,3 +95,11 @@ class PruningError(GraphPruneError):
     """A plan cannot be applied (internal consistency check failed); nothing is written."""
 
     exit_code = EXIT_INTERNAL
+
+
+class WorkerLost(GraphPruneError):
+    """A worker process died (an out-of-memory kill, a crash) more often than it is restarted, or
+    the Ray cluster went away; nothing is written."""
+
+    exit_code = EXIT_WORKERS_LOST
+

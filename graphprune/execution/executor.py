@@ -39,7 +39,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from ..errors import UsageError, WorkerLost
 from ..progress import progress as progress_iter
 
 log = logging.getLogger(__name__)
@@ -123,16 +123,28 @@ def _main_module_hidden():
                 main.__dict__.pop("__spec__", None)
 
 
-def _each(results, count: int):
+def _workers(pool) -> tuple[frozenset, bool]:
+    """The pids of a pool's worker processes, and whether one has exited. ``multiprocessing.Pool``
+    replaces a worker that dies and never finishes the task it was running: without this look at
+    its (private) process list, a killed worker would leave the command waiting forever."""
+    processes = list(getattr(pool, "_pool", ()))
+    return frozenset(p.pid for p in processes), any(p.exitcode is not None for p in processes)
+
+
+def _each(results, count: int, pool):
     """The ``count`` results of a pool's ``imap``, waking up every :data:`WAIT_SECONDS` (an interrupt
-    is seen while a task runs)."""
-    for _ in range(count):
+    is seen while a task runs, and a worker that died raises :class:`WorkerLost`)."""
+    started, _ = _workers(pool)
+    for index in range(count):
         while True:
             try:
                 yield results.next(timeout=WAIT_SECONDS)
                 break
             except multiprocessing.TimeoutError:
-                continue
+                pids, exited = _workers(pool)
+                if exited or (started and pids != started):
+                    raise WorkerLost(f"task {index + 1} of {count}: a worker process died (killed for lack of "
+                                     "memory?); nothing was written (try fewer --jobs)") from None
 
 
 class LocalExecutor(Executor):
@@ -159,7 +171,7 @@ class LocalExecutor(Executor):
         pool = self._pool_for(context)
         results = pool.imap(_run_task, [(fn, t) for t in tasks], chunksize=1)
         try:
-            return list(progress_iter(_each(results, len(tasks)), total=len(tasks), desc=progress,
+            return list(progress_iter(_each(results, len(tasks), pool), total=len(tasks), desc=progress,
                                       enabled=progress is not None, unit="task"))
         except BaseException:
             self.close(abort=True)

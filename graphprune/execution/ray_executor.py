@@ -37,7 +37,7 @@ import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from ..errors import GraphPruneError, UsageError
+from ..errors import UsageError, WorkerLost
 from ..progress import progress as progress_iter
 from .executor import WAIT_SECONDS, Context, Executor, check_jobs
 
@@ -50,10 +50,6 @@ RESTARTS = 3
 QUEUED_PER_SLOT = 2
 #: contexts whose state an actor keeps (the budget search alternates at most two)
 STATES_KEPT = 2
-
-
-class WorkerLost(GraphPruneError):
-    """A Ray worker died more often than it is restarted, or the cluster went away."""
 
 
 def ray_installed() -> bool:

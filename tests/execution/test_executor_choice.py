@@ -104,3 +104,18 @@ def test_an_interrupt_stops_local_workers(tmp_path):
     assert not os.path.exists(f"/proc/{held[0]}") and not (tmp_path / "finished").exists()
     assert executor.map(workers.scaled, [1, 2], context=Context(workers.remember, 3))[1][0] == 6  # new workers
     executor.close()
+
+
+def test_a_local_worker_that_dies_ends_the_map_with_exit_code_5_instead_of_waiting_forever():
+    from graphprune.errors import WorkerLost
+
+    executor = LocalExecutor(2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(WorkerLost, match=r"task \d of 3: a worker process died") as caught:
+            executor.map(workers.dies, ["ok", "die", "ok"], context=Context(workers.remember, 0))
+        assert caught.value.exit_code == 5 and time.monotonic() - started < 30
+        # the executor starts new workers for the next map
+        assert [r[0] for r in executor.map(workers.scaled, [1, 2], context=Context(workers.remember, 3))] == [3, 6]
+    finally:
+        executor.close()

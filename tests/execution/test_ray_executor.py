@@ -22,9 +22,9 @@ from graphprune.calibration import activation_spaces, calibrate
 from graphprune.calibration.shards import calibrate_sharded
 from graphprune.cli import main
 from graphprune.execution.candidates import Candidate, measure, zeroing_context
-from graphprune.errors import DataError
+from graphprune.errors import EXIT_CODES, DataError
 from graphprune.execution.executor import Context, LocalExecutor
-from graphprune.execution.ray_executor import RayExecutor, ray_installed
+from graphprune.execution.ray_executor import RayExecutor, WorkerLost, ray_installed
 from graphprune.graph.model import to_proto
 from graphprune.importance import MagnitudeImportance
 from graphprune.pipeline import Options, analyze, load, prepare
@@ -170,6 +170,13 @@ def test_an_error_in_a_task_is_raised_as_itself(cluster):
             executor.map(workers.refused, ["ok", "bad", "ok"], context=Context(workers.remember, 0))
         assert caught.value.exit_code == 3
         assert executor.map(workers.refused, ["ok"], context=Context(workers.remember, 0)) == ["ok"]
+
+
+def test_a_task_that_kills_every_worker_it_runs_on_ends_with_exit_code_5(cluster):
+    with RayExecutor(address=cluster.address, jobs=1) as executor:
+        with pytest.raises(WorkerLost, match=r"task 2 of 2: its Ray worker died") as caught:
+            executor.map(workers.dies, ["ok", "die"], context=Context(workers.remember, 0))
+    assert caught.value.exit_code == 5 and "workers were lost" in EXIT_CODES[5]
 
 
 def test_a_killed_worker_has_its_task_run_again_with_the_same_result(cluster, resnet, tmp_path):

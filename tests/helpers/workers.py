@@ -34,3 +34,10 @@ def refused(state, task):
     if task == "bad":
         raise DataError(f"sample {task}: refused")
     return task
+
+
+def dies(state, task):
+    """Task ``"die"`` ends its worker process at once, every time it runs (as an OOM kill would)."""
+    if task == "die":
+        os._exit(1)
+    return task
