@@ -27,7 +27,7 @@ for extra in (ROOT, ROOT / "benchmarks"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-from bench_quality import MODELS, SHARED, crops  # noqa: E402
+from quality_data import MODELS  # noqa: E402
 
 from graphprune.api import prune  # noqa: E402
 from graphprune.errors import ValidationFailed  # noqa: E402
@@ -41,10 +41,10 @@ def cpu_seconds() -> float:
 
 def run(model: str, budget: float, metric: str, images: int, jobs: int | None, progress: bool) -> dict:
     spec = MODELS[model]
-    path = SHARED / spec.file
+    path = spec.path
     if not path.is_file():
         raise SystemExit(f"bench_budget: {path} not found (the third-party models live in ../shared/models/)")
-    calib = [spec.feed(c) for c in crops(images)]
+    calib = spec.calibration(images)
     start, cpu = time.perf_counter(), cpu_seconds()
     try:
         result = prune(str(path), calib=calib, max_drift=budget, metric=metric, jobs=jobs, progress=progress)

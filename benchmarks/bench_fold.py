@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from graphprune.graph.model import from_proto
 from graphprune.passes.fold import fold
 
 CHANNELS = 8
@@ -49,15 +50,26 @@ def chain_model(blocks: int, seed: int = 0) -> onnx.ModelProto:
 
 
 def bench(blocks: int) -> None:
-    model = chain_model(blocks)
-    nodes = len(model.graph.node)
+    proto = chain_model(blocks)
+    nodes = len(proto.graph.node)
     start = time.perf_counter()
+    model = from_proto(proto)
     result = fold(model)
     seconds = time.perf_counter() - start
-    assert result.batchnorm_after == 0 and len(model.graph.node) == 2 * blocks
+    assert result.batchnorm_after == 0 and len(model.graph) == 2 * blocks  # Conv + Relu per block
     print(f"{blocks:>7} blocks {nodes:>7} nodes {seconds:8.2f} s {nodes / seconds:>10.0f} nodes/s")
 
 
-if __name__ == "__main__":
-    for size in [int(a) for a in sys.argv[1:]] or [250, 1000, 4000]:
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("blocks", nargs="*", type=int, default=[250, 1000, 4000],
+                        help="chain lengths in blocks (default 250 1000 4000)")
+    for size in parser.parse_args(argv).blocks:
         bench(size)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

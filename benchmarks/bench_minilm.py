@@ -115,8 +115,8 @@ def command_of(label: str, removed: float, attention: str | None) -> str:
              "--importance", importance]
     if importance != "l2" or compensate:
         words += ["--calib", "calib.npz"]
-        words += (["--repair", SEQUENTIAL] if label.endswith("+seq") else ["--refit"] if refit else []
-                  if compensate else ["--no-compensate"])
+        repair = SEQUENTIAL if label.endswith("+seq") else "refit" if refit else "mean" if compensate else "none"
+        words += ["--repair", repair]
     words += ["--global", "--normalize", "none"] if rank_global else []
     words += ["--attention", attention] if attention else []
     return " ".join(words)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from ..calibration import GRAM_LIMIT, consumer_sites
+from ..calibration import GRAM_LIMIT, consumer_sites, token_mask
 from ..graph import edit
 from ..graph.model import from_proto
 from ..progress import progress as progress_iter
@@ -108,9 +108,14 @@ class CrossMoments:
         self.xt, self.tt = np.zeros((size, kept.size)), np.zeros((kept.size, kept.size))
         self.shape: tuple = ()
 
-    def update(self, x: np.ndarray, t: np.ndarray, sample: int) -> None:
+    def update(self, x: np.ndarray, t: np.ndarray, sample: int, valid: np.ndarray | None = None) -> None:
+        """Add one sample's positions; ``valid`` (broadcastable to ``x``, one along the channel axis)
+        keeps only real tokens: padded positions are outside what the model is used for."""
         rows_x = np.moveaxis(np.asarray(x), self.space.axis, 0).reshape(self.size, -1)
         rows_t = np.moveaxis(np.asarray(t), self.space.axis, 0).reshape(self.size, -1)[self.kept]
+        if valid is not None:
+            columns = np.moveaxis(np.broadcast_to(valid, np.shape(x)), self.space.axis, 0).reshape(self.size, -1)[0]
+            rows_x, rows_t = rows_x[:, columns], rows_t[:, columns]
         if rows_x.shape[1] > ROW_LIMIT:
             rng = np.random.default_rng([SEED, sample, zlib.crc32(self.space.tensor.encode()), self.space.axis])
             cols = np.sort(rng.choice(rows_x.shape[1], ROW_LIMIT, replace=False))
@@ -204,13 +209,15 @@ class _Reference:
         return np.asarray(self.model.graph.initializers[name].const_value.numpy())
 
 
-def _fit_stage(state: RepairState, reference: _Reference, sites, runs, ridge, report) -> tuple[dict, list]:
-    """Re-fit the consumers of ``sites`` on the cached inputs: {consumer: (new weight, output offset)}."""
+def _fit_stage(state: RepairState, reference: _Reference, sites, runs, ridge, report, samples=(),
+               mask=None) -> tuple[dict, list]:
+    """Re-fit the consumers of ``sites`` on the cached inputs: {consumer: (new weight, output offset)};
+    ``mask`` (a :class:`~graphprune.calibration.TokenMask`) leaves padded tokens of ``samples`` out."""
     index, fitted, probes, planned, left = state.analysis.index, {}, [], [], []
     for site in sites:
         m = CrossMoments(site.space, state.group_of(site.space).sizes[site.space], state.kept(site.space))
         for i, (x, t) in enumerate(zip(runs[0].values(site.space.tensor), runs[1].values(site.space.tensor))):
-            m.update(x, t, i)
+            m.update(x, t, i, mask.valid(samples[i], site.space.tensor, np.shape(x)) if mask else None)
         matrix, intercept, unexplained = m.fit(*ridge)
         left.append(unexplained)
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(index.elem_type(site.space.tensor) or 1))
@@ -245,10 +252,11 @@ def reconstruct(state: RepairState, reference: onnx.ModelProto, feeds, *, ridge:
     stage_of = {n.name: s for n, s in zip(runs[1].stages.model.graph.node, runs[1].stages.stage_of)}
     report.stages = runs[1].stages.count
     ref, fitted, left = _Reference(reference), {}, []
+    mask = token_mask(state.analysis.index, [s.space for s in sites])
     for stage in progress_iter(range(report.stages), total=report.stages, desc="reconstructing", enabled=progress,
                                unit="stage"):
         now, unexplained = _fit_stage(state, ref, [s for s in sites if stage_of[s.consumers[0].node] == stage],
-                                      runs, (ridge, removed_ridge), report)
+                                      runs, (ridge, removed_ridge), report, samples, mask)
         fitted.update(now)
         left += unexplained
         runs[0].run(stage)

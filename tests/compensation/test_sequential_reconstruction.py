@@ -88,6 +88,26 @@ def test_cross_moments_fit_known_map():
     assert 0 < np.abs(shrunk[2]).max() < np.abs(matrix[2]).max()   # removed rows: towards 0
 
 
+def test_cross_moments_leave_padded_tokens_out():
+    """Tokens [batch 1, sequence 5, channels 3], the last two padded: only the 3 real tokens are rows,
+    so the known map is fitted exactly although the padded positions follow no map at all."""
+    rng = np.random.default_rng(4)
+    t = rng.standard_normal((1, 5, 2))
+    x = np.concatenate([t, 2 * t[:, :, :1] - t[:, :, 1:] + 0.5], axis=2)
+    x[:, 3:] = rng.standard_normal((1, 2, 3)) * 100.0              # padded positions: noise
+    valid = np.array([1, 1, 1, 0, 0], bool).reshape(1, 5, 1)        # broadcast along the channel axis
+    moments = CrossMoments(Space("a", 2), 3, np.array([0, 1]))
+    moments.update(x, x, sample=0, valid=valid)
+    assert moments.count == 3
+    np.testing.assert_allclose(moments.sum_x, x[0, :3].sum(axis=0))
+    matrix, intercept, left = moments.fit(ridge=0.0, removed_ridge=0.0)
+    np.testing.assert_allclose(matrix, [[1, 0], [0, 1], [2, -1]], atol=1e-8)
+    np.testing.assert_allclose(intercept, [0, 0, 0.5], atol=1e-8)
+    everything = CrossMoments(Space("a", 2), 3, np.array([0, 1]))
+    everything.update(x, x, sample=0)
+    assert everything.count == 5 and abs(everything.fit(ridge=0.0, removed_ridge=0.0)[0][2, 0] - 2) > 0.01
+
+
 def _three_convs(group: int = 1):
     """x -> conv1 -> relu -> conv2 (group) -> relu -> conv3 -> y, 1x1 convolutions, 4 channels."""
     rng = np.random.default_rng(0)
