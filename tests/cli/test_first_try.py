@@ -15,6 +15,10 @@ from tests.helpers.dynamic import with_dynamic_height_width
 
 MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "image-classifier32.onnx",
           "light_squeezenet.onnx", "light_shufflenet.onnx", "light_densenet121.onnx"]
+#: the rest of ../shared/models and of the light models: each runs its checks at a large size (224
+#: for the light ones, 512x896 for road segmentation) or has many nodes (yolox)
+SLOW = ["yolox-nano.onnx", "road-segmentation-adas-nhwc.onnx", "light_bvlc_alexnet.onnx", "light_inception_v1.onnx",
+        "light_inception_v2.onnx", "light_resnet50.onnx", "light_vgg19.onnx", "light_zfnet512.onnx"]
 
 
 def _load(name: str) -> onnx.ModelProto:
@@ -45,7 +49,7 @@ def _parameters(text: str, label: str) -> list[int]:
     return [int(g.replace(",", "")) for g in match.groups() if g]
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", MODELS + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW])
 def test_dynamic_model_goes_through_every_command_without_flags(name, tmp_path, capsys):
     model = with_dynamic_height_width(_load(name))
     dims = [d.dim_param for d in _image_input(model).type.tensor_type.shape.dim if d.dim_param]
