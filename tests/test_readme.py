@@ -175,3 +175,12 @@ def test_the_exit_code_table_is_the_one_the_cli_prints():
     section = README[README.index("### Exit codes"):]
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, re.M)
     assert {int(code): text for code, text in rows} == EXIT_CODES
+
+
+def test_the_architecture_section_is_short_and_names_what_exists():
+    section = README[README.index("### Architecture"):README.index("### What the checks cover")]
+    assert len(section.strip().splitlines()) <= 40
+    for path in re.findall(r"`((?:graphprune/)?[a-z_/]+(?:\.py|/))`", section):
+        where = ROOT / path if path.startswith("graphprune/") or path.startswith("tests/") else ROOT / "graphprune" / path
+        assert where.exists(), path
+    assert "load ─► prepare ─► analyze ─► score ─► decide ─► apply ─► check ─► save" in section
