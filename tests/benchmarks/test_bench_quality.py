@@ -63,3 +63,15 @@ def test_make_digits_writes_the_tour_inputs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         make_digits.main([str(tmp_path / "x.npz"), "--start", "1795", "--count", "5"])
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_search_beyond_the_budget_on_the_evaluation_samples_is_marked_and_never_counts():
+    within, beyond = bq.Point(0.1, 0.12, 0.009, 1.1), bq.Point(0.2, 0.95, 0.08, 5.2)
+    results = {"yolox-nano": {"l2": {0.01: bq.Point(0.01, 0.002, 0.001, 1.0)},
+                              "search+mean": {0.01: within}, "search+refit": {0.01: beyond}}}
+    lines = bq.table(results, ["l2", "search+mean", "search+refit"])
+    assert lines[2] == "| yolox-nano | cosine ≥ 0.99 | 0% 1.00x | 12% 1.10x | 95% 5.20x ✗ 0.08 |"
+    assert bq.target_lines(results, ["l2", "search+mean", "search+refit"]) == [
+        "- yolox-nano, cosine ≥ 0.99: best search+mean removes 12.0% of the MACs, l2 0.2%: target met"]
+    results["yolox-nano"]["search+mean"] = {0.01: beyond}
+    assert "no search with repair stays within the budget" in bq.target_lines(results, ["l2", "search+mean"])[0]
