@@ -18,6 +18,7 @@ from graphprune.execution.executor import Context, LocalExecutor
 from graphprune.execution.ray_executor import INSTALL_HINT, ray_installed
 from graphprune.pipeline import Options
 from tests.helpers import workers
+from tests.helpers.interrupts import ctrl_c_reaches_this_process
 from tests.helpers.paths import ROOT
 
 DEMO = str(ROOT / "models" / "demo.onnx")
@@ -94,8 +95,8 @@ def test_an_interrupt_stops_local_workers(tmp_path):
         _thread.interrupt_main()
 
     executor = LocalExecutor(jobs=2)
-    threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
+    with ctrl_c_reaches_this_process(), pytest.raises(KeyboardInterrupt):
+        threading.Thread(target=interrupt, daemon=True).start()
         executor.map(workers.held, ["hold", "a", "b"], context=Context(workers.remember, str(tmp_path)))
     assert held and executor._pool is None  # the pool was terminated by map itself
     deadline = time.monotonic() + 30

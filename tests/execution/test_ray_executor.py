@@ -31,6 +31,7 @@ from graphprune.pipeline import Options, analyze, load, prepare
 from graphprune.planning.select import select_by_ratio
 from models.zoo import build
 from tests.helpers import ray_cluster, workers
+from tests.helpers.interrupts import ctrl_c_reaches_the_child, ctrl_c_reaches_this_process
 from tests.helpers.onnxrt import run
 from tests.helpers.paths import ROOT
 
@@ -227,8 +228,8 @@ def test_an_interrupt_cancels_the_running_tasks(cluster, resnet, tmp_path):
         _thread.interrupt_main()
 
     with RayExecutor(address=cluster.address) as executor:
-        threading.Thread(target=interrupt, daemon=True).start()
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_reaches_this_process(), pytest.raises(KeyboardInterrupt):
+            threading.Thread(target=interrupt, daemon=True).start()
             executor.map(task, candidates, context=context)
         # the held task never finishes: its worker is stopped, and every CPU of the cluster is free again
         ray_cluster.wait_until(lambda: not ray_cluster.alive(held[0]), 30, "the held worker stopped")
@@ -254,7 +255,7 @@ def test_ctrl_c_stops_the_command_and_writes_nothing(cluster, resnet, tmp_path):
                        "--ray-address", {cluster.address!r}]))
     """)
     command = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_the_child)
     try:
         pid = ray_cluster.waiting_pid(tmp_path, timeout=120, command=command)
         assert command.poll() is None
