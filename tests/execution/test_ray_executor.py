@@ -175,7 +175,8 @@ def test_an_error_in_a_task_is_raised_as_itself(cluster):
 
 def test_a_task_that_kills_every_worker_it_runs_on_ends_with_exit_code_5(cluster):
     with RayExecutor(address=cluster.address, jobs=1) as executor:
-        with pytest.raises(WorkerLost, match=r"task 2 of 2: its Ray worker died") as caught:
+        # both tasks wait on the one actor: whichever is collected first reports the lost worker
+        with pytest.raises(WorkerLost, match=r"task [12] of 2: its Ray worker died 4 times") as caught:
             executor.map(workers.dies, ["ok", "die"], context=Context(workers.remember, 0))
     assert caught.value.exit_code == 5 and "workers were lost" in EXIT_CODES[5]
 
