@@ -10,7 +10,7 @@ import onnx
 import pytest
 
 from graphprune.cli import main
-from tests.helpers.paths import LIGHT_MODELS, shared_model
+from tests.helpers.paths import load_named_model
 from tests.helpers.dynamic import with_dynamic_height_width
 
 MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "image-classifier32.onnx",
@@ -19,15 +19,6 @@ MODELS = ["mnist-cntk.onnx", "ultraface-slim-320.onnx", "fastestdet.onnx", "imag
 #: for the light ones, 512x896 for road segmentation) or has many nodes (yolox)
 SLOW = ["yolox-nano.onnx", "road-segmentation-adas-nhwc.onnx", "light_bvlc_alexnet.onnx", "light_inception_v1.onnx",
         "light_inception_v2.onnx", "light_resnet50.onnx", "light_vgg19.onnx", "light_zfnet512.onnx"]
-
-
-def _load(name: str) -> onnx.ModelProto:
-    if name.startswith("light_"):
-        path = LIGHT_MODELS / name
-        if not path.is_file():
-            pytest.fail(f"onnx light model {path} not found (onnx package without backend test data)", pytrace=False)
-        return onnx.load(str(path))
-    return onnx.load(str(shared_model(name)))
 
 
 def _image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
@@ -51,7 +42,7 @@ def _parameters(text: str, label: str) -> list[int]:
 
 @pytest.mark.parametrize("name", MODELS + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW])
 def test_dynamic_model_goes_through_every_command_without_flags(name, tmp_path, capsys):
-    model = with_dynamic_height_width(_load(name))
+    model = with_dynamic_height_width(load_named_model(name))
     dims = [d.dim_param for d in _image_input(model).type.tensor_type.shape.dim if d.dim_param]
     assert dims, "the copy must have dynamic dims"
     path, folded, pruned = tmp_path / "dynamic.onnx", tmp_path / "folded.onnx", tmp_path / "pruned.onnx"

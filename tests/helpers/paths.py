@@ -22,3 +22,15 @@ def shared_model(name: str) -> Path:
 
 def light_models() -> list[Path]:
     return sorted(LIGHT_MODELS.glob("*.onnx"))
+
+
+def load_named_model(name: str) -> onnx.ModelProto:
+    """A light model of onnx (``light_*.onnx``) or a model of ../shared/models, by file name; fails the
+    test (naming the file) when it is absent."""
+    if name.startswith("light_"):
+        path = LIGHT_MODELS / name
+        if not path.is_file():
+            pytest.fail(f"onnx light model {path} not found (onnx package without backend test data)", pytrace=False)
+        return onnx.load(str(path))
+    return onnx.load(str(shared_model(name)))
+

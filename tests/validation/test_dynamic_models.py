@@ -22,7 +22,7 @@ import pytest
 
 from graphprune.api import fold  # a ModelProto in, FoldResult.model a ModelProto
 from graphprune.validation import resolve_input_shapes, validate
-from tests.helpers.paths import LIGHT_MODELS, shared_model
+from tests.helpers.paths import load_named_model
 from tests.helpers.dynamic import declared_hw, with_dynamic_height_width
 
 #: models that run at one size only (their exported one), by file name
@@ -40,15 +40,6 @@ LIGHT = ["light_bvlc_alexnet.onnx", "light_densenet121.onnx", "light_inception_v
 #: segmentation), or the fold's symbolic shape inference on dynamic dims (yolox, 13 s)
 SLOW = {"light_vgg19.onnx", "light_zfnet512.onnx", "light_inception_v2.onnx", "road-segmentation-adas-nhwc.onnx",
         "yolox-nano.onnx"}
-
-
-def _load(name: str) -> onnx.ModelProto:
-    if name.startswith("light_"):
-        path = LIGHT_MODELS / name
-        if not path.is_file():
-            pytest.fail(f"onnx light model {path} not found (onnx package without backend test data)", pytrace=False)
-        return onnx.load(str(path))
-    return onnx.load(str(shared_model(name)))
 
 
 def _expected_ok(name: str, original: onnx.ModelProto, hw: tuple[int, int]) -> bool:
@@ -71,7 +62,7 @@ def _symbolic_dims(model: onnx.ModelProto) -> list:
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in SHARED + LIGHT])
 def test_dynamic_copy_validates_against_itself_and_its_folded_copy(name):
-    original = _load(name)
+    original = load_named_model(name)
     dynamic = with_dynamic_height_width(original)
     resolved = resolve_input_shapes(dynamic)
     chosen = dict(resolved.chosen)
