@@ -25,7 +25,7 @@ from graphprune.profiling import profile  # noqa: E402
 from graphprune.progress import bars_visible  # noqa: E402
 from graphprune.report.text import si  # noqa: E402
 from graphprune.validation import parse_input_shapes  # noqa: E402
-from graphprune.validation.runner import as_model  # noqa: E402
+from graphprune.io.read import as_model  # noqa: E402
 
 DEFAULT_ZOO_MODEL = "resnet50"
 

@@ -6,7 +6,10 @@
 The functions mirror the CLI commands (see :mod:`graphprune.api`); they are imported lazily so
 that ``import graphprune`` stays cheap.
 """
+from .lazy import defer_imports
 from .version import __version__  # noqa: F401
+
+defer_imports()  # sympy, which onnx-ir imports, only if something computes with symbolic dimensions
 
 _API = ("inspect", "prune", "plan", "apply", "fold", "validate", "profile", "sensitivity", "export_masks")
 __all__ = [*_API, "__version__"]

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import sys
+import threading
+import types
 
 
 def lazy_exports(package: str, exports: dict[str, str]):
@@ -13,3 +17,51 @@ def lazy_exports(package: str, exports: dict[str, str]):
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+class _Deferred(types.ModuleType):
+    """Stands in ``sys.modules`` for a module until one of its attributes is read; then it imports
+    the real module, puts it back in ``sys.modules`` and forwards every attribute to it."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        object.__setattr__(self, "_deferred_real", None)
+        self.__spec__ = importlib.machinery.ModuleSpec(name, None)  # ``import name`` reads it, quietly
+
+    def _deferred_load(self) -> types.ModuleType:
+        with _LOCK:
+            real = object.__getattribute__(self, "_deferred_real")
+            if real is None:
+                if sys.modules.get(self.__name__) is self:
+                    del sys.modules[self.__name__]
+                real = importlib.import_module(self.__name__)
+                object.__setattr__(self, "_deferred_real", real)
+        return real
+
+    def __getattr__(self, name: str):
+        return getattr(self._deferred_load(), name)
+
+    def __setattr__(self, name: str, value) -> None:  # e.g. the import system binding a submodule
+        if name == "__spec__" and object.__getattribute__(self, "_deferred_real") is None:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._deferred_load(), name, value)
+
+
+_LOCK = threading.RLock()
+#: onnx-ir imports sympy (0.3 s, more than half of a command's start) but needs it only for
+#: arithmetic on symbolic dimensions, which graphprune never does; its ``_symbolic_shapes`` module
+#: is the one that touches sympy while being imported.
+DEFERRED_FOR_ONNX_IR = ("sympy", "onnx_ir._symbolic_shapes")
+
+
+def defer_imports(names=DEFERRED_FOR_ONNX_IR) -> list[str]:
+    """Put a :class:`_Deferred` stand-in in ``sys.modules`` for each of ``names`` not imported yet
+    (none when onnx-ir is already imported: its modules hold the real ones). Returns the names
+    deferred. Any use of a deferred module imports it then, so behaviour is unchanged."""
+    if "onnx_ir" in sys.modules:
+        return []
+    deferred = [name for name in names if name not in sys.modules]
+    for name in deferred:
+        sys.modules[name] = _Deferred(name)
+    return deferred

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from tqdm import tqdm
 
 T = TypeVar("T")
 
@@ -30,5 +29,7 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str | Non
     """Wrap ``iterable`` in a transient tqdm bar, or return it untouched when bars are off."""
     if not enabled or not bars_visible():
         return iter(iterable)
+    from tqdm import tqdm  # only when a bar is drawn
+
     return iter(tqdm(iterable, total=total, desc=desc, unit=unit, leave=False, file=sys.stderr,
                      dynamic_ncols=True))

@@ -3,12 +3,28 @@
     from graphprune.calibration import calibrate, calibration_feeds
     stats = calibrate(model, spaces, calibration_feeds("images/", model, limit=32))
     stats.get(space).variance
-"""
-from .collect import calibrate, calibration_feeds, expose, fingerprint
-from .sites import ConsumerSite, ContractionSite, activation_spaces, consumer_sites, contraction_sites
-from .stats import GRAM_LIMIT, CalibrationStats, SpaceStats
-from .tokens import TokenMask, token_mask
 
-__all__ = ["calibrate", "calibration_feeds", "expose", "fingerprint", "ConsumerSite", "consumer_sites",
-           "ContractionSite", "contraction_sites", "activation_spaces", "CalibrationStats", "SpaceStats", "GRAM_LIMIT",
-           "TokenMask", "token_mask"]
+Names are imported on first use, so importing the package (for example for ``sites``, which
+importance criteria read) does not import onnxruntime.
+"""
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "calibrate": ".collect",
+    "calibration_feeds": ".collect",
+    "expose": ".collect",
+    "fingerprint": ".collect",
+    "ConsumerSite": ".sites",
+    "ContractionSite": ".sites",
+    "activation_spaces": ".sites",
+    "consumer_sites": ".sites",
+    "contraction_sites": ".sites",
+    "CalibrationStats": ".stats",
+    "GRAM_LIMIT": ".stats",
+    "SpaceStats": ".stats",
+    "TokenMask": ".tokens",
+    "token_mask": ".tokens",
+}
+__all__ = list(_EXPORTS)
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)

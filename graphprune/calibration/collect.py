@@ -59,7 +59,7 @@ def calibration_feeds(spec, model, *, limit: int | None = DEFAULT_CALIB_SAMPLES,
                          "(API: calib=...)")
     if tokenizer is not None:
         from ..validation.feeds import model_inputs
-        from ..validation.runner import as_model
+        from ..io.read import as_model
         from .text import text_feeds
 
         specs = model_inputs(as_model(model))

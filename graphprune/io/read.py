@@ -267,3 +267,18 @@ def model_byte_size(model: onnx.ModelProto) -> int:
         else:
             total += raw + len(t.name) + 10 * (len(t.dims) + 4) + 6
     return total
+
+
+ModelLike = onnx.ModelProto | str | os.PathLike
+
+
+def as_model(model: ModelLike) -> onnx.ModelProto:
+    """A ModelProto from a ModelProto or a path (loaded safely through :func:`graphprune.io.load_model`)."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    return load_model(model)
+
+
+def model_label(model: ModelLike, default: str) -> str:
+    """A short name for messages: the file name for paths, ``default`` for in-memory models."""
+    return default if isinstance(model, onnx.ModelProto) else Path(model).name

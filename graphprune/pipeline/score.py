@@ -1,9 +1,8 @@
 """Stage ``score``: calibration statistics (when the criterion or a repair needs data) and the scorer."""
 from __future__ import annotations
 
-from ..calibration import activation_spaces, calibrate, token_mask
-from ..calibration.shards import calibrate_sharded, worth_sharding
-from ..calibration.sites import whole_size
+from ..calibration.sites import activation_spaces, whole_size
+from ..calibration.tokens import token_mask
 from ..validation.data_files import count_inputs
 from ..importance import MagnitudeImportance, TransferredImportance, make_importance, position_scores
 from .feeds import calibration_label, option_feeds
@@ -26,6 +25,8 @@ def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None, executo
     (the split's calibration samples when given, else the first ``calib_samples``; real tokens only,
     when the model has an attention mask: :mod:`graphprune.calibration.tokens`). With ``executor``
     of several workers, they calibrate shards of the samples (the same sums, added in the same order)."""
+    from ..calibration.collect import calibrate  # imports onnxruntime: only when there is data
+    from ..calibration.shards import calibrate_sharded
     from ..graph.model import to_proto
 
     analysis = analyzed.analysis
@@ -50,6 +51,8 @@ def _sharded_data(analyzed: Analyzed, options: Options, split, executor):
     tokenized here and its feeds are sent."""
     if executor is None or executor.width < 2:
         return None
+    from ..calibration.shards import worth_sharding
+
     proto = analyzed.prepared.source.proto
     if options.tokenizer is not None:
         data = list(split.calibration() if split is not None else option_feeds(options, proto, options.calib_samples))

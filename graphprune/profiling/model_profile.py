@@ -14,7 +14,7 @@ import onnx
 
 from ..io import external_files_of, model_byte_size
 from ..validation.feeds import make_feeds
-from ..validation.runner import ModelLike, as_model, model_label
+from ..io.read import ModelLike, as_model, model_label
 from .bench import LatencyStats, check_bench_options, measure_latency
 from .counts import NodeProfile, node_profiles, peak_activation_bytes
 from .shapes import tensor_infos

@@ -24,7 +24,8 @@ from .feeds import random_feeds
 from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes
 from .table import metrics_table
-from .runner import ModelLike, as_model, make_session, model_label, output_names, run_session
+from ..io.read import ModelLike, as_model, model_label
+from .runner import make_session, output_names, run_session
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import DataError, UsageError
 from .inputs import InputSpec, model_inputs
 from .images import IMAGE_SUFFIXES, ImageOptions, from_images
-from .runner import as_model
+from ..io.read import as_model
 
 log = logging.getLogger(__name__)
 

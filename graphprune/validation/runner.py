@@ -6,36 +6,31 @@ the graph says, node by node; ``exact=False`` (latency) enables all of them, as 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from ..errors import DataError, InvalidModelError
-from ..io import PROTOBUF_LIMIT, load_model, model_byte_size
+from ..io import PROTOBUF_LIMIT, model_byte_size
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger(__name__)
 
-ModelLike = onnx.ModelProto | str | os.PathLike
 
+def _onnxruntime():
+    """onnxruntime, imported on the first session (0.05 s that commands without checks never pay)."""
+    import onnxruntime
 
-def as_model(model: ModelLike) -> onnx.ModelProto:
-    """A ModelProto from a ModelProto or a path (loaded safely through :func:`graphprune.io.load_model`)."""
-    if isinstance(model, onnx.ModelProto):
-        return model
-    return load_model(model)
-
-
-def model_label(model: ModelLike, default: str) -> str:
-    """A short name for messages: the file name for paths, ``default`` for in-memory models."""
-    return default if isinstance(model, onnx.ModelProto) else Path(model).name
-
+    return onnxruntime
 
 def session_options(*, exact: bool, threads: int | None = None) -> ort.SessionOptions:
+    ort = _onnxruntime()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if exact
                                      else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
@@ -73,7 +68,7 @@ def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
 
 def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
     if model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
-        return ort.InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
+        return _onnxruntime().InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
         path = Path(tmp) / "model.onnx"
         copy = onnx.ModelProto()
@@ -81,7 +76,7 @@ def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | 
         if ir_version is not None:
             copy.ir_version = ir_version
         onnx.save_model(copy, str(path), save_as_external_data=True, location="model.onnx.data")
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return _onnxruntime().InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
 def make_session(model: onnx.ModelProto, *, exact: bool = True, threads: int | None = None,
