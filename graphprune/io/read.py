@@ -281,4 +281,4 @@ def as_model(model: ModelLike) -> onnx.ModelProto:
 
 def model_label(model: ModelLike, default: str) -> str:
     """A short name for messages: the file name for paths, ``default`` for in-memory models."""
-    return default if isinstance(model, onnx.ModelProto) else Path(model).name
+    return default if not isinstance(model, (str, os.PathLike)) else Path(model).name

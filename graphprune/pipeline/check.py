@@ -25,8 +25,10 @@ def check(pruned: Pruned, source: Source, options: Options, split=None) -> Check
     or seeded random inputs. With ``max_drift``, the drift is also compared with the budget."""
     from ..graph.model import to_proto
     from ..validation import validate
+    from ..validation.runner import make_session
 
-    candidate = to_proto(pruned.model)
+    # one session for both comparisons; without graph optimizations, so the oracle's is exact
+    candidate = make_session(to_proto(pruned.model), exact=True, label="pruned model")
     oracle = validate(pruned.oracle_reference, candidate, samples=options.samples or 2,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)

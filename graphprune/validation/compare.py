@@ -25,7 +25,7 @@ from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes
 from .table import metrics_table
 from ..io.read import ModelLike, as_model, model_label
-from .runner import make_session, output_names, run_session
+from .runner import is_session, make_session, output_names, run_session
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,9 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
              desc: str = "validating", exact: bool = True) -> ValidationReport:
     """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
 
+    ``candidate`` may also be a session from :func:`~graphprune.validation.runner.make_session`,
+    so that one model checked against two references is loaded into onnxruntime once.
+
     ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
     number of random feeds without data (None: 4). ``image_options`` are passed to
     :func:`graphprune.validation.load_inputs` for image folders (mean, std, size, layout,
@@ -158,9 +161,9 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     ref_label, cand_label = model_label(reference, "reference"), model_label(candidate, "candidate")
     if ref_label == cand_label:
         ref_label, cand_label = f"reference {ref_label}", f"candidate {cand_label}"
-    ref_model, cand_model = as_model(reference), as_model(candidate)
+    ref_model = as_model(reference)
     ref_sess = make_session(ref_model, exact=exact, label=ref_label)
-    cand_sess = make_session(cand_model, exact=exact, label=cand_label)
+    cand_sess = candidate if is_session(candidate) else make_session(as_model(candidate), exact=exact, label=cand_label)
     pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
     accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol, rtol_of_scale=rtol_of_scale) for r, _ in pairs}
     drift = DriftAccumulator([r for r, _ in pairs])

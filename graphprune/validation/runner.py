@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,6 +100,12 @@ def make_session(model: onnx.ModelProto, *, exact: bool = True, threads: int | N
             return _create(model, opts, int(limit.group(2)))
     except Exception as exc:  # noqa: BLE001 - all mean the same here
         raise InvalidModelError(f"{label}: onnxruntime cannot load it: {first_line(exc)}") from exc
+
+
+def is_session(value) -> bool:
+    """True for an onnxruntime session (without importing onnxruntime when none was made)."""
+    ort = sys.modules.get("onnxruntime")
+    return ort is not None and isinstance(value, ort.InferenceSession)
 
 
 def output_names(sess: ort.InferenceSession) -> list[str]:
