@@ -49,8 +49,9 @@ def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]
 def _needed(model: onnx.ModelProto) -> set[str]:
     names = set()
     for node in model.graph.node:
-        names.update(n for n in node.input if n)
-        names.update(n for n in node.output if n)
+        names.update(node.input)
+        names.update(node.output)
+    names.discard("")  # an omitted optional input or output
     return names
 
 
@@ -85,14 +86,17 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
             if (isinstance(dim, int) and dim != size) or dim is None:
                 return None
     infos = {}
+    bound: dict[tuple, tuple] = {}  # shape with symbols -> its sizes (many tensors share a shape)
     for name in _needed(model):
         entry = known.get(name)
         if entry is None or entry[0] is None:
             return None
-        dims = [d if isinstance(d, int) else symbols.get(d) for d in entry[0]]
-        if any(d is None for d in dims):
+        dims = bound.get(entry[0])
+        if dims is None:
+            dims = bound[entry[0]] = tuple(d if isinstance(d, int) else symbols.get(d) for d in entry[0])
+        if None in dims:
             return None
-        infos[name] = TensorInfo(tuple(dims), entry[1])
+        infos[name] = TensorInfo(dims, entry[1])
     return infos
 
 
