@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import gc
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import networkx as nx
 import onnx
 
 from ..errors import UsageError
+from ..graph.gc_pause import gc_paused
 from ..graph.index import GraphIndex
 from ..graph.nodes import has_subgraph
 from ..rules import DEFAULT_RULES
@@ -235,15 +235,8 @@ def analyze(index: GraphIndex, rules=DEFAULT_RULES, attention: str = "both") -> 
     """
     if attention not in ATTENTION_MODES:
         raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {attention!r}")
-    # the analysis makes many small objects and no reference cycles: the cyclic garbage collector
-    # would only walk them again and again (a third of the time on large graphs)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # many small objects, no cycles: see graph.gc_pause
         return _analyze(index, rules, attention)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _analyze(index: GraphIndex, rules, attention: str) -> Analysis:

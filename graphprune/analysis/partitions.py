@@ -242,12 +242,14 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
             x = root[x]
         return x
 
+    known: dict[frozenset, tuple] = {}  # leaves -> _labels: a partition no merge touched keeps its labels
     for _ in range(len(comp.leaves) + 1):
         sets: dict[int, list[int]] = {}
         for leaf in comp.leaves:
             sets.setdefault(find(leaf), []).append(leaf)
         parts = {pid: frozenset(ls) for pid, ls in enumerate(sorted(sets.values(), key=min))}
-        computed = {pid: _labels(comp, leaves) for pid, leaves in parts.items()}
+        computed = {pid: known[leaves] if leaves in known else known.setdefault(leaves, _labels(comp, leaves))
+                    for pid, leaves in parts.items()}
         labels = {pid: lab for pid, (lab, _) in computed.items()}
         merges = _merges(comp, labels)
         if merges is None:

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from .gc_pause import gc_paused
 from .model import to_proto
 from .nodes import has_subgraph
 from .shapes import Shape, skeleton_shapes
@@ -69,8 +70,9 @@ class GraphIndex:
         #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
         self.skeleton: onnx.ModelProto | None = None
         if shapes is None:
-            self.skeleton = to_proto(model, tensors="skeleton")
-            shapes = skeleton_shapes(self.skeleton)
+            with gc_paused():
+                self.skeleton = to_proto(model, tensors="skeleton")
+                shapes = skeleton_shapes(self.skeleton)
         self._shapes = shapes
 
     def _add_implicit_uses(self) -> None:
