@@ -86,17 +86,18 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
             if (isinstance(dim, int) and dim != size) or dim is None:
                 return None
     infos = {}
-    bound: dict[tuple, tuple] = {}  # shape with symbols -> its sizes (many tensors share a shape)
+    bound: dict[tuple, TensorInfo | None] = {}  # (shape with symbols, type) -> its info: many tensors share one
     for name in _needed(model):
         entry = known.get(name)
         if entry is None or entry[0] is None:
             return None
-        dims = bound.get(entry[0])
-        if dims is None:
-            dims = bound[entry[0]] = tuple(d if isinstance(d, int) else symbols.get(d) for d in entry[0])
-        if None in dims:
+        info = bound.get(entry, False)
+        if info is False:
+            dims = tuple(d if isinstance(d, int) else symbols.get(d) for d in entry[0])
+            info = bound[entry] = None if None in dims else TensorInfo(dims, entry[1])
+        if info is None:
             return None
-        infos[name] = TensorInfo(dims, entry[1])
+        infos[name] = info
     return infos
 
 
