@@ -56,6 +56,7 @@ class ShapeValues:
     def __init__(self, index: GraphIndex):
         self.index = index
         self._memo: dict[str, list[Entry] | None] = {}
+        self._handlers: dict[str, object] = {}  # op type -> its _op_* method or None
 
     def input_value(self, node, index: int) -> list[Entry] | None:
         """Entries of ``node.input[index]`` (constants get sources naming this use)."""
@@ -101,7 +102,10 @@ class ShapeValues:
         """The ``_op_*`` method that computes ``name`` (output 0 of ``node``), or None."""
         if node.domain not in ("", "ai.onnx") or name != output_name(node, 0):
             return None
-        return getattr(self, f"_op_{node.op_type}", None)
+        op = node.op_type
+        if op not in self._handlers:
+            self._handlers[op] = getattr(self, f"_op_{op}", None)
+        return self._handlers[op]
 
     def _reads_values(self, node, name: str) -> bool:
         """Does the value of ``name`` depend on the values of ``node``'s inputs? (Shape and Size
