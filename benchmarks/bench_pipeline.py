@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py                 # ResNet-50 (zoo, full) + transformer chains
     python benchmarks/bench_pipeline.py --runs 7 --sizes 1000,5000,20000
+    python benchmarks/bench_pipeline.py --only sizes --sizes 5000      # only the graph-size table
 
 1. **Whole commands against the I/O floor** (ResNet-50, 25.6 M parameters, 98 MB): in fresh
    interpreters, interleaved run by run so every command sees the same machine noise,
@@ -90,19 +91,20 @@ def stage_times(model_path: Path, ratio: float) -> dict[str, float]:
     return out
 
 
-def core_seconds(model: onnx.ModelProto, ratio: float) -> tuple[float, int]:
-    """analysis + decision + surgery (no I/O, no folding) on a prepared model; and its node count."""
+def core_seconds(model: onnx.ModelProto, ratio: float) -> tuple[float, int, float]:
+    """analysis + decision + surgery (no I/O, no folding) on a prepared model: wall seconds, the
+    node count, and the CPU seconds of this process (steadier when others share the machine)."""
     from graphprune.pipeline.compose import _resolved
 
     options = Options(ratio=ratio, validate=False, count_macs=False, keep_bn=True)
     source = load(model)
     prepared = prepare(source, options)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     options = _resolved(source, options)  # input sizes for dynamic dims, chosen once per command
     analyzed = analyze(prepared, options)
     decided = decide(score(analyzed, options), options)
     apply(analyzed, decided.decision.removed, options)
-    return time.perf_counter() - start, len(prepared.model.graph)
+    return time.perf_counter() - start, len(prepared.model.graph), time.process_time() - cpu
 
 
 def print_table(headers, rows) -> None:
@@ -118,31 +120,46 @@ def main(argv=None) -> int:
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--runs", type=int, default=5, help="interleaved runs of each command (default 5)")
     parser.add_argument("--sizes", default="1000,2000,5000,10000,20000", help="node counts of the chains")
+    parser.add_argument("--only", choices=("resnet", "sizes"),
+                        help="run only the ResNet-50 parts (1, 2) or only the graph-size part (3)")
     args = parser.parse_args(argv)
-    from models.transformers.scale import transformer_chain
+    if args.only != "sizes":
+        resnet_tables(args.ratio, args.runs)
+    if args.only != "resnet":
+        size_table(args.sizes)
+    print(f"command: python benchmarks/bench_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
+    return 0
+
+
+def resnet_tables(ratio: float, runs: int) -> None:
+    """Parts 1 and 2: whole commands against the I/O floor, then the stages in process."""
     from models.zoo import build
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "resnet50.onnx"
         onnx.save(build("resnet50", size="full"), path)
-        rows = whole_commands(path, args.ratio, args.runs)
-        print(f"ResNet-50 (zoo, full, {path.stat().st_size / 2**20:.1f} MiB): median of {args.runs} interleaved runs\n")
+        rows = whole_commands(path, ratio, runs)
+        print(f"ResNet-50 (zoo, full, {path.stat().st_size / 2**20:.1f} MiB): median of {runs} interleaved runs\n")
         print_table(("command", "median s", "x I/O floor"), [(k, f"{s:.3f}", f"{r:.2f}") for k, s, r in rows])
-        stages = [stage_times(path, args.ratio) for _ in range(args.runs)]
+        stages = [stage_times(path, ratio) for _ in range(runs)]
     med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
     core = med["analyze"] + med["score + decide"] + med["apply (surgery)"]
     print_table(("stage (in process)", "median s"), [(k, f"{v:.3f}") for k, v in med.items()]
                 + [("**analysis + decision + surgery**", f"**{core:.3f}**")])
+
+
+def size_table(sizes: str) -> None:
+    """Part 3: analysis + decision + surgery per node on transformer chains of the given node counts."""
+    from models.transformers.scale import transformer_chain
+
     size_rows = []
-    for n in (int(v) for v in args.sizes.split(",")):
+    for n in (int(v) for v in sizes.split(",")):
         model = transformer_chain(n)
         runs = [core_seconds(model, 0.25) for _ in range(3)]
-        seconds, nodes = statistics.median(r[0] for r in runs), runs[0][1]
-        size_rows.append((f"{nodes:,}", f"{seconds:.3f}", f"{1000 * seconds / nodes:.3f}"))
+        seconds, nodes, cpu = statistics.median(r[0] for r in runs), runs[0][1], statistics.median(r[2] for r in runs)
+        size_rows.append((f"{nodes:,}", f"{seconds:.3f}", f"{1000 * seconds / nodes:.3f}", f"{1000 * cpu / nodes:.3f}"))
     print("transformer-style chains (models.transformers.scale), ratio 0.25, median of 3:\n")
-    print_table(("nodes", "analysis + decision + surgery s", "ms per node"), size_rows)
-    print(f"command: python benchmarks/bench_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}".rstrip())
-    return 0
+    print_table(("nodes", "analysis + decision + surgery s", "ms per node", "CPU ms per node"), size_rows)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def space_barriers(index: GraphIndex, infos: dict, space: Space, size, whole_sta
     out = _tensor_barriers(index, space, size)
     t = space.tensor
     whole = space.whole
+    in_subgraph = {u.node for u in index.uses(t) if u.index == -1}
     for name in touching_nodes(index, t):
         info = infos[name]
         if info.result is None:
@@ -53,7 +54,7 @@ def space_barriers(index: GraphIndex, infos: dict, space: Space, size, whole_sta
             out.append(Barrier(space, info.result.reasons[space], name))
         elif space.is_part and whole in info.result.reasons and space not in info.mentioned:
             out.append(Barrier(space, info.result.reasons[whole], name))
-        elif any(u.index == -1 for u in index.uses(t) if u.node == name):
+        elif name in in_subgraph:
             out.append(Barrier(space, f"{info.op} node {name} reads {t} inside a subgraph", name))
         elif space not in info.mentioned and not (space.is_part and whole_static and whole in info.mentioned):
             out.append(Barrier(space, f"{info.op} node {name} does not explain axis {space.axis} of {t}", name))

@@ -18,7 +18,6 @@
 """
 from __future__ import annotations
 
-import gc
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import networkx as nx
 import onnx
 
 from ..errors import UsageError
+from ..graph.gc_pause import gc_paused
 from ..graph.index import GraphIndex
 from ..graph.nodes import has_subgraph
 from ..rules import DEFAULT_RULES
@@ -114,10 +114,10 @@ class _Flood:
         self.queue: deque[Space] = deque()
         self.pending: list[tuple[_NodeInfo, int, Choice]] = []
         self.choice_spaces: dict[Space, list[tuple[_NodeInfo, int]]] = {}
-        #: sizes shape inference left unknown, filled from identity links (see complete_sizes)
-        self.inferred_sizes: dict[Space, int | str] = {}
         #: parts of every axis of static size that some link names (tied to their axis)
         self.parts_of: dict[Space, set[Space]] = {}
+        #: size of every space asked for (from the shapes; those shape inference left unknown are
+        #: filled from identity links by complete_sizes)
         self._sizes: dict[Space, object] = {}
         for info in infos.values():
             if info.result is None:
@@ -133,11 +133,9 @@ class _Flood:
                             self.choice_spaces.setdefault(s, []).append((info, ci))
 
     def size(self, space: Space):
-        size = self.inferred_sizes.get(space, _UNKNOWN)
+        size = self._sizes.get(space, _UNKNOWN)
         if size is _UNKNOWN:
-            size = self._sizes.get(space, _UNKNOWN)
-            if size is _UNKNOWN:
-                size = self._sizes[space] = space_size(self.index.shape(space.tensor), space)
+            size = self._sizes[space] = space_size(self.index.shape(space.tensor), space)
         return size
 
     def _add_link(self, link: Link) -> None:
@@ -202,7 +200,7 @@ class _Flood:
             for link in self.adj[space]:
                 other = link.b if link.a == space else link.a
                 if link.identity and self.size(other) is None:
-                    self.inferred_sizes[other] = self.size(space)
+                    self._sizes[other] = self.size(space)
                     queue.append(other)
 
     def _resolve_one_choice(self) -> bool:
@@ -235,15 +233,8 @@ def analyze(index: GraphIndex, rules=DEFAULT_RULES, attention: str = "both") -> 
     """
     if attention not in ATTENTION_MODES:
         raise UsageError(f"--attention must be one of {', '.join(ATTENTION_MODES)}, got {attention!r}")
-    # the analysis makes many small objects and no reference cycles: the cyclic garbage collector
-    # would only walk them again and again (a third of the time on large graphs)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():  # many small objects, no cycles: see graph.gc_pause
         return _analyze(index, rules, attention)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _analyze(index: GraphIndex, rules, attention: str) -> Analysis:

@@ -73,6 +73,7 @@ class _Component:
             self.children[self.region[w]].add(int(self.region[p]))
             self.region_ties[self.region[p]].append((w, p))
         self.leaves = [r for r in range(self.n_regions) if not self.children[r]]
+        self._edges: dict[int, list[tuple]] = {}
 
     def tiled(self) -> bool:
         """The parts of every whole are its digits: strides 1, n1, n1*n2... up to its size (two
@@ -122,6 +123,25 @@ class _Component:
                     stack.append(parent)
         return out
 
+    def region_edges(self, region: int) -> list[tuple]:
+        """(space a, space b, positions in a, positions in b) of the links and ties of ``region``
+        (made once: every partition whose closure holds the region reads them)."""
+        edges = self._edges.get(region)
+        if edges is None:
+            edges = self._edges[region] = []
+            for k in self.region_links[region]:
+                lk = self.links[k]
+                ia, ib = self.index[lk.a], self.index[lk.b]
+                if lk.pairs is None:
+                    p = np.arange(self.sizes[ia], dtype=np.int64)
+                    edges.append((ia, ib, p, p))
+                else:
+                    edges.append((ia, ib, lk.pairs[:, 0], lk.pairs[:, 1]))
+            for w, p in self.region_ties[region]:
+                edges.append((w, p, np.arange(self.sizes[w], dtype=np.int64),
+                              part_coordinates(self.sizes[w], self.spaces[p].part)))
+        return edges
+
     def markers_of(self, region: int, markers: dict) -> set:
         return {markers.get(self.spaces[i]) for i in self.members[region]}
 
@@ -136,19 +156,9 @@ def _labels(comp: _Component, leaves: frozenset) -> tuple[dict[int, np.ndarray],
         total += comp.sizes[i]
     rows, cols = [], []
     for r in closure:
-        for k in comp.region_links[r]:
-            lk = comp.links[k]
-            ia, ib = comp.index[lk.a], comp.index[lk.b]
-            if lk.pairs is None:
-                p = np.arange(comp.sizes[ia], dtype=np.int64)
-                rows.append(p + offset[ia])
-                cols.append(p + offset[ib])
-            else:
-                rows.append(lk.pairs[:, 0] + offset[ia])
-                cols.append(lk.pairs[:, 1] + offset[ib])
-        for w, p in comp.region_ties[r]:
-            rows.append(np.arange(comp.sizes[w], dtype=np.int64) + offset[w])
-            cols.append(part_coordinates(comp.sizes[w], comp.spaces[p].part) + offset[p])
+        for ia, ib, pa, pb in comp.region_edges(r):
+            rows.append(pa + offset[ia])
+            cols.append(pb + offset[ib])
     r_ = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c_ = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     roots = component_labels(total, r_, c_)
@@ -242,12 +252,14 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
             x = root[x]
         return x
 
+    known: dict[frozenset, tuple] = {}  # leaves -> _labels: a partition no merge touched keeps its labels
     for _ in range(len(comp.leaves) + 1):
         sets: dict[int, list[int]] = {}
         for leaf in comp.leaves:
             sets.setdefault(find(leaf), []).append(leaf)
         parts = {pid: frozenset(ls) for pid, ls in enumerate(sorted(sets.values(), key=min))}
-        computed = {pid: _labels(comp, leaves) for pid, leaves in parts.items()}
+        computed = {pid: known[leaves] if leaves in known else known.setdefault(leaves, _labels(comp, leaves))
+                    for pid, leaves in parts.items()}
         labels = {pid: lab for pid, (lab, _) in computed.items()}
         merges = _merges(comp, labels)
         if merges is None:

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import onnx
 import onnx_ir as ir
 
+from .gc_pause import gc_paused
+from .model import to_proto
 from .nodes import has_subgraph
-from .shapes import Shape, infer_shapes
+from .shapes import Shape, skeleton_shapes
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,14 @@ class GraphIndex:
         #: initializer values read so far, least recently used first, at most ARRAY_CACHE_BYTES in all
         self._arrays: dict[str, np.ndarray] = {}
         self._cached_bytes = 0
-        self._shapes = shapes if shapes is not None else infer_shapes(model)
+        #: the weight-less ModelProto shape inference ran on (None when ``shapes`` were given): the
+        #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
+        self.skeleton: onnx.ModelProto | None = None
+        if shapes is None:
+            with gc_paused():
+                self.skeleton = to_proto(model, tensors="skeleton")
+                shapes = skeleton_shapes(self.skeleton)
+        self._shapes = shapes
 
     def _add_implicit_uses(self) -> None:
         """Tensors read from inside a subgraph (If/Loop/Scan bodies) count as uses (index -1)."""

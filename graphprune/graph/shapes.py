@@ -41,6 +41,12 @@ def infer_shapes(model: ir.Model | onnx.ModelProto) -> dict[str, tuple[Shape | N
         from .model import to_proto
 
         light = to_proto(model, tensors="skeleton")
+    return skeleton_shapes(light)
+
+
+def skeleton_shapes(light: onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
+    """:func:`infer_shapes` of a weight-less copy made already (``to_proto(model, tensors="skeleton")``,
+    which is read, never modified)."""
     try:
         inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers

@@ -13,6 +13,7 @@ repair as the model finally written.
 from __future__ import annotations
 
 from ..errors import GraphPruneError, PruningError
+from ..graph.gc_pause import gc_paused
 from ..oracle import zero_removed
 from ..surgery.apply import apply_removal
 from ..vocabulary import DATA_REPAIRS
@@ -38,8 +39,9 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
     reference = zero_removed(model, analysis, removed) if options.validate else None
     if before is None and options.count_macs:
         before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
-    changed = apply_removal(model, analysis, removed)
-    _check_pruned(model, analyzed.prepared.source.proto)
+    with gc_paused():  # surgery and the checker's copy: many small objects, no cycles (graph.gc_pause)
+        changed = apply_removal(model, analysis, removed)
+        _check_pruned(model, analyzed.prepared.source.proto)
     after = safe_cost(model, options.input_shapes) if options.count_macs else None
     return Pruned(model, analysis, removed, changed,
                   before.params if before else None, after.params if after else None,

@@ -20,7 +20,8 @@ def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None)
     """Parameters and MACs as ``graphprune profile`` counts them (raises when it cannot); ``known``:
     shapes an analysis already inferred, used when they cover the model (see ``tensor_infos``)."""
     from ..graph.model import to_proto
-    from ..profiling.counts import node_profiles
+    from ..profiling.counts import node_params
+    from ..profiling.macs import node_macs
     from ..profiling.shapes import tensor_infos
 
     if isinstance(model, ir.Model):
@@ -28,8 +29,8 @@ def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None)
     else:
         proto, runnable = model, None
     infos, _ = tensor_infos(proto, input_shapes, runnable, known)
-    nodes = node_profiles(proto, infos)
-    return Cost(sum(n.params for n in nodes), sum(n.macs or 0 for n in nodes))
+    # the sums of profiling.counts.node_profiles' columns, without its per-node records
+    return Cost(sum(node_params(proto, infos)), sum(node_macs(node, infos) or 0 for node in proto.graph.node))
 
 
 def safe_cost(model, input_shapes=None, known=None) -> Cost | None:
@@ -47,7 +48,9 @@ def cost_model(model: ir.Model, analysis, input_shapes) -> CostModel | None:
     from ..profiling.shapes import tensor_infos
 
     try:
-        skeleton = to_proto(model, tensors="skeleton")
+        skeleton = analysis.index.skeleton if analysis.index.model is model else None
+        if skeleton is None:
+            skeleton = to_proto(model, tensors="skeleton")
         infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model), analysis.index.shapes)
         return CostModel(skeleton, analysis, infos)
     except GraphPruneError:

@@ -1,6 +1,7 @@
 """Stage ``decide``: how many slots each group loses and which, by ratio or by target."""
 from __future__ import annotations
 
+from ..graph.gc_pause import gc_paused
 from ..planning.planner import Planner
 from .costs import cost_model, safe_cost
 from .options import Options
@@ -12,9 +13,10 @@ def decide(scored: Scored, options: Options) -> Decided:
     analyzed = scored.analyzed
     model, analysis = analyzed.prepared.model, analyzed.analysis
     plan_options = options.plan_options
-    costs = cost_model(model, analysis, options.input_shapes)
-    reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes,
-                                                     analysis.index.shapes)
+    with gc_paused():  # counting makes many small objects, no cycles: see graph.gc_pause
+        costs = cost_model(model, analysis, options.input_shapes)
+        reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes,
+                                                         analysis.index.shapes)
     latency = None
     if plan_options.target_latency is not None:
         from ..execution.latency import latency_probe
@@ -22,8 +24,9 @@ def decide(scored: Scored, options: Options) -> Decided:
         latency = latency_probe(model, options.input_shapes, threads=options.latency_threads,
                                 progress=options.progress,
                                 strict_initializer_inputs=options.strict_initializer_inputs)
-    decision = Planner(analysis, scored.scorer, plan_options, cost_model=costs, reference=reference).decide(
-        latency=latency)
+    with gc_paused():
+        decision = Planner(analysis, scored.scorer, plan_options, cost_model=costs, reference=reference).decide(
+            latency=latency)
     compensation = repair_data(analysis, decision.removed, scored.stats, options)
     return Decided(scored, decision, reference, compensation, how(options, decision))
 

@@ -9,6 +9,7 @@ each counted once). Only the nodes that touch a changed tensor are re-evaluated.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ class CostModel:
                 if name:
                     self.touching.setdefault(name, []).append(i)
         self.node_base = [node_macs(n, self.infos) or 0 for n in self.nodes]
-        self.base = Cost(sum(int(np.prod(self.infos[w].shape, dtype=np.int64)) for w in self.weights),
+        self.base = Cost(sum(_numel(self.infos[w].shape) for w in self.weights),
                          int(sum(self.node_base)))
 
     def kept_sizes(self, removed: Mapping) -> dict[str, dict[int, int]]:
@@ -118,4 +119,4 @@ class CostModel:
 
 
 def _numel(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+    return int(math.prod(shape))

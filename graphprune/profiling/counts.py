@@ -11,9 +11,9 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-import numpy as np
 import onnx
 
 from .macs import node_macs
@@ -46,7 +46,7 @@ def _constant_value_size(node: onnx.NodeProto) -> tuple[int, int] | None:
     """(elements, element type) of a Constant node's value, when its attribute says."""
     for attr in node.attribute:
         if attr.name == "value":
-            return int(np.prod(attr.t.dims, dtype=np.int64)), attr.t.data_type
+            return math.prod(attr.t.dims), attr.t.data_type
         if attr.name == "value_floats":
             return len(attr.floats), onnx.TensorProto.FLOAT
         if attr.name == "value_float":
@@ -60,7 +60,7 @@ def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> tuple[set[s
     casts and reshapes of weights...; sizes from ``infos`` when the node does not say)."""
     from ..passes.normalize import FOLDABLE_OPS
 
-    sizes = {t.name: (int(np.prod(t.dims, dtype=np.int64)), t.data_type) for t in model.graph.initializer}
+    sizes = {t.name: (math.prod(t.dims), t.data_type) for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type not in FOLDABLE_OPS or node.domain not in ("", "ai.onnx"):
             continue

@@ -49,8 +49,9 @@ def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]
 def _needed(model: onnx.ModelProto) -> set[str]:
     names = set()
     for node in model.graph.node:
-        names.update(n for n in node.input if n)
-        names.update(n for n in node.output if n)
+        names.update(node.input)
+        names.update(node.output)
+    names.discard("")  # an omitted optional input or output
     return names
 
 
@@ -85,14 +86,18 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
             if (isinstance(dim, int) and dim != size) or dim is None:
                 return None
     infos = {}
+    bound: dict[tuple, TensorInfo | None] = {}  # (shape with symbols, type) -> its info: many tensors share one
     for name in _needed(model):
         entry = known.get(name)
         if entry is None or entry[0] is None:
             return None
-        dims = [d if isinstance(d, int) else symbols.get(d) for d in entry[0]]
-        if any(d is None for d in dims):
+        info = bound.get(entry, False)
+        if info is False:
+            dims = tuple(d if isinstance(d, int) else symbols.get(d) for d in entry[0])
+            info = bound[entry] = None if None in dims else TensorInfo(dims, entry[1])
+        if info is None:
             return None
-        infos[name] = TensorInfo(tuple(dims), entry[1])
+        infos[name] = info
     return infos
 
 

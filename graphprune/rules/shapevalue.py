@@ -23,6 +23,8 @@ from ..graph.index import GraphIndex
 from ..graph.nodes import get_attr, input_name, inputs, output_name
 
 MAX_ELEMENTS = 64
+#: ops whose output is read off their input's shape, not its values
+SIZE_OPS = frozenset({"Shape", "Size"})
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ShapeValues:
     def __init__(self, index: GraphIndex):
         self.index = index
         self._memo: dict[str, list[Entry] | None] = {}
+        self._handlers: dict[str, object] = {}  # op type -> its _op_* method or None
 
     def input_value(self, node, index: int) -> list[Entry] | None:
         """Entries of ``node.input[index]`` (constants get sources naming this use)."""
@@ -77,8 +80,8 @@ class ShapeValues:
                 stack.pop()
                 continue
             node = self.index.node_of(name)
-            pending = [] if node is None else [i for i in inputs(node) if i and i not in self._memo
-                                               and not self.index.is_constant(i)]
+            pending = [] if node is None or not self._reads_values(node, name) else [
+                i for i in inputs(node) if i and i not in self._memo and not self.index.is_constant(i)]
             if pending and len(stack) < 10_000:
                 stack.extend(pending)
                 continue
@@ -95,17 +98,29 @@ class ShapeValues:
         return [Entry(int(v), ("const", name, i, node, idx) if use else None)
                 for i, v in enumerate(arr.reshape(-1))]
 
+    def _handler(self, node, name: str):
+        """The ``_op_*`` method that computes ``name`` (output 0 of ``node``), or None."""
+        if node.domain not in ("", "ai.onnx") or name != output_name(node, 0):
+            return None
+        op = node.op_type
+        if op not in self._handlers:
+            self._handlers[op] = getattr(self, f"_op_{op}", None)
+        return self._handlers[op]
+
+    def _reads_values(self, node, name: str) -> bool:
+        """Does the value of ``name`` depend on the values of ``node``'s inputs? (Shape and Size
+        read only their input's shape: the tensors above them need no value.)"""
+        return node.op_type not in SIZE_OPS and self._handler(node, name) is not None
+
     def _compute(self, name: str) -> list[Entry] | None:
         node = self.index.node_of(name)
-        if node is None or node.domain not in ("", "ai.onnx"):
+        handler = None if node is None else self._handler(node, name)
+        if handler is None:
             return None
-        ins = [self._memo.get(i) if not self.index.is_constant(i) else self._const(i, (node.name, k)) if i else None
-               for k, i in enumerate(inputs(node))]
-        op = node.op_type
+        ins = [] if node.op_type in SIZE_OPS else [
+            self._memo.get(i) if not self.index.is_constant(i) else self._const(i, (node.name, k)) if i else None
+            for k, i in enumerate(inputs(node))]
         try:
-            handler = getattr(self, f"_op_{op}", None)
-            if handler is None or name != output_name(node, 0):
-                return None
             return handler(node, ins)
         except (ValueError, IndexError, TypeError):
             return None

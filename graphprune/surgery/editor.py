@@ -21,12 +21,16 @@ class ModelEditor:
         self.nodes = {n.name: n for n in self.graph}
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
         self._uses: dict[str, list[tuple[str, int]]] | None = None
-        self._names = edit.Names(self.graph)
+        self._names: edit.Names | None = None  # taken names, gathered when a first fresh one is needed
         self.touched_nodes: set[str] = set()
         self._unused_before = edit.unused_initializers(model)
 
     # ------------------------------------------------------------------ names
     def unique_name(self, base: str) -> str:
+        # gathered late: the edits before a first fresh name (slices, attributes, pending constant
+        # patches) neither free nor take a name, so the names given are the same
+        if self._names is None:
+            self._names = edit.Names(self.graph)
         return self._names.fresh(base)
 
     def _node(self, name: str) -> ir.Node:

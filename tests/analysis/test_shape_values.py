@@ -19,21 +19,39 @@ def _w(name, shape, scale=0.3):
     return random_weight(name, shape, RNG, scale)
 
 
-def test_shape_values_track_literals_and_dims():
+def _reshape_by_own_dim(nodes_before: list, data: str, axis: int):
+    """x[N, 4, 3, 3] -> nodes_before -> Reshape(data, Concat(Shape(data)[axis], -1)) -> y."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3, 3])
-    nodes = [
-        helper.make_node("Shape", ["x"], ["s"]),
-        helper.make_node("Gather", ["s", "i0"], ["n"], axis=0),
+    nodes = nodes_before + [
+        helper.make_node("Shape", [data], ["s"]),
+        helper.make_node("Gather", ["s", "i"], ["n"], axis=0),
         helper.make_node("Concat", ["n", "m1"], ["shape"], axis=0),
-        helper.make_node("Reshape", ["x", "shape"], ["y"]),
+        helper.make_node("Reshape", [data, "shape"], ["y"]),
     ]
-    inits = [numpy_helper.from_array(np.array([0], np.int64), "i0"),
+    inits = [numpy_helper.from_array(np.array([axis], np.int64), "i"),
              numpy_helper.from_array(np.array([-1], np.int64), "m1")]
-    m = _model(nodes, inits, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
-    entries = ShapeValues(GraphIndex(normalized(m))).value("shape")
+    return _model(nodes, inits, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+
+
+def test_shape_values_track_literals_and_dims():
+    entries = ShapeValues(GraphIndex(normalized(_reshape_by_own_dim([], "x", 0)))).value("shape")
     assert [e.value for e in entries] == [None, -1]
     assert entries[0].source == ("dim", "x", 0) and entries[0].deps == frozenset({("x", 0)})
     assert entries[1].source[:3] == ("const", "m1", 0) and entries[1].deps == frozenset()
+
+
+def test_shape_values_do_not_walk_above_a_shape_node():
+    """A Shape node reads only its input's shape: the evaluator never visits the data path above it
+    (on a deep graph that walk went through every earlier node)."""
+    chain = [helper.make_node("Relu", ["x" if k == 0 else f"r{k - 1}"], [f"r{k}"]) for k in range(6)]
+    index = GraphIndex(normalized(_reshape_by_own_dim(chain, "r5", 1)))
+    asked = []
+    node_of = index.node_of
+    index.node_of = lambda tensor: asked.append(tensor) or node_of(tensor)
+    entries = ShapeValues(index).value("shape")
+    assert [e.value for e in entries] == [4, -1]
+    assert entries[0].source == ("dim", "r5", 1) and entries[0].deps == frozenset({("r5", 1)})
+    assert set(asked) == {"shape", "n", "s"}  # nothing of the Relu chain
 
 
 def _conv_then(nodes_after, inits_after, out_name="y", out_shape=None):

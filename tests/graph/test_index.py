@@ -64,3 +64,20 @@ def test_array_values_are_read_only_and_the_cache_is_bounded(monkeypatch):
         np.testing.assert_array_equal(index.array(name), expected[name])
     assert set(index._arrays) == {"w4", "w2"}                 # w1, least recently used, went out
     assert index._cached_bytes <= index_module.ARRAY_CACHE_BYTES
+
+
+def test_index_keeps_the_skeleton_shape_inference_ran_on():
+    """The weight-less copy inference read stays on the index (cost counting reads it again);
+    weights above SKELETON_KEEP_ELEMENTS keep name, type and dims but no bytes."""
+    from graphprune.graph.model import SKELETON_KEEP_ELEMENTS, to_proto
+    from tests.helpers.planning import conv_chain, normalized
+
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((64, 80, 1, 1))  # 5,120 elements > 4,096
+    graph = normalized(conv_chain(big, rng.standard_normal((3, 64, 1, 1))))
+    index = GraphIndex(graph)
+    assert index.skeleton.SerializeToString() == to_proto(graph, tensors="skeleton").SerializeToString()
+    w1 = next(t for t in index.skeleton.graph.initializer if t.name == "w1")
+    assert big.size > SKELETON_KEEP_ELEMENTS and list(w1.dims) == [64, 80, 1, 1] and not w1.raw_data
+    assert index.shape("h") == (1, 64, 4, 4)
+    assert GraphIndex(graph, shapes=index.shapes).skeleton is None  # shapes given: no inference, no skeleton

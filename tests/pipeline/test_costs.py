@@ -50,3 +50,26 @@ def test_counts_of_a_hand_made_chain():
     assert (result.params_before, result.params_after) == (params(4), params(2)) == (27, 15)
     assert (result.macs_before, result.macs_after) == (macs(4), macs(2)) == (775, 425)
     assert _summary_line(result, "MACs:") == "MACs:       775 -> 425 (54.8% kept)"
+
+
+def test_cost_model_reads_the_skeleton_of_a_fresh_analysis(monkeypatch):
+    """The analysed graph is serialized once (for shape inference); the cost model reads that copy.
+    A graph other than the analysed one gets a skeleton of its own."""
+    import graphprune.graph.model as model_module
+    from graphprune.pipeline.costs import cost_model
+    from tests.helpers.planning import analysed
+
+    rng = np.random.default_rng(0)
+    model = conv_chain(rng.standard_normal((4, 2, 1, 1)), rng.standard_normal((3, 4, 1, 1)),
+                       b1=rng.standard_normal(4).astype(np.float32), b2=rng.standard_normal(3).astype(np.float32),
+                       hw=5)
+    graph, analysis = analysed(model)
+    other, _ = analysed(model)
+
+    def no_serialization(*args, **kwargs):
+        raise AssertionError("serialized the graph again")
+
+    monkeypatch.setattr(model_module, "to_proto", no_serialization)
+    costs = cost_model(graph, analysis, None)
+    assert costs is not None and (costs.base.params, costs.base.macs) == (27, 775)  # the hand count above
+    assert cost_model(other, analysis, None) is None  # needed a skeleton of its own: the patched to_proto
