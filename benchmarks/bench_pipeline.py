@@ -13,6 +13,11 @@
 2. **Stages in process** (same model, median of the runs): load, prepare (normalize + fold),
    analyze, score + decide, apply (surgery), save; "analysis + decision + surgery" is the
    target's sum (no I/O).
+   **The checks' onnxruntime work** (same model): what the default checks cannot avoid, measured
+   alone: a session of the original (with graph optimizations) and 4 runs (drift), a session of the
+   oracle (the folded model, without optimizations) and 2 runs, a session of the pruned model
+   (without) and 4 runs. Set beside what the 2.5x target leaves for the checks
+   (2.5 x floor - ``prune --no-validate``).
 3. **Graph size**: transformer-style exports of 1k to 20k nodes (``models.transformers.scale``):
    analysis + decision + surgery in milliseconds per node, which should stay flat.
 """
@@ -142,10 +147,46 @@ def resnet_tables(ratio: float, runs: int) -> None:
         print(f"ResNet-50 (zoo, full, {path.stat().st_size / 2**20:.1f} MiB): median of {runs} interleaved runs\n")
         print_table(("command", "median s", "x I/O floor"), [(k, f"{s:.3f}", f"{r:.2f}") for k, s, r in rows])
         stages = [stage_times(path, ratio) for _ in range(runs)]
-    med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
-    core = med["analyze"] + med["score + decide"] + med["apply (surgery)"]
-    print_table(("stage (in process)", "median s"), [(k, f"{v:.3f}") for k, v in med.items()]
-                + [("**analysis + decision + surgery**", f"**{core:.3f}**")])
+        med = {k: statistics.median(s[k] for s in stages) for k in stages[0]}
+        core = med["analyze"] + med["score + decide"] + med["apply (surgery)"]
+        print_table(("stage (in process)", "median s"), [(k, f"{v:.3f}") for k, v in med.items()]
+                    + [("**analysis + decision + surgery**", f"**{core:.3f}**")])
+        checks = [check_work(path, ratio) for _ in range(runs)]
+    work = {k: statistics.median(c[k] for c in checks) for k in checks[0]}
+    total = sum(work.values())
+    floor, no_validate = rows[0][1], next(s for k, s, _ in rows if "no-validate" in k)
+    print_table(("onnxruntime work of the default checks", "median s"), [(k, f"{v:.3f}") for k, v in work.items()]
+                + [("**total**", f"**{total:.3f}**"),
+                   ("left for the checks by the 2.5x target (2.5 x floor - no-validate)", f"{2.5 * floor - no_validate:.3f}")])
+
+
+def check_work(path: Path, ratio: float) -> dict[str, float]:
+    """Seconds of the onnxruntime sessions and runs that the default checks need (see part 2)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from graphprune.graph.model import to_proto
+
+    options = Options(ratio=ratio, validate=False)
+    prepared = prepare(load(path), options)
+    analyzed = analyze(prepared, options)
+    oracle = to_proto(prepared.model)  # the oracle's size and graph (before apply edits anything)
+    pruned = apply(analyzed, decide(score(analyzed, options), options).decision.removed, options)
+    feed = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)}
+    out = {}
+    for label, model, optimized, runs in (("original: session + 4 runs", path.read_bytes(), True, 4),
+                                          ("oracle: session + 2 runs", oracle, False, 2),
+                                          ("pruned: session + 4 runs", to_proto(pruned.model), False, 4)):
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized
+                                         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+        start = time.perf_counter()
+        data = model if isinstance(model, bytes) else model.SerializeToString()
+        session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, feed)
+        out[label] = time.perf_counter() - start
+    return out
 
 
 def size_table(sizes: str) -> None:
