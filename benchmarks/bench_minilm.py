@@ -54,7 +54,8 @@ from models.sentences import calibration_and_evaluation, encode_sentences  # noq
 CRITERIA = {"l2": ("l2", False, False), "fluctuation": ("fluctuation", False, False),
             "fluctuation+comp": ("fluctuation", True, False), "fluctuation+refit": ("fluctuation", True, True),
             "fluctuation+seq": ("fluctuation", True, False), "energy+refit": ("energy", True, True),
-            "activation+comp": ("activation", True, False)}
+            "activation+comp": ("activation", True, False), "reconstruction+refit": ("reconstruction", True, True),
+            "reconstruction+seq": ("reconstruction", True, False)}
 SEQUENTIAL = "mean,sequential"
 DEFAULT_VARIANTS = ("l2", "fluctuation", "fluctuation+comp", "fluctuation+refit", "fluctuation+seq", "global:l2",
                     "global:fluctuation+refit", "global:fluctuation+seq")
@@ -165,7 +166,7 @@ def run(args, log) -> list[Row]:
     shapes = {name: (1, args.max_length) for name in calib}
     reference = embed(original, evaluation, args.max_length)
     start = time.perf_counter()
-    probe = Options(importance="fluctuation", refit=True, calib=calib, calib_samples=None, validate=False,
+    probe = Options(importance="reconstruction", refit=True, calib=calib, calib_samples=None, validate=False,
                     input_shapes=shapes)
     stats = calibrate_analyzed(analyze(prepare(load(original), probe), probe), probe)
     log(f"calibrated {len(stats.spaces)} activations on {len(calibration)} sentences "
