@@ -175,7 +175,8 @@ def reconstruction_sites(state: RepairState, nodes: set[str]) -> tuple[list[Reco
                   unsupported_consumer(index.nodes[name], site.input_index, index))
         size = whole_size(state.analysis, whole(site.activation))
         if reason is None and (size is None or size > GRAM_LIMIT):
-            reason = "its activation's size is unknown" if size is None else f"its activation has more than {GRAM_LIMIT} positions"
+            reason = ("its activation's size is unknown" if size is None
+                      else f"its activation has more than {GRAM_LIMIT} positions")
         if reason is None and not _one_to_one(state.analysis, found, size):
             reason = "its weight axis does not map one to one onto the activation (grouped or shared weight)"
         if reason:

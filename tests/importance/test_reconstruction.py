@@ -119,3 +119,22 @@ def test_prune_removes_the_predicted_channel_and_the_refit_leaves_its_error(cali
         errors[importance] = float(np.mean(np.concatenate(diffs) ** 2))
     assert errors["reconstruction"] == pytest.approx(HAND_ERRORS[0], rel=RIDGE_RTOL)
     assert errors["fluctuation"] == pytest.approx(HAND_ERRORS[1], rel=RIDGE_RTOL)
+
+
+def test_command_line_prune_refits_the_kept_weights_by_hand(calibrated, tmp_path):
+    """``graphprune prune --importance reconstruction --repair refit``: channel 0 goes, channel 1 takes
+    over its part of the output (weight 2 + 0.9 · 1 = 2.9), channel 2 (uncorrelated) keeps weight 1."""
+    import onnx
+    from onnx import numpy_helper
+
+    from graphprune.cli import main
+
+    model, _, _, _, feeds = calibrated
+    onnx.save(model, tmp_path / "m.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.stack([f["x"] for f in feeds]))
+    code = main(["prune", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "slim.onnx"), "--ratio", "0.34",
+                 "--importance", "reconstruction", "--calib", str(tmp_path / "calib.npz"), "--eval-split", "0",
+                 "--repair", "refit"])
+    assert code == 0
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(tmp_path / "slim.onnx").graph.initializer}
+    np.testing.assert_allclose(weights["w2"], [[2.9], [1.0]], rtol=RIDGE_RTOL)
