@@ -17,7 +17,8 @@ from graphprune.calibration import calibrate
 from graphprune.compensation.means import REFIT_RIDGE
 from graphprune.graph.model import to_proto
 from graphprune.importance import FluctuationImportance, ReconstructionImportance, make_importance
-from graphprune.importance.reconstruction import _Site, greedy_errors, ranked_scores, slot_parameters
+from graphprune.importance.reconstruction import (EXACT_BELOW, _Site, greedy_errors, ranked_scores,
+                                                   slot_parameters)
 from graphprune.rules.base import Space
 from graphprune.validation.runner import make_session
 from tests.helpers.planning import analysed, dense_chain, group_with
@@ -73,6 +74,28 @@ def test_a_head_is_a_block_of_positions():
     order, added = greedy_errors([site], 2)
     assert order.tolist() == [0, 1]
     np.testing.assert_allclose(added, [2.0, 4.0], rtol=1e-12)
+
+
+def test_several_consumers_add_their_errors():
+    """Two consumers of uncorrelated unit channels: a slot's error is the sum of its squared rows in
+    both (channel 0: 1 + 9 = 10, channel 1: 4 + 1 = 5), so channel 1 goes first."""
+    first = _Site(np.array([[1.0], [2.0]]), np.eye(2), np.arange(2), ridge=0.0)
+    second = _Site(np.array([[3.0], [1.0]]), np.eye(2), np.arange(2), ridge=0.0)
+    order, added = greedy_errors([first, second], 2)
+    assert order.tolist() == [1, 0]
+    np.testing.assert_allclose(added, [5.0, 10.0], rtol=1e-12)
+
+
+def test_many_slots_go_a_fraction_at_a_time_in_order():
+    """130 uncorrelated unit channels with weights 130..1: the error of each is its weight squared,
+    whatever else went, so the chunked greedy (130 // EXACT_BELOW = 2 per step at first) still
+    removes them from the smallest weight up."""
+    weights = np.arange(130, 0, -1, dtype=np.float64).reshape(-1, 1)
+    site = _Site(weights, np.eye(130), np.arange(130), ridge=0.0)
+    order, added = greedy_errors([site], 130)
+    assert 130 // EXACT_BELOW == 2
+    assert order.tolist() == list(range(129, -1, -1))
+    np.testing.assert_allclose(added, np.arange(1, 131) ** 2.0, rtol=1e-12)
 
 
 def test_ranked_scores_keep_the_greedy_order():
@@ -138,3 +161,16 @@ def test_command_line_prune_refits_the_kept_weights_by_hand(calibrated, tmp_path
     assert code == 0
     weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(tmp_path / "slim.onnx").graph.initializer}
     np.testing.assert_allclose(weights["w2"], [[2.9], [1.0]], rtol=RIDGE_RTOL)
+
+
+def test_dead_heads_dims_and_neurons_go_first_in_bert():
+    """BERT with a quarter of every group dead (heads, head dims, MLP neurons): their rows are zero,
+    so the greedy removes them first at no error, and a 0.25 prune removes exactly them."""
+    from tests.helpers.heads import build, killed_model, prune_model
+
+    model, sample = build(("bert", "torchscript", ()))
+    killed, dead, _ = killed_model(model, sample)
+    removed, _, _ = prune_model(killed, sample, 0.25, importance="reconstruction", calib=sample, repair="refit")
+    assert removed.keys() == dead.keys() and len(dead) >= 6
+    for gid, slots in dead.items():
+        assert removed[gid].tolist() == slots.tolist(), gid
