@@ -20,7 +20,7 @@ removals (so the planner, taking the lowest scores, removes the greedy prefix), 
 slot's parameter count (``--global`` then compares error per parameter removed across groups: an
 attention head costs as much as dozens of MLP neurons). It is exact for dense layers (Gemm,
 MatMul, 1x1 convolutions) and an estimate for k×k convolutions (channels' covariance over
-positions, not over taps). ``λ`` is :data:`~graphprune.compensation.means.REFIT_RIDGE` times the
+positions, not over taps). ``λ`` is :data:`~graphprune.calibration.stats.REFIT_RIDGE` times the
 mean variance, the ridge of the ``refit`` repair, so the greedy's final re-fit is the repair's.
 
 Memory and time: ``P`` is ``n x n`` float64 per consumer site (18 MiB for ``n = 1536``), and the
@@ -35,7 +35,7 @@ import numpy as np
 
 from ..analysis.types import Group
 from ..calibration.sites import consumer_sites, whole, whole_slots
-from ..compensation.means import REFIT_RIDGE
+from ..calibration.stats import REFIT_RIDGE
 from .base import rows_of
 from .calibrated import FluctuationImportance, _DataCriterion
 

@@ -14,7 +14,7 @@ import pytest
 
 from graphprune.api import prune
 from graphprune.calibration import calibrate
-from graphprune.compensation.means import REFIT_RIDGE
+from graphprune.calibration.stats import REFIT_RIDGE
 from graphprune.graph.model import to_proto
 from graphprune.importance import FluctuationImportance, ReconstructionImportance, make_importance
 from graphprune.importance.reconstruction import (EXACT_BELOW, _Site, greedy_errors, ranked_scores,
