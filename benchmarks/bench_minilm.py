@@ -21,8 +21,11 @@ Variants (``label``: options of ``graphprune prune``): ``l2`` (magnitude), ``flu
 (calibrated, plain removal, ``--no-compensate``), ``fluctuation+comp`` (calibration means folded
 into the biases), ``fluctuation+refit`` (plus the least-squares re-fit of the consumers),
 ``fluctuation+seq`` (``--repair mean,sequential``, the default with data: every consumer re-fitted
-layer by layer on the pruned model's own inputs), and the same with the prefix ``global:`` (``--global --normalize none``: one ranking across all groups
-instead of the same fraction of every group). Every variant calibrates on the same statistics,
+layer by layer on the pruned model's own inputs), ``reconstruction+refit`` and
+``reconstruction+seq`` (``--importance reconstruction``: slots removed greedily by the output error
+the least-squares re-fit leaves, per parameter; with ``--repair refit`` or ``mean,sequential``),
+and the same with the prefix ``global:`` (``--global --normalize none``: one ranking across all
+groups instead of the same fraction of every group). Every variant calibrates on the same statistics,
 computed once (they do not depend on the variant). ``--attention heads|dims|both`` says which
 attention factors may go (default ``both``: whole heads and head dims); MLP neurons always may. The Markdown table is followed by the command that produced it.
 """
@@ -54,10 +57,12 @@ from models.sentences import calibration_and_evaluation, encode_sentences  # noq
 CRITERIA = {"l2": ("l2", False, False), "fluctuation": ("fluctuation", False, False),
             "fluctuation+comp": ("fluctuation", True, False), "fluctuation+refit": ("fluctuation", True, True),
             "fluctuation+seq": ("fluctuation", True, False), "energy+refit": ("energy", True, True),
-            "activation+comp": ("activation", True, False)}
+            "activation+comp": ("activation", True, False), "reconstruction+refit": ("reconstruction", True, True),
+            "reconstruction+seq": ("reconstruction", True, False)}
 SEQUENTIAL = "mean,sequential"
 DEFAULT_VARIANTS = ("l2", "fluctuation", "fluctuation+comp", "fluctuation+refit", "fluctuation+seq", "global:l2",
-                    "global:fluctuation+refit", "global:fluctuation+seq")
+                    "global:fluctuation+refit", "global:fluctuation+seq", "global:reconstruction+refit",
+                    "global:reconstruction+seq")
 GLOBAL = "global:"
 EVAL_BATCH = 64
 SEED = 0
@@ -165,7 +170,7 @@ def run(args, log) -> list[Row]:
     shapes = {name: (1, args.max_length) for name in calib}
     reference = embed(original, evaluation, args.max_length)
     start = time.perf_counter()
-    probe = Options(importance="fluctuation", refit=True, calib=calib, calib_samples=None, validate=False,
+    probe = Options(importance="reconstruction", refit=True, calib=calib, calib_samples=None, validate=False,
                     input_shapes=shapes)
     stats = calibrate_analyzed(analyze(prepare(load(original), probe), probe), probe)
     log(f"calibrated {len(stats.spaces)} activations on {len(calibration)} sentences "

@@ -6,8 +6,11 @@ Kept free of heavy imports so that the command line can build its parser, and an
 from __future__ import annotations
 
 #: importance criteria (``--importance``), and those that need calibration data
-IMPORTANCE_NAMES = ("l1", "l2", "bn-scale", "fpgm", "random", "activation", "fluctuation", "energy")
-DATA_DRIVEN = frozenset({"activation", "fluctuation", "energy"})
+IMPORTANCE_NAMES = ("l1", "l2", "bn-scale", "fpgm", "random", "activation", "fluctuation", "energy",
+                    "reconstruction")
+DATA_DRIVEN = frozenset({"activation", "fluctuation", "energy", "reconstruction"})
+#: criteria that read the covariance of the activations (calibration keeps Gram matrices for them)
+COVARIANCE_DRIVEN = frozenset({"reconstruction"})
 #: how a slot's parameter slices combine into one score (``--aggregate``)
 AGGREGATES = ("sum", "mean", "max")
 #: per-group score normalization of ``--global`` ranking

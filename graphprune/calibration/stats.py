@@ -21,6 +21,10 @@ from ..rules.base import Space
 
 #: largest axis for which a Gram matrix (size x size float64) is accumulated
 GRAM_LIMIT = 2048
+#: ridge of least-squares re-fits from the covariance, relative to the mean variance of the positions
+#: they read: the ``refit`` repair (:mod:`graphprune.compensation.means`) and the ``reconstruction``
+#: importance, whose greedy therefore ends on the repair's re-fit
+REFIT_RIDGE = 1e-4
 
 
 @dataclass

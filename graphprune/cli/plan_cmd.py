@@ -49,8 +49,11 @@ def add_criterion_arguments(parser: argparse.ArgumentParser) -> None:
                             "BatchNorms, scored before folding), fpgm (distance of the producer filters to their "
                             "geometric median), random (seeded baseline), activation (mean |x|, needs --calib), "
                             "fluctuation (Var(x) x consumer weight norm, needs --calib), energy (E[x^2] x consumer "
-                            "weight norm, needs --calib); default: fluctuation (with compensation) when --calib is "
-                            "given, else l2")
+                            "weight norm, needs --calib), reconstruction (output error left after the least-squares "
+                            "re-fit of the rest, removed greedily, per parameter: structured Optimal Brain Surgeon; "
+                            "needs --calib, keeps an n x n covariance per consumer input up to n = 2048; use with "
+                            "--repair refit or mean,sequential and --global --normalize none); default: fluctuation "
+                            "(with compensation) when --calib is given, else l2")
     group.add_argument("--aggregate", choices=AGGREGATES, default="sum",
                        help="how l1/l2/bn-scale/fpgm combine a slot's slices: sum (default), mean, max")
     group.add_argument("--calib", metavar="PATH", help="calibration data for data-driven criteria and compensation: "

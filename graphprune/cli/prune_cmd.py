@@ -14,6 +14,8 @@ EPILOG = """examples:
   graphprune prune model.onnx -o slim.onnx --target-macs 0.5 --global --round-to 8
   graphprune prune model.onnx -o slim.onnx --target-macs 0.6 --importance fluctuation --calib images/ \\
       --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --data val-images/
+  graphprune prune bert.onnx -o slim.onnx --target-params 0.8 --importance reconstruction --global \\
+      --normalize none --calib sentences.txt --tokenizer tokenizer.json --repair mean,sequential
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --keep-bn --no-validate --export-masks masks.json
   graphprune prune model.onnx -o slim.onnx --ratio 0.3 --data images/ --report prune.html
   graphprune prune model.onnx -o slim.onnx --calib images/ --max-drift 0.01

@@ -141,13 +141,17 @@ def _identity_link(analysis: Analysis, node: ir.Node, one, other) -> bool:
 
 
 def _refittable(analysis: Analysis, site, means: SpaceMeans) -> bool:
-    """The re-fit needs the consumer's weight axis to map one to one onto the activation (in every
-    group on the activation's axis, the weight's axis has the same slot at every position), and the
+    """The re-fit needs the consumer's weight axis to map one to one onto the activation, and the
     weight to be read by this node alone."""
     if not means.refit or len(analysis.index.uses(site.weight.tensor)) != 1:
         return False
-    activation, weight = whole(site.activation), whole(site.weight)
-    size = means.positions.size + means.kept.size
+    return axes_match(analysis, whole(site.activation), whole(site.weight), means.positions.size + means.kept.size)
+
+
+def axes_match(analysis: Analysis, activation, weight, size: int) -> bool:
+    """Whether, in every group on the whole axis ``activation`` (the axis itself, or its heads or head
+    dims), the whole axis ``weight`` has the same slot at every one of the ``size`` positions (and at
+    least one group is there)."""
     if analysis.index.array(weight.tensor).shape[weight.axis] != size:
         return False
     found = False

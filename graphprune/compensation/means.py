@@ -20,12 +20,10 @@ import numpy as np
 
 from ..analysis.types import Analysis
 from ..calibration.sites import axis_slots, consumer_sites, whole
-from ..calibration.stats import CalibrationStats
+from ..calibration.stats import REFIT_RIDGE, CalibrationStats
 from ..errors import DataError
 from ..rules.base import Space
 
-#: ridge of the re-fit, relative to the mean variance of the kept positions
-REFIT_RIDGE = 1e-4
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,12 @@ import numpy as np
 import onnx
 
 from ..calibration import GRAM_LIMIT, consumer_sites, token_mask
+from ..calibration.sites import whole, whole_size
 from ..graph import edit
 from ..graph.model import from_proto
 from ..progress import progress as progress_iter
 from ..rules.base import Space
-from .apply import add_offsets, channel_axes, maps_one_to_one, per_channel, unsupported_consumer
+from .apply import add_offsets, axes_match, channel_axes, maps_one_to_one, per_channel, unsupported_consumer
 from .means import REFIT_RIDGE
 from .response import Probe, responses
 from .staged import StagedRun, partition
@@ -54,7 +55,8 @@ from .state import RepairState
 
 log = logging.getLogger(__name__)
 
-#: rows per sample and activation that enter the fit (a seeded subset of the positions beyond it)
+#: rows per item of a sample's batch (axis 0) and activation that enter the fit (a seeded subset of the
+#: positions beyond it): a batch of 64 sentences keeps every real token
 ROW_LIMIT = 1024
 #: ridge of the fit, relative to the mean variance of the kept inputs (measured: benchmarks/bench_quality.py)
 SEQUENTIAL_RIDGE = 1e-1
@@ -116,9 +118,10 @@ class CrossMoments:
         if valid is not None:
             columns = np.moveaxis(np.broadcast_to(valid, np.shape(x)), self.space.axis, 0).reshape(self.size, -1)[0]
             rows_x, rows_t = rows_x[:, columns], rows_t[:, columns]
-        if rows_x.shape[1] > ROW_LIMIT:
+        limit = ROW_LIMIT * (int(np.shape(x)[0]) if self.space.axis != 0 and np.ndim(x) > 1 else 1)
+        if rows_x.shape[1] > limit:
             rng = np.random.default_rng([SEED, sample, zlib.crc32(self.space.tensor.encode()), self.space.axis])
-            cols = np.sort(rng.choice(rows_x.shape[1], ROW_LIMIT, replace=False))
+            cols = np.sort(rng.choice(rows_x.shape[1], limit, replace=False))
             rows_x, rows_t = rows_x[:, cols], rows_t[:, cols]
         rows_x, rows_t = rows_x.astype(np.float64), rows_t.astype(np.float64)
         self.count += rows_x.shape[1]
@@ -167,18 +170,30 @@ def reconstruction_sites(state: RepairState, nodes: set[str]) -> tuple[list[Reco
     by_space: dict[Space, list[Consumer]] = {}
     skipped: dict[str, str] = {}
     for name, found in per_node.items():
-        site = found[0]
-        reason = (f"reads {len(found)} activations through consumer slices" if len(found) != 1 else
+        site, axes = found[0], {whole(s.activation) for s in found}  # heads and head dims: one axis
+        reason = (f"reads {len(axes)} activations through consumer slices" if len(axes) != 1 else
                   unsupported_consumer(index.nodes[name], site.input_index, index))
-        if reason is None and not maps_one_to_one(state.analysis, site.activation, site.weight):
+        size = whole_size(state.analysis, whole(site.activation))
+        if reason is None and (size is None or size > GRAM_LIMIT):
+            reason = ("its activation's size is unknown" if size is None
+                      else f"its activation has more than {GRAM_LIMIT} positions")
+        if reason is None and not _one_to_one(state.analysis, found, size):
             reason = "its weight axis does not map one to one onto the activation (grouped or shared weight)"
-        if reason is None and state.group_of(site.activation).sizes[site.activation] > GRAM_LIMIT:
-            reason = f"its activation has more than {GRAM_LIMIT} positions"
         if reason:
             skipped[name] = reason
         else:
-            by_space.setdefault(site.activation, []).append(Consumer(name, site.weight, site.input_index))
+            by_space.setdefault(whole(site.activation), []).append(Consumer(name, whole(site.weight), site.input_index))
     return [ReconstructionSite(s, tuple(c)) for s, c in sorted(by_space.items())], skipped
+
+
+def _one_to_one(analysis, found, size: int) -> bool:
+    """Whether the weight of a node's consumer ``found`` sites maps one to one onto their activation:
+    one site is asked through its group, an axis in several groups (heads and head dims) group by group."""
+    if len(found) == 1:
+        return maps_one_to_one(analysis, found[0].activation, found[0].weight)
+    site = found[0]
+    return len(analysis.index.uses(site.weight.tensor)) == 1 and axes_match(analysis, whole(site.activation),
+                                                                           whole(site.weight), size)
 
 
 def _constant(moments: CrossMoments, values: np.ndarray, dtype) -> np.ndarray:
@@ -215,7 +230,7 @@ def _fit_stage(state: RepairState, reference: _Reference, sites, runs, ridge, re
     ``mask`` (a :class:`~graphprune.calibration.TokenMask`) leaves padded tokens of ``samples`` out."""
     index, fitted, probes, planned, left = state.analysis.index, {}, [], [], []
     for site in sites:
-        m = CrossMoments(site.space, state.group_of(site.space).sizes[site.space], state.kept(site.space))
+        m = CrossMoments(site.space, *state.axis_kept(site.space))
         for i, (x, t) in enumerate(zip(runs[0].values(site.space.tensor), runs[1].values(site.space.tensor))):
             m.update(x, t, i, mask.valid(samples[i], site.space.tensor, np.shape(x)) if mask else None)
         matrix, intercept, unexplained = m.fit(*ridge)

@@ -64,6 +64,15 @@ class RepairState:
             return np.arange(group.sizes[space], dtype=np.int64)
         return group.kept_positions(space, slots)
 
+    def axis_kept(self, space) -> tuple[int, np.ndarray]:
+        """Positions of the whole axis ``space`` and the kept ones: a position goes when any group on
+        the axis (the axis itself, or its heads or head dims) removes its slot."""
+        from ..calibration.sites import whole_size
+        from .means import removed_mask
+
+        size = whole_size(self.analysis, space)
+        return size, np.nonzero(~removed_mask(self.analysis, self.removed, space, size))[0].astype(np.int64)
+
     def affected_nodes(self) -> set[str]:
         """Nodes whose output changes when the removed slots go: every node reading a removed slot
         through a consumer slice or a contraction, and everything downstream of them."""

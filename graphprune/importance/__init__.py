@@ -10,6 +10,8 @@ random         seeded uniform noise (the baseline)                            no
 activation     mean |x| of its channels where consumers read them              yes
 fluctuation    Var(x) · ‖consumer weights‖² (error if replaced by its mean)    yes
 energy         E[x²] · ‖consumer weights‖² (error if dropped)                  yes
+reconstruction output error left by the least-squares re-fit of the rest,      yes
+               greedy (Optimal Brain Surgeon), per parameter
 =============  ===========================================================  ==========
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..errors import UsageError
 from .base import Importance
 from .calibrated import ActivationImportance, EnergyImportance, FluctuationImportance
 from .magnitude import AGGREGATES, MagnitudeImportance, RandomImportance
+from .reconstruction import ReconstructionImportance
 from .structure import BNScaleImportance, FPGMImportance, geometric_median
 from .transfer import TransferredImportance, position_scores
 
@@ -47,10 +50,12 @@ def make_importance(name: str, seed: int = 0, aggregate: str = "sum", stats=None
         return ActivationImportance(stats)
     if name == "energy":
         return EnergyImportance(stats)
+    if name == "reconstruction":
+        return ReconstructionImportance(stats)
     return FluctuationImportance(stats)
 
 
 __all__ = ["IMPORTANCE_NAMES", "DATA_DRIVEN", "AGGREGATES", "Importance", "MagnitudeImportance",
            "RandomImportance", "BNScaleImportance", "FPGMImportance", "ActivationImportance",
-           "FluctuationImportance", "EnergyImportance", "TransferredImportance", "position_scores", "geometric_median",
+           "FluctuationImportance", "EnergyImportance", "ReconstructionImportance", "TransferredImportance", "position_scores", "geometric_median",
            "make_importance", "check_importance"]

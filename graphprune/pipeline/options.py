@@ -13,8 +13,8 @@ import math
 from ..errors import UsageError
 from ..planning.config import check_fraction, load_overrides
 from ..planning.options import PlanOptions
-from ..vocabulary import (ATTENTION_MODES, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_MAX_LENGTH, DEFAULT_REPAIR,
-                          DRIFT_METRICS, EXECUTORS, OBJECTIVES, TEXT_SUFFIXES, parse_repair)
+from ..vocabulary import (ATTENTION_MODES, COVARIANCE_DRIVEN, DATA_DRIVEN, DEFAULT_CALIB_SAMPLES, DEFAULT_MAX_LENGTH,
+                          DEFAULT_REPAIR, DRIFT_METRICS, EXECUTORS, OBJECTIVES, TEXT_SUFFIXES, parse_repair)
 
 #: the planner's options: keywords of :class:`Options` that go to its ``plan`` part
 PLAN_FIELDS = frozenset(f.name for f in fields(PlanOptions))
@@ -183,6 +183,11 @@ class Options:
     def mean_repair(self) -> str | None:
         """``"refit"`` or ``"mean"`` when the decision carries compensation data, else None."""
         return next((m for m in ("refit", "mean") if m in self.repair), None)
+
+    @property
+    def needs_covariance(self) -> bool:
+        """Whether calibration keeps the activations' Gram matrices (the re-fit, a covariance criterion)."""
+        return self.mean_repair == "refit" or self.plan.importance in COVARIANCE_DRIVEN
 
     @property
     def needs_calibration(self) -> bool:

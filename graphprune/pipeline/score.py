@@ -33,7 +33,7 @@ def calibrate_analyzed(analyzed: Analyzed, options: Options, split=None, executo
     sizes = {s: whole_size(analysis, s) for s in activation_spaces(analysis.prunable_groups, analysis.index)}
     spaces = [s for s, size in sizes.items() if size is not None]
     model = to_proto(analyzed.prepared.model)
-    common = dict(sizes=sizes, gram=spaces if options.mean_repair == "refit" else (), progress=options.progress,
+    common = dict(sizes=sizes, gram=spaces if options.needs_covariance else (), progress=options.progress,
                   source=calibration_label(options), mask=token_mask(analysis.index, spaces))
     sharded = _sharded_data(analyzed, options, split, executor)
     if sharded is not None:

@@ -6,7 +6,7 @@ import pytest
 from onnx import helper
 
 from graphprune.compensation import RepairState
-from graphprune.compensation.sequential import CrossMoments, reconstruct, reconstruction_sites
+from graphprune.compensation.sequential import ROW_LIMIT, CrossMoments, reconstruct, reconstruction_sites
 from graphprune.compensation.staged import partition
 from graphprune.graph.model import to_proto
 from graphprune.pipeline.analyze import analyze
@@ -108,6 +108,22 @@ def test_cross_moments_leave_padded_tokens_out():
     assert everything.count == 5 and abs(everything.fit(ridge=0.0, removed_ridge=0.0)[0][2, 0] - 2) > 0.01
 
 
+def test_cross_moments_row_limit_is_per_batch_item():
+    """ROW_LIMIT rows per item of a sample's batch: 4 sentences of 300 tokens keep all 1200 rows (a
+    batch of sentences is one sample), one image of 40 x 40 positions keeps ROW_LIMIT of its 1600."""
+    assert ROW_LIMIT == 1024
+    rng = np.random.default_rng(5)
+    tokens = rng.standard_normal((4, 300, 3))
+    batch = CrossMoments(Space("a", 2), 3, np.array([0, 1]))
+    batch.update(tokens, tokens, sample=0)
+    assert batch.count == 1200
+    np.testing.assert_allclose(batch.sum_x, tokens.reshape(-1, 3).sum(axis=0))
+    image = rng.standard_normal((1, 3, 40, 40))
+    one = CrossMoments(Space("a", 1), 3, np.array([0, 1]))
+    one.update(image, image, sample=0)
+    assert one.count == ROW_LIMIT
+
+
 def _three_convs(group: int = 1):
     """x -> conv1 -> relu -> conv2 (group) -> relu -> conv3 -> y, 1x1 convolutions, 4 channels."""
     rng = np.random.default_rng(0)
@@ -138,3 +154,28 @@ def test_a_grouped_consumer_is_not_refitted_and_says_why():
     sites, skipped = reconstruction_sites(state, state.affected_nodes())
     assert [c.node for s in sites for c in s.consumers] == ["conv3"]
     assert "does not map one to one" in skipped["conv2"]
+
+
+def test_heads_and_head_dims_share_one_refitted_output_projection():
+    """BERT (4 heads of 8 dims, --attention both): the output projection reads one axis that two groups
+    cut (heads, value dims). Removing head 1 and value dim 2 keeps the positions p with p // 8 != 1
+    and p % 8 != 2 (21 of 32); the projection is one re-fitted site on the whole axis, not skipped as
+    a node reading two activations."""
+    from graphprune.compensation.repair import repair
+    from tests.helpers.heads import analyzed_of, build
+
+    model, sample = build(("bert", "torchscript", ()))
+    _, analyzed = analyzed_of(model, sample, attention="both")
+    analysis = analyzed.analysis
+    heads = next(g for g in analysis.prunable_groups if g.kind == "heads" and "layer.0/" in g.layer)
+    dims = next(g for g in analysis.prunable_groups if g.kind == "dims" and "layer.0/attention/self/value" in g.layer)
+    projection = "/encoder/layer.0/attention/output/dense/MatMul_0"
+    state = RepairState(analyzed.prepared.model, analysis, {heads.id: np.array([1]), dims.id: np.array([2])})
+    sites, skipped = reconstruction_sites(state, state.affected_nodes())
+    site = next(s for s in sites if projection in {c.node for c in s.consumers})
+    assert projection not in skipped and not site.space.part
+    size, kept = state.axis_kept(site.space)
+    positions = np.arange(32)
+    assert size == 32 and kept.tolist() == positions[(positions // 8 != 1) & (positions % 8 != 2)].tolist()
+    report = repair(state, ("mean", "sequential"), reference=to_proto(state.model), feeds=[sample])
+    assert projection in report.sequential.refitted
