@@ -25,7 +25,6 @@ from ..errors import DataError
 from ..rules.base import Space
 
 
-
 @dataclass(frozen=True)
 class SpaceMeans:
     """Removed ``positions`` of ``space`` are replaced by ``values`` (the activation is ``shape``)."""

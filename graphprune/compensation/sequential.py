@@ -43,12 +43,12 @@ import onnx
 
 from ..calibration import GRAM_LIMIT, consumer_sites, token_mask
 from ..calibration.sites import whole, whole_size
+from ..calibration.stats import REFIT_RIDGE
 from ..graph import edit
 from ..graph.model import from_proto
 from ..progress import progress as progress_iter
 from ..rules.base import Space
 from .apply import add_offsets, axes_match, channel_axes, maps_one_to_one, per_channel, unsupported_consumer
-from .means import REFIT_RIDGE
 from .response import Probe, responses
 from .staged import StagedRun, partition
 from .state import RepairState

@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from graphprune import api
-from graphprune.compensation.means import REFIT_RIDGE
+from graphprune.calibration.stats import REFIT_RIDGE
 from tests.helpers.onnxrt import run
 
 HIDDEN, NEURONS, VOCAB = 8, 12, 20
