@@ -1,6 +1,7 @@
 """The pruning oracle and the dead-channel construction (see DESIGN.md, "two oracles").
 
-* :func:`zero_removed` returns a copy of the (unpruned) model in which every consumer slice of
+* :func:`zeroed` (a :class:`~graphprune.graph.detached.Detached` model, for onnxruntime) and
+  :func:`zero_removed` (a ModelProto) return a copy of the (unpruned) model in which every consumer slice of
   every removed slot is zeroed; where a contraction reads two activations, the removed
   positions of one side are masked with an inserted ``Mul``, and parameters that write such a
   side inside an op (``OPERAND``: a fused attention's query/key projection or bias) are zeroed. The pruned model must compute
@@ -16,6 +17,7 @@ import onnx_ir as ir
 
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
+from .graph.detached import Detached, detach
 from .input_checks import check_structure
 from .rules.base import CONSUMER, OPERAND, Space, part_coordinates
 
@@ -33,11 +35,12 @@ def _current(arrays: dict, analysis: Analysis, name: str) -> np.ndarray:
     return arrays[name] if name in arrays else analysis.index.array(name)
 
 
-def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.ModelProto:
-    """A ModelProto of ``model`` (the analysed graph) with removed slots' consumer slices zeroed."""
-    from .graph.model import to_proto
-
-    out = to_proto(model)
+def zeroed(model: ir.Model, analysis: Analysis, removed: dict) -> Detached:
+    """The oracle of ``removed``: ``model`` (the analysed graph, read, not edited) with every removed
+    slot's consumer slices zeroed and contractions masked, as a detached model (its weights are the
+    graph's arrays; only zeroed ones are copies)."""
+    detached = detach(model)
+    out = detached.proto
     inits = {t.name: t for t in out.graph.initializer}
     by_id = {g.id: g for g in analysis.groups}
     arrays: dict[str, np.ndarray] = {}
@@ -50,15 +53,23 @@ def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.Mod
         for param in group.params:
             if param.roles & {CONSUMER, OPERAND}:
                 pos = group.removed_positions(param.space, slots)
-                arr = _current(arrays, analysis, param.initializer)
-                arrays[param.initializer] = _set_positions(arr, param.axis, pos, 0.0)
+                name = param.initializer
+                current = arrays.get(name, detached.arrays.get(name))
+                arr = current if current is not None else analysis.index.array(name)
+                arrays[name] = _set_positions(arr, param.axis, pos, 0.0)
         for space in group.contractions:
             masks.append((space, group.removed_positions(space, slots), group.sizes[space]))
     for name, arr in arrays.items():
-        write_tensor(inits[name], arr)
+        if name not in detached.arrays:
+            write_tensor(inits[name], arr)
     for space, pos, size in masks:
         _insert_mask(out, analysis, space, pos, size)
-    return out
+    return detached.with_arrays({n: a for n, a in arrays.items() if n in detached.arrays})
+
+
+def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.ModelProto:
+    """:func:`zeroed` as a complete ModelProto."""
+    return zeroed(model, analysis, removed).to_proto()
 
 
 def _insert_mask(model: onnx.ModelProto, analysis: Analysis, space: Space, positions: np.ndarray, size: int) -> None:

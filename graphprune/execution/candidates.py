@@ -3,7 +3,7 @@
 A :class:`Candidate` says which slots each group loses (group id -> slot ids) and on how many of
 the shared feeds to measure; it never carries a model. Its drift is measured the way the pruning
 oracle defines removal: every consumer slice of every removed slot is zeroed
-(:func:`graphprune.oracle.zero_removed`). The zeroed weights are fed to one onnxruntime session
+(:func:`graphprune.oracle.zeroed`). The zeroed weights are fed to one onnxruntime session
 in which the consumer initializers are also graph inputs, so no model is rebuilt per candidate
 (a candidate touching a group whose channels meet an activation-by-activation contraction gets
 its own masked model). ``sensitivity`` and the budget search both measure through here, each
@@ -122,9 +122,9 @@ class ZeroingState:
         count = len(self.feeds) if candidate.samples is None else min(candidate.samples, len(self.feeds))
         feeds = self.feeds[:count]
         if any(self.groups[g].contractions for g in candidate.removed):
-            from ..oracle import zero_removed
+            from ..oracle import zeroed
 
-            masked = zero_removed(self.graph, self.analysis, dict(candidate.removed))
+            masked = zeroed(self.graph, self.analysis, dict(candidate.removed))
             values = run_feeds(make_session(masked, exact=False, threads=1, label="candidate model"), feeds,
                                self.outputs)
         else:

@@ -19,36 +19,36 @@ ABSORBER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 # ----------------------------------------------------------------------------- absorbers
 def _weight_dtype(ctx: FoldContext, node: ir.Node):
-    return ctx.array(node.inputs[1]).dtype
+    return ctx.dtype(node.inputs[1])
 
 
 def _conv_channel(ctx, node) -> Channel:
-    w = ctx.float_param(node, 1, "weight")
-    return Channel(1, w.ndim, w.shape[0])
+    w = ctx.float_shape(node, 1, "weight")
+    return Channel(1, len(w), w[0])
 
 
 def _convtranspose_channel(ctx, node) -> Channel:
-    w = ctx.float_param(node, 1, "weight")
-    return Channel(1, w.ndim, w.shape[1] * get_attr(node, "group", 1))
+    w = ctx.float_shape(node, 1, "weight")
+    return Channel(1, len(w), w[1] * get_attr(node, "group", 1))
 
 
 def _gemm_channel(ctx, node) -> Channel:
-    b = ctx.float_param(node, 1, "weight B")
+    b = ctx.float_shape(node, 1, "weight B")
     if ctx.opset() < 7:
         raise NotFoldable(f"Gemm {node.name}: opset < 7 Gemm broadcasting is not supported")
     if len(node.inputs) > 2 and node.inputs[2] and not ctx.is_constant(node.inputs[2]):
         raise NotFoldable(f"Gemm {node.name}: input C {node.inputs[2].name!r} is not a constant")
-    return Channel(1, 2, b.shape[0] if get_attr(node, "transB", 0) else b.shape[1])
+    return Channel(1, 2, b[0] if get_attr(node, "transB", 0) else b[1])
 
 
 def _matmul_channel(ctx, node) -> Channel:
-    w = ctx.float_param(node, 1, "weight")
-    if w.ndim != 2:
-        raise NotFoldable(f"MatMul {node.name}: weight has rank {w.ndim}, only 2-D weights are folded")
+    w = ctx.float_shape(node, 1, "weight")
+    if len(w) != 2:
+        raise NotFoldable(f"MatMul {node.name}: weight has rank {len(w)}, only 2-D weights are folded")
     rank = ctx.rank(node.outputs[0])
     if rank is None:
         raise NotFoldable(f"MatMul {node.name}: output rank unknown")
-    return Channel(rank - 1, rank, w.shape[1])
+    return Channel(rank - 1, rank, w[1])
 
 
 def _batchnorm_channel(ctx, node) -> Channel:

@@ -179,7 +179,7 @@ def _turn_into_add(ctx: FoldContext, step: Step, shift: np.ndarray, dtype) -> No
 def apply_chain(ctx: FoldContext, chain: Chain) -> list[FoldedNode]:
     """Fold a planned chain; returns the nodes that disappeared."""
     absorber = chain.absorber
-    dtype = ctx.array(absorber.inputs[1]).dtype
+    dtype = ctx.dtype(absorber.inputs[1])
     shift_done = ABSORBERS[absorber.op_type].absorb(ctx, absorber, chain.affine)
     steps = chain.affine_steps
     keep_last = not shift_done

@@ -70,11 +70,11 @@ def conv_reads_padding(node: ir.Node, kernel: tuple[int, ...]) -> bool:
 
 
 def _conv_site(ctx: FoldContext, node: ir.Node, affine: ChannelAffine) -> Site:
-    w = ctx.float_param(node, 1, "weight")
+    w = ctx.float_shape(node, 1, "weight")
     group = get_attr(node, "group", 1)
-    if w.shape[1] * group != affine.scale.size:
-        raise NotFoldable(f"Conv {node.name} reads {w.shape[1] * group} channels, the BN has {affine.scale.size}")
-    if affine.has_shift and conv_reads_padding(node, tuple(w.shape[2:])):
+    if w[1] * group != affine.scale.size:
+        raise NotFoldable(f"Conv {node.name} reads {w[1] * group} channels, the BN has {affine.scale.size}")
+    if affine.has_shift and conv_reads_padding(node, w[2:]):
         raise NotFoldable(f"Conv {node.name} zero-pads its input and the BN shift is nonzero "
                           "(padding after a BN is not padding before it)")
     return Site(node)
@@ -83,10 +83,10 @@ def _conv_site(ctx: FoldContext, node: ir.Node, affine: ChannelAffine) -> Site:
 def _gemm_site(ctx: FoldContext, node: ir.Node, count: int, repeat: int) -> Site:
     if get_attr(node, "transA", 0):
         raise NotFoldable(f"Gemm {node.name} has transA=1 (the BN channels are not its reduction axis)")
-    b = ctx.float_param(node, 1, "weight B")
+    b = ctx.float_shape(node, 1, "weight B")
     if ctx.opset() < 7:
         raise NotFoldable(f"Gemm {node.name}: opset < 7 Gemm broadcasting is not supported")
-    k = b.shape[1] if get_attr(node, "transB", 0) else b.shape[0]
+    k = b[1] if get_attr(node, "transB", 0) else b[0]
     if k != count * repeat:
         raise NotFoldable(f"Gemm {node.name} reduces over {k} features, not {count}×{repeat}")
     if len(node.inputs) > 2 and node.inputs[2] and not ctx.is_constant(node.inputs[2]):

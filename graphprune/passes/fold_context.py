@@ -171,6 +171,11 @@ class FoldContext:
     def array(value: ir.Value) -> np.ndarray:
         return np.asarray(value.const_value.numpy())
 
+    @staticmethod
+    def dtype(value: ir.Value) -> np.dtype:
+        """A constant's element type (its bytes are not read)."""
+        return np.dtype(value.const_value.dtype.numpy())
+
     def shape(self, value: ir.Value):
         entry = self.shapes.get(value.name)
         return entry[0] if entry else None
@@ -181,6 +186,13 @@ class FoldContext:
 
     def float_param(self, node: ir.Node, index: int, what: str) -> np.ndarray:
         """A constant float input of ``node``, or a refusal naming it."""
+        return self.array(self._float_constant(node, index, what))
+
+    def float_shape(self, node: ir.Node, index: int, what: str) -> tuple[int, ...]:
+        """The shape of :meth:`float_param` (with its refusals), without reading the tensor's bytes."""
+        return tuple(int(d) for d in self._float_constant(node, index, what).const_value.shape)
+
+    def _float_constant(self, node: ir.Node, index: int, what: str) -> ir.Value:
         value = node.inputs[index] if index < len(node.inputs) else None
         if value is None:
             raise NotFoldable(f"{node.op_type} {node.name} has no {what}")
@@ -188,10 +200,10 @@ class FoldContext:
             raise NotFoldable(f"{what} {value.name!r} of {node.name} is a graph input, not a constant")
         if not self.is_constant(value):
             raise NotFoldable(f"{what} {value.name!r} of {node.name} is not a constant initializer")
-        array = self.array(value)
-        if array.dtype.type not in FLOAT_TYPES:
-            raise NotFoldable(f"{what} {value.name!r} of {node.name} has dtype {array.dtype}, not a float type")
-        return array
+        dtype = self.dtype(value)
+        if dtype.type not in FLOAT_TYPES:
+            raise NotFoldable(f"{what} {value.name!r} of {node.name} has dtype {dtype}, not a float type")
+        return value
 
     def intermediate_problem(self, value: ir.Value) -> str | None:
         """Why ``value`` cannot vanish inside a fold (None: it can)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import GraphPruneError, PruningError
 from ..graph.gc_pause import gc_paused
-from ..oracle import zero_removed
+from ..oracle import zeroed
 from ..surgery.apply import apply_removal
 from ..vocabulary import DATA_REPAIRS
 from .costs import safe_cost
@@ -36,7 +36,7 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
     report = None
     if removed and any(len(v) for v in removed.values()) and (compensation or DATA_REPAIRS & set(options.repair)):
         report, analysis, removed = _repair(analyzed, removed, compensation, options, feeds)
-    reference = zero_removed(model, analysis, removed) if options.validate else None
+    reference = zeroed(model, analysis, removed) if options.validate else None
     if before is None and options.count_macs:
         before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     with gc_paused():  # surgery and the checker's copy: many small objects, no cycles (graph.gc_pause)

@@ -17,19 +17,25 @@ ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
 #: in a deep network the summation-order noise of float32 grows with the activations (a 100-layer
 #: detector on random inputs reaches ~1e-5 of its output scale), while a wrong channel shows at 1e-2
 ORACLE_SCALE_RTOL = 1e-4
+#: the original's session is made beside the pruning for models up to this size (its weights are
+#: read and onnxruntime's copy is made while the pruning holds its own)
+EARLY_SESSION_BYTES = 2**30
 
 
-def check(pruned: Pruned, source: Source, options: Options, split=None) -> Checked:
+def check(pruned: Pruned, source: Source, options: Options, split=None, original=None) -> Checked:
     """``split`` (a :class:`~graphprune.validation.split.DataSplit`): the drift is measured on its
     held-out samples (or ``--data``), never on calibration samples; without it, on ``options.data``
-    or seeded random inputs. With ``max_drift``, the drift is also compared with the budget."""
-    from ..graph.model import to_proto
+    or seeded random inputs. With ``max_drift``, the drift is also compared with the budget.
+    ``original``: the original's session, made while the model was pruned (:func:`original_session`)."""
+    from ..graph.detached import detach
     from ..validation import validate
-    from ..validation.runner import make_session
+    from ..validation.runner import PendingSession, make_session
 
-    # one session for both comparisons; without graph optimizations, so the oracle's is exact
-    candidate = make_session(to_proto(pruned.model), exact=True, label="pruned model")
-    oracle = validate(pruned.oracle_reference, candidate, samples=options.samples or 2,
+    # the oracle's session is made on a worker while the pruned model's is made here; neither is
+    # optimized by onnxruntime, so the oracle comparison is exact; one session serves both checks
+    oracle_session = PendingSession(pruned.oracle_reference, exact=True, label="oracle model")
+    candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
+    oracle = validate(oracle_session, candidate, samples=options.samples or 2,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
     if not oracle.passed:
@@ -39,10 +45,26 @@ def check(pruned: Pruned, source: Source, options: Options, split=None) -> Check
     data, label, samples = options.data, None, options.samples
     if split is not None and split.check_data() is not None:
         data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
-    drift = validate(source.proto, candidate, data=data, samples=samples, input_shapes=options.input_shapes,
-                     seed=options.seed, progress=options.progress, image_options=options.image_options, label=label,
+    drift = validate(original or source.proto, candidate, data=data, samples=samples,
+                     input_shapes=options.input_shapes, seed=options.seed, progress=options.progress,
+                     image_options=options.image_options, label=label,
                      desc="final check" if options.max_drift is not None else "validating", exact=False)
     return Checked(oracle, drift, gate(drift, options) if options.max_drift is not None else None)
+
+
+def original_session(source: Source, options: Options):
+    """The original's session for the drift check, started now on a worker thread so that it is
+    made while the model is pruned (None without checks, or for a model whose weights exceed
+    :data:`EARLY_SESSION_BYTES`: its session waits for the check, so that it never adds to the
+    pruning's peak memory)."""
+    if not options.validate:
+        return None
+    from ..io import model_byte_size
+    from ..validation.runner import PendingSession
+
+    if model_byte_size(source.proto) > EARLY_SESSION_BYTES:
+        return None
+    return PendingSession(source.proto, exact=False, label="original model")
 
 
 def gate(report, options: Options) -> Gate:

@@ -15,7 +15,7 @@ from ..vocabulary import DATA_REPAIRS
 from ..planning.plan_file import PruningPlan
 from .analyze import analyze
 from .apply import apply as apply_stage
-from .check import check
+from .check import check, original_session
 from .decide import decide
 from .feeds import with_data_shapes
 from .load import load
@@ -46,15 +46,17 @@ def plan(model, options: Options):
     source = load(model)
     options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
+    original = original_session(source, options) if options.max_drift is not None else None
     scored, budgeted = _scored_and_searched(source, split, options)
     if budgeted is not None:
-        budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False)
+        budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False,
+                                           original=original)
         return PlanResult(to_plan(budgeted.decided, options, split), budgeted.decided, options, result.checked,
                           budgeted.record)
     decided = decide(scored, options)
     checked = None
     if options.max_drift is not None:
-        result = _prune_and_check(source, decided, _fresh(source, options), split, options)
+        result = _prune_and_check(source, decided, _fresh(source, options), split, options, original)
         checked = result.checked
         _enforce_gate(result)
     return PlanResult(to_plan(decided, options, split), decided, options, checked)
@@ -65,11 +67,12 @@ def prune(model, options: Options) -> PruneResult:
     source = load(model)
     options = _resolved(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
+    original = original_session(source, options)  # made on a worker while the model is pruned
     scored, budgeted = _scored_and_searched(source, split, options)
     if budgeted is not None:
-        return _checked_budget(source, scored, budgeted, split, options, edit_scored=True)[1]
+        return _checked_budget(source, scored, budgeted, split, options, edit_scored=True, original=original)[1]
     decided = decide(scored, options)
-    result = _prune_and_check(source, decided, scored.analyzed, split, options)
+    result = _prune_and_check(source, decided, scored.analyzed, split, options, original)
     _enforce_gate(result)
     return result
 
@@ -89,12 +92,13 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     options = _resolved(source, plan_options(the_plan, options))
     split = data_split(source, options)
     check_repair_data(the_plan, split)
+    original = original_session(source, options)
     analyzed = analyze(prepare(source, options), options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
     pruned = apply_stage(analyzed, removed, options, compensation=compensation, feeds=repair_feeds(split))
     recorded = the_plan.options
     result = _result(pruned, analyzed, source, options, skipped_groups(the_plan), str(recorded.get("how", "")),
-                     list(notes) + list(the_plan.notes), split)
+                     list(notes) + list(the_plan.notes), split, original)
     result.ratio, result.importance, result.plan = (float(recorded.get("ratio", 0.0)),
                                                     str(recorded.get("importance", "plan")), the_plan)
     _enforce_gate(result)
@@ -136,11 +140,11 @@ def _fresh(source, options: Options):
     return analyze(prepare(source, options), options)
 
 
-def _prune_and_check(source, decided, analyzed, split, options: Options) -> PruneResult:
+def _prune_and_check(source, decided, analyzed, split, options: Options, original=None) -> PruneResult:
     pruned = apply_stage(analyzed, decided.decision.removed, options, compensation=decided.compensation,
                          feeds=repair_feeds(split), before=decided.reference)
     result = _result(pruned, analyzed, source, options, decided.decision.skipped, decided.how,
-                     list(decided.decision.notes), split)
+                     list(decided.decision.notes), split, original)
     result.ratio, result.predicted = decided.decision.t, predicted(decided)
     return result
 
@@ -156,14 +160,14 @@ def _search(scored, split, options: Options, executor):
     return budget(scored, options, engine)
 
 
-def _checked_budget(source, scored, budgeted, split, options: Options, *, edit_scored: bool):
+def _checked_budget(source, scored, budgeted, split, options: Options, *, edit_scored: bool, original=None):
     """The check on held-out samples of the model ``apply`` writes; while it misses, the most
     sensitive step is rolled back and checked again."""
     from .budget import roll_back
 
     analyzed = scored.analyzed if edit_scored else _fresh(source, options)
     while True:
-        result = _prune_and_check(source, budgeted.decided, analyzed, split, options)
+        result = _prune_and_check(source, budgeted.decided, analyzed, split, options, original)
         record = budgeted.record
         record.evaluations["final check"] += 1
         record.checks.append({"groups": len(record.counts), "drift": result.gate.drift,
@@ -203,8 +207,8 @@ def _enforce_gate(result: PruneResult) -> None:
 
 
 def _result(pruned, analyzed, source, options: Options, skipped: dict, how: str, notes: list,
-            split=None) -> PruneResult:
-    checked = check(pruned, source, options, split) if options.validate else None
+            split=None, original=None) -> PruneResult:
+    checked = check(pruned, source, options, split, original) if options.validate else None
     result = PruneResult(pruned.model, pruned.analysis, pruned.removed, skipped, options.ratio, options.importance,
                          pruned.params_before, pruned.params_after, pruned.macs_before, pruned.macs_after,
                          fold=analyzed.prepared.fold, oracle=checked.oracle if checked else None,

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
 
 from ..errors import UsageError
+from ..graph.detached import Detached
 from ..progress import progress as progress_iter
 from .data_files import iter_inputs
 from .drift import Drift, DriftAccumulator
@@ -25,7 +27,7 @@ from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes
 from .table import metrics_table
 from ..io.read import ModelLike, as_model, model_label
-from .runner import is_session, make_session, output_names, run_session
+from .runner import PendingSession, is_session, make_session, output_names, run_session
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,24 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
     return iter_inputs(data, reference, limit=samples, **(image_options or {})), label, None
 
 
+def _inputs_model(value) -> onnx.ModelProto:
+    """The ModelProto whose graph inputs the feeds follow (a detached model's skeleton)."""
+    if isinstance(value, PendingSession):
+        return value.model
+    return value.proto if isinstance(value, Detached) else as_model(value)
+
+
+def _session(value, model: onnx.ModelProto | None, exact: bool, label: str):
+    """A session of ``value``: itself, a pending one's, or a new one (``model``: ``value`` loaded)."""
+    if is_session(value):
+        return value
+    if isinstance(value, PendingSession):
+        return value.result()
+    if not isinstance(value, Detached):
+        value = model if model is not None else as_model(value)
+    return make_session(value, exact=exact, label=label)
+
+
 def _data_shapes(feed: Mapping) -> ResolvedShapes:
     return ResolvedShapes({name: tuple(np.shape(value)) for name, value in feed.items()}, "data")
 
@@ -144,7 +164,9 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     """Compare ``candidate`` with ``reference`` on ``data`` (or seeded random inputs).
 
     ``candidate`` may also be a session from :func:`~graphprune.validation.runner.make_session`,
-    so that one model checked against two references is loaded into onnxruntime once.
+    so that one model checked against two references is loaded into onnxruntime once. Either
+    model may be a :class:`~graphprune.graph.detached.Detached` model, or a
+    :class:`~graphprune.validation.runner.PendingSession` made while the caller worked.
 
     ``samples`` caps the number of feeds taken from ``data`` (None: all of them) and is the
     number of random feeds without data (None: 4). ``image_options`` are passed to
@@ -161,9 +183,9 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     ref_label, cand_label = model_label(reference, "reference"), model_label(candidate, "candidate")
     if ref_label == cand_label:
         ref_label, cand_label = f"reference {ref_label}", f"candidate {cand_label}"
-    ref_model = as_model(reference)
-    ref_sess = make_session(ref_model, exact=exact, label=ref_label)
-    cand_sess = candidate if is_session(candidate) else make_session(as_model(candidate), exact=exact, label=cand_label)
+    ref_model = _inputs_model(reference)
+    ref_sess = _session(reference, ref_model, exact, ref_label)
+    cand_sess = _session(candidate, None, exact, cand_label)
     pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
     accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol, rtol_of_scale=rtol_of_scale) for r, _ in pairs}
     drift = DriftAccumulator([r for r, _ in pairs])

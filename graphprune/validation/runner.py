@@ -9,6 +9,7 @@ import logging
 import re
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ import numpy as np
 import onnx
 
 from ..errors import DataError, InvalidModelError
+from ..graph.detached import Detached
 from ..io import PROTOBUF_LIMIT, model_byte_size
 
 if TYPE_CHECKING:
@@ -67,7 +69,11 @@ def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
         model.ir_version = original
 
 
-def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
+def _create(model: onnx.ModelProto | Detached, exact: bool, threads: int | None,
+            ir_version: int | None) -> ort.InferenceSession:
+    opts = session_options(exact=exact, threads=threads)
+    if isinstance(model, Detached):
+        return _create_detached(model, opts, ir_version)
     if model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
         return _onnxruntime().InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
@@ -80,26 +86,65 @@ def _create(model: onnx.ModelProto, opts: ort.SessionOptions, ir_version: int | 
         return _onnxruntime().InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def make_session(model: onnx.ModelProto, *, exact: bool = True, threads: int | None = None,
+def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
+    """A session of the skeleton, its stub initializers given as the arrays themselves (not copied
+    into protobuf bytes); the session keeps the arrays alive, as onnxruntime reads their memory."""
+    ort = _onnxruntime()
+    names = list(model.arrays)
+    values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(model.arrays[n])) for n in names]
+    if names:
+        opts.add_external_initializers(names, values)
+    session = ort.InferenceSession(_serialized(model.proto, ir_version), opts, providers=["CPUExecutionProvider"])
+    session._graphprune_weights = (model.arrays, values)
+    return session
+
+
+def make_session(model: onnx.ModelProto | Detached, *, exact: bool = True, threads: int | None = None,
                  label: str = "model") -> ort.InferenceSession:
     """An ORT CPU session for ``model``; models above the protobuf limit go through a temporary file.
+    A :class:`~graphprune.graph.detached.Detached` model's arrays go to onnxruntime as they are.
 
     A model stamped with a newer IR version than this onnxruntime reads (onnx's helpers stamp
     the newest) is retried once with the IR version ORT supports, with a log line.
     """
-    opts = session_options(exact=exact, threads=threads)
     try:
         try:
-            return _create(model, opts, None)
+            return _create(model, exact, threads, None)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception zoo
             limit = _IR_LIMIT.search(str(exc))
             if not limit:
                 raise
             log.info("%s: IR version %s is newer than onnxruntime's %s; running it as IR %s",
                      label, limit.group(1), limit.group(2), limit.group(2))
-            return _create(model, opts, int(limit.group(2)))
+            return _create(model, exact, threads, int(limit.group(2)))
     except Exception as exc:  # noqa: BLE001 - all mean the same here
         raise InvalidModelError(f"{label}: onnxruntime cannot load it: {first_line(exc)}") from exc
+
+
+class PendingSession:
+    """A session being made on a worker thread (onnxruntime releases the GIL while it builds one, so
+    the caller's own work goes on beside it), with the ModelProto whose graph inputs feed it.
+
+    A ModelProto is detached on the worker (:func:`~graphprune.graph.detached.detach_proto`): its
+    weights are read there, not serialized. :meth:`result` waits, and raises what making it raised."""
+
+    def __init__(self, model: onnx.ModelProto | Detached, *, exact: bool, label: str):
+        self.model = model.proto if isinstance(model, Detached) else model
+        self.label = label
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-session")
+        self._future = pool.submit(_make_detached, model, exact, label)
+        pool.shutdown(wait=False)  # the worker ends with its one task
+
+    def result(self) -> ort.InferenceSession:
+        return self._future.result()
+
+
+def _make_detached(model: onnx.ModelProto | Detached, exact: bool, label: str) -> ort.InferenceSession:
+    if isinstance(model, onnx.ModelProto):
+        from ..graph.detached import detach_proto
+
+        model = detach_proto(model)
+    return make_session(model, exact=exact, label=label)
 
 
 def is_session(value) -> bool:

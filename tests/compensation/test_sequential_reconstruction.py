@@ -68,7 +68,7 @@ def test_through_the_apply_stage_only_the_ridge_separates_it_from_exact():
 
     written = proto_of(pruned.model)
     assert relative_rms(run(model, evaluation), run(written, evaluation)) < 1e-3
-    np.testing.assert_allclose(run(pruned.oracle_reference, evaluation), run(written, evaluation), rtol=1e-5,
+    np.testing.assert_allclose(run(pruned.oracle_reference.to_proto(), evaluation), run(written, evaluation), rtol=1e-5,
                                atol=1e-6)
 
 

@@ -83,7 +83,7 @@ def test_kept_channels_get_back_their_calibration_mean_and_variance(bias, batchn
         np.testing.assert_allclose(after[0], before[0], rtol=1e-4, atol=1e-4 * before[1].max())
         np.testing.assert_allclose(after[1], before[1], rtol=1e-4)
     assert pruned.repair.statistics.mismatch[0] > 0.05, "there was a shift to correct"
-    np.testing.assert_allclose(run(pruned.oracle_reference, calib[:2]), run(written, calib[:2]), rtol=1e-5,
+    np.testing.assert_allclose(run(pruned.oracle_reference.to_proto(), calib[:2]), run(written, calib[:2]), rtol=1e-5,
                                atol=1e-5)
 
 

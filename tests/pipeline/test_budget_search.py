@@ -89,8 +89,8 @@ def test_the_gate_on_a_ratio_says_by_how_much_it_missed():
 def test_a_missed_final_check_rolls_back_the_most_sensitive_step(monkeypatch):
     real_check, calls = compose.check, []
 
-    def first_check_misses(pruned, source, options, split=None):
-        checked = real_check(pruned, source, options, split)
+    def first_check_misses(pruned, source, options, split=None, original=None):
+        checked = real_check(pruned, source, options, split, original)
         calls.append(checked.gate.drift)
         if len(calls) == 1:  # as if the held-out samples disagreed with the calibration samples
             from dataclasses import replace

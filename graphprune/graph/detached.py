@@ -1,0 +1,102 @@
+"""A model whose large weights travel beside it as arrays: how graphprune hands models to onnxruntime.
+
+Handing onnxruntime a ModelProto means serializing it: every weight is copied into the protobuf's
+bytes, which onnxruntime parses and copies again into its own buffers. For a 98 MB ResNet-50 that
+is two passes over the weights per session, and the default checks open three sessions. A
+:class:`Detached` model is a skeleton ModelProto whose large initializers are stubs (name, type,
+dims, and an external-data location that does not exist), with the arrays that fill them beside
+it. The runner (:func:`graphprune.validation.runner.make_session`) gives the arrays to onnxruntime
+as they are (``SessionOptions.add_external_initializers``), so only the skeleton is serialized.
+
+Only tensors that onnxruntime can take from numpy are detached (numeric types with a numpy dtype:
+not bfloat16, float8, 4-bit or string tensors); small ones (shapes, axes, scales) and every
+initializer of a subgraph stay in the skeleton, so shape inference over the skeleton sees their
+values.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from .proto import write_tensor
+
+#: the external-data location of a stub (no such file: the data is in :attr:`Detached.arrays`)
+STUB_LOCATION = "graphprune-detached-weight"
+
+#: element types onnxruntime takes from a numpy array without conversion
+_NUMPY_TYPES = frozenset(ir.DataType(t) for t in (
+    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.INT8,
+    onnx.TensorProto.UINT8, onnx.TensorProto.INT16, onnx.TensorProto.UINT16, onnx.TensorProto.INT32,
+    onnx.TensorProto.UINT32, onnx.TensorProto.INT64, onnx.TensorProto.UINT64, onnx.TensorProto.BOOL))
+
+
+@dataclass(frozen=True)
+class Detached:
+    """A skeleton ModelProto (read it, never serialize it for a session yourself) and the arrays of
+    its stub initializers, by name."""
+
+    proto: onnx.ModelProto
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def with_arrays(self, changed: Mapping[str, np.ndarray]) -> Detached:
+        """The same skeleton with some stub arrays replaced (every name must be a stub's)."""
+        unknown = set(changed) - set(self.arrays)
+        if unknown:
+            raise KeyError(f"not detached initializers: {sorted(unknown)}")
+        return Detached(self.proto, MappingProxyType({**self.arrays, **changed}))
+
+    def to_proto(self) -> onnx.ModelProto:
+        """A complete ModelProto: the skeleton with every stub filled with its array (a copy)."""
+        out = onnx.ModelProto()
+        out.CopyFrom(self.proto)
+        for tensor in out.graph.initializer:
+            array = self.arrays.get(tensor.name)
+            if array is not None and _is_stub(tensor):
+                write_tensor(tensor, array)
+        return out
+
+
+def detach(model: ir.Model) -> Detached:
+    """``model`` (the editable graph) as a skeleton and the arrays of its large weights.
+
+    Arrays are those the graph holds (a rewritten weight is shared, not copied; a weight still in
+    the loaded protobuf is read once). Edits of the graph afterwards replace tensors, they never
+    write into these arrays, so the result keeps the graph as it was."""
+    from .model import SKELETON_KEEP_ELEMENTS, tensor_into, to_proto
+
+    skeleton = to_proto(model, tensors="none")
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in model.graph.initializers.items():
+        tensor, proto = value.const_value, skeleton.graph.initializer.add()
+        if tensor.size > SKELETON_KEEP_ELEMENTS and tensor.dtype in _NUMPY_TYPES \
+                and not isinstance(tensor, ir.ExternalTensor):  # a reference to a file stays one
+            arrays[name] = np.asarray(tensor.numpy())
+            _stub(proto, name, tensor.dtype.value, tensor.shape.numpy())
+        else:
+            tensor_into(proto, tensor, name)
+    return Detached(skeleton, MappingProxyType(arrays))
+
+
+def detach_proto(proto: onnx.ModelProto) -> Detached:
+    """:func:`detach` of a ModelProto (which is only read: its weights are copied out once)."""
+    from .model import from_proto
+
+    return detach(from_proto(proto))
+
+
+def _stub(proto: onnx.TensorProto, name: str, data_type: int, dims) -> None:
+    proto.name = name
+    proto.data_type = data_type
+    proto.dims.extend(int(d) for d in dims)
+    proto.data_location = onnx.TensorProto.EXTERNAL
+    proto.external_data.add(key="location", value=STUB_LOCATION)
+
+
+def _is_stub(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL and \
+        any(e.key == "location" and e.value == STUB_LOCATION for e in tensor.external_data)
