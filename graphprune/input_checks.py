@@ -89,27 +89,6 @@ def tensor_nbytes(tensor: onnx.TensorProto) -> int | None:
     return raw_nbytes(tensor.data_type, element_count(tensor.dims))
 
 
-#: the tag of TensorProto.raw_data (field 9, length-delimited) takes one byte
-_RAW_DATA_TAG_BYTES = 1
-
-
-def _varint_bytes(n: int) -> int:
-    return max(1, (n.bit_length() + 6) // 7)
-
-
-def raw_data_length(tensor: onnx.TensorProto) -> int:
-    """``len(tensor.raw_data)`` without reading it (Python would copy every byte to answer): the
-    serialized size of the tensor less that of its other fields is the field's tag, its length
-    as a varint, and the bytes."""
-    rest = onnx.TensorProto()
-    copy_fields(tensor, rest, skip=("raw_data",))
-    field_bytes = tensor.ByteSize() - rest.ByteSize() - _RAW_DATA_TAG_BYTES
-    length = field_bytes - 1
-    while length + _varint_bytes(length) > field_bytes:  # at most 9 steps: the varint's own size
-        length -= 1
-    return length
-
-
 def _known_type(data_type: int) -> bool:
     return data_type != onnx.TensorProto.UNDEFINED and data_type in onnx.TensorProto.DataType.values()
 
@@ -136,7 +115,7 @@ def check_tensor(tensor: onnx.TensorProto, where: str) -> None:
     if tensor.HasField("raw_data"):
         expected = tensor_nbytes(tensor)
         if expected is not None:
-            held = raw_data_length(tensor)
+            held = len(tensor.raw_data)
             if held != expected:
                 raise InvalidModelError(
                     f"{where}: tensor {name} declares shape {list(tensor.dims)} ({expected:,} bytes) but holds "
