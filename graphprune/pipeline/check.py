@@ -54,17 +54,22 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
 
 def original_session(source: Source, options: Options):
     """The original's session for the drift check, started now on a worker thread so that it is
-    made while the model is pruned (None without checks, or for a model whose weights exceed
+    made while the model is pruned; without data it also runs the seeded random inputs the drift is
+    measured on (None without checks, or for a model whose weights exceed
     :data:`EARLY_SESSION_BYTES`: its session waits for the check, so that it never adds to the
     pruning's peak memory)."""
     if not options.validate:
         return None
     from ..io import model_byte_size
+    from ..validation.compare import pending_reference
     from ..validation.runner import PendingSession
 
     if model_byte_size(source.proto) > EARLY_SESSION_BYTES:
         return None
-    return PendingSession(source.proto, exact=False, label="original model")
+    if options.data is not None or options.calib is not None:  # the drift is measured on the user's data
+        return PendingSession(source.proto, exact=False, label="original model")
+    return pending_reference(source.proto, exact=False, label="original model", samples=options.samples,
+                             seed=options.seed, input_shapes=options.input_shapes)
 
 
 def gate(report, options: Options) -> Gate:

@@ -134,6 +134,30 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
     return iter_inputs(data, reference, limit=samples, **(image_options or {})), label, None
 
 
+def pending_reference(model: onnx.ModelProto, *, exact: bool, label: str, samples: int | None = None,
+                      seed: int = 0, input_shapes: Mapping | None = None) -> PendingSession:
+    """The session of ``model`` made on a worker thread, which also runs the seeded random feeds that
+    :func:`validate` makes with the same ``samples``, ``seed`` and ``input_shapes`` (without data):
+    given as ``validate``'s reference, its outputs are not computed again."""
+    feeds, _, resolved = _feeds(model, None, samples, seed, input_shapes, None)
+    return PendingSession(model, exact=exact, label=label, feeds=feeds,
+                          feeds_key=(_random_key(samples, seed, input_shapes), resolved))
+
+
+def _random_key(samples: int | None, seed: int, input_shapes: Mapping | None) -> tuple:
+    return DEFAULT_RANDOM_SAMPLES if samples is None else samples, seed, input_shapes
+
+
+def _ran_already(reference, data, samples, seed, input_shapes):
+    """(feeds, label, shapes) of a pending reference that ran the feeds ``validate`` would make, else None."""
+    if not isinstance(reference, PendingSession) or data is not None or reference.feeds_key is None:
+        return None
+    key, resolved = reference.feeds_key
+    if key != _random_key(samples, seed, input_shapes):
+        return None
+    return reference.feeds, f"seeded random inputs (seed {seed})", resolved
+
+
 def _inputs_model(value) -> onnx.ModelProto:
     """The ModelProto whose graph inputs the feeds follow (a detached model's skeleton)."""
     if isinstance(value, PendingSession):
@@ -189,12 +213,13 @@ def validate(reference: ModelLike, candidate: ModelLike, *, data=None, samples: 
     pairs, notes, complete = _match_outputs(output_names(ref_sess), output_names(cand_sess))
     accs = {r: OutputAccumulator(r, rtol=rtol, atol=atol, rtol_of_scale=rtol_of_scale) for r, _ in pairs}
     drift = DriftAccumulator([r for r, _ in pairs])
-    feeds, data_label, resolved = _feeds(ref_model, data, samples, seed, input_shapes, image_options)
+    ran = _ran_already(reference, data, samples, seed, input_shapes)
+    feeds, data_label, resolved = ran or _feeds(ref_model, data, samples, seed, input_shapes, image_options)
     data_label = label or data_label
     count = 0
     for i, feed in enumerate(progress_bar(feeds, samples, progress, desc)):
         resolved = resolved or _data_shapes(feed)
-        ref_out = run_session(ref_sess, feed, label=ref_label, sample=i)
+        ref_out = reference.outputs()[i] if ran else run_session(ref_sess, feed, label=ref_label, sample=i)
         cand_out = run_session(cand_sess, feed, label=cand_label, sample=i)
         for r, c in pairs:
             accs[r].update(ref_out[r], cand_out[c])

@@ -122,29 +122,37 @@ def make_session(model: onnx.ModelProto | Detached, *, exact: bool = True, threa
 
 
 class PendingSession:
-    """A session being made on a worker thread (onnxruntime releases the GIL while it builds one, so
-    the caller's own work goes on beside it), with the ModelProto whose graph inputs feed it.
+    """A session being made on a worker thread (onnxruntime releases the GIL while it builds and
+    runs one, so the caller's own work goes on beside it), with the ModelProto whose graph inputs
+    feed it. With ``feeds``, the worker also runs them (:meth:`outputs`); ``feeds_key`` says how
+    they were made, so that a caller can tell they are the ones it would make.
 
     A ModelProto is detached on the worker (:func:`~graphprune.graph.detached.detach_proto`): its
     weights are read there, not serialized. :meth:`result` waits, and raises what making it raised."""
 
-    def __init__(self, model: onnx.ModelProto | Detached, *, exact: bool, label: str):
+    def __init__(self, model: onnx.ModelProto | Detached, *, exact: bool, label: str,
+                 feeds: list[dict] | None = None, feeds_key: tuple | None = None):
         self.model = model.proto if isinstance(model, Detached) else model
-        self.label = label
+        self.label, self.feeds, self.feeds_key = label, feeds, feeds_key
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-session")
-        self._future = pool.submit(_make_detached, model, exact, label)
+        self._future = pool.submit(_make_and_run, model, exact, label, feeds or [])
         pool.shutdown(wait=False)  # the worker ends with its one task
 
     def result(self) -> ort.InferenceSession:
-        return self._future.result()
+        return self._future.result()[0]
+
+    def outputs(self) -> list[dict[str, np.ndarray]]:
+        """The outputs of every feed given, in order."""
+        return self._future.result()[1]
 
 
-def _make_detached(model: onnx.ModelProto | Detached, exact: bool, label: str) -> ort.InferenceSession:
+def _make_and_run(model: onnx.ModelProto | Detached, exact: bool, label: str, feeds: list[dict]):
     if isinstance(model, onnx.ModelProto):
         from ..graph.detached import detach_proto
 
         model = detach_proto(model)
-    return make_session(model, exact=exact, label=label)
+    session = make_session(model, exact=exact, label=label)
+    return session, [run_session(session, feed, label=label, sample=i) for i, feed in enumerate(feeds)]
 
 
 def is_session(value) -> bool:
