@@ -29,13 +29,16 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     ``original``: the original's session, made while the model was pruned (:func:`original_session`)."""
     from ..graph.detached import detach
     from ..validation import validate
-    from ..validation.runner import PendingSession, make_session
+    from ..validation.compare import pending_reference
+    from ..validation.runner import make_session
 
-    # the oracle's session is made on a worker while the pruned model's is made here; neither is
-    # optimized by onnxruntime, so the oracle comparison is exact; one session serves both checks
-    oracle_session = PendingSession(pruned.oracle_reference, exact=True, label="oracle model")
+    # the oracle's session is made and run on a worker while the pruned model's is made here; neither
+    # is optimized by onnxruntime, so the oracle comparison is exact; one session serves both checks
+    samples = options.samples or 2
+    oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model", samples=samples,
+                                       seed=options.seed, input_shapes=options.input_shapes)
     candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
-    oracle = validate(oracle_session, candidate, samples=options.samples or 2,
+    oracle = validate(oracle_session, candidate, samples=samples,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
     if not oracle.passed:
