@@ -37,13 +37,14 @@ def _current(arrays: dict, analysis: Analysis, name: str) -> np.ndarray:
 
 def zeroed(model: ir.Model, analysis: Analysis, removed: dict) -> Detached:
     """The oracle of ``removed``: ``model`` (the analysed graph, read, not edited) with every removed
-    slot's consumer slices zeroed and contractions masked, as a detached model (its weights are the
-    graph's arrays; only zeroed ones are copies)."""
+    slot's consumer slices zeroed and contractions masked, as a detached model. Its weights are the
+    graph's arrays; large zeroed ones are copied when the model is handed over (``Detached.fills``)."""
     detached = detach(model)
     out = detached.proto
     inits = {t.name: t for t in out.graph.initializer}
     by_id = {g.id: g for g in analysis.groups}
-    arrays: dict[str, np.ndarray] = {}
+    small: dict[str, np.ndarray] = {}
+    fills: list[tuple[str, int, np.ndarray, float]] = []
     masks: list[tuple[Space, np.ndarray, int]] = []
     for gid, slots in removed.items():
         group = by_id[gid]
@@ -53,18 +54,18 @@ def zeroed(model: ir.Model, analysis: Analysis, removed: dict) -> Detached:
         for param in group.params:
             if param.roles & {CONSUMER, OPERAND}:
                 pos = group.removed_positions(param.space, slots)
-                name = param.initializer
-                current = arrays.get(name, detached.arrays.get(name))
-                arr = current if current is not None else analysis.index.array(name)
-                arrays[name] = _set_positions(arr, param.axis, pos, 0.0)
+                if param.initializer in detached.arrays:
+                    fills.append((param.initializer, param.axis, pos, 0.0))
+                else:
+                    small[param.initializer] = _set_positions(_current(small, analysis, param.initializer),
+                                                              param.axis, pos, 0.0)
         for space in group.contractions:
             masks.append((space, group.removed_positions(space, slots), group.sizes[space]))
-    for name, arr in arrays.items():
-        if name not in detached.arrays:
-            write_tensor(inits[name], arr)
+    for name, arr in small.items():
+        write_tensor(inits[name], arr)
     for space, pos, size in masks:
         _insert_mask(out, analysis, space, pos, size)
-    return detached.with_arrays({n: a for n, a in arrays.items() if n in detached.arrays})
+    return detached.with_fills(fills)
 
 
 def zero_removed(model: ir.Model, analysis: Analysis, removed: dict) -> onnx.ModelProto:

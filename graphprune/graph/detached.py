@@ -38,24 +38,45 @@ _NUMPY_TYPES = frozenset(ir.DataType(t) for t in (
 @dataclass(frozen=True)
 class Detached:
     """A skeleton ModelProto (read it, never serialize it for a session yourself) and the arrays of
-    its stub initializers, by name."""
+    its stub initializers, by name.
+
+    ``fills``: slices of stub arrays still to be set, ``(name, axis, positions, value)`` in order;
+    :meth:`filled` makes them (on copies), so that whoever hands the arrays over pays for the copies
+    (the oracle's zeroed weights are copied on the worker that makes its session)."""
 
     proto: onnx.ModelProto
     arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    fills: tuple[tuple[str, int, np.ndarray, float], ...] = ()
 
-    def with_arrays(self, changed: Mapping[str, np.ndarray]) -> Detached:
-        """The same skeleton with some stub arrays replaced (every name must be a stub's)."""
-        unknown = set(changed) - set(self.arrays)
+    def with_fills(self, fills) -> Detached:
+        """The same model with more slices to set (every name must be a stub's)."""
+        unknown = {f[0] for f in fills} - set(self.arrays)
         if unknown:
             raise KeyError(f"not detached initializers: {sorted(unknown)}")
-        return Detached(self.proto, MappingProxyType({**self.arrays, **changed}))
+        return Detached(self.proto, self.arrays, self.fills + tuple(fills))
+
+    def filled(self) -> Detached:
+        """The model with its fills made: each filled array is a new copy (the others are shared)."""
+        if not self.fills:
+            return self
+        arrays = dict(self.arrays)
+        copied: set[str] = set()
+        for name, axis, positions, value in self.fills:
+            if name not in copied:
+                arrays[name] = np.array(arrays[name], copy=True)
+                copied.add(name)
+            index = [slice(None)] * arrays[name].ndim
+            index[axis] = positions
+            arrays[name][tuple(index)] = value
+        return Detached(self.proto, MappingProxyType(arrays))
 
     def to_proto(self) -> onnx.ModelProto:
         """A complete ModelProto: the skeleton with every stub filled with its array (a copy)."""
+        arrays = self.filled().arrays
         out = onnx.ModelProto()
         out.CopyFrom(self.proto)
         for tensor in out.graph.initializer:
-            array = self.arrays.get(tensor.name)
+            array = arrays.get(tensor.name)
             if array is not None and _is_stub(tensor):
                 write_tensor(tensor, array)
         return out

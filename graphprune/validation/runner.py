@@ -90,6 +90,7 @@ def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int 
     """A session of the skeleton, its stub initializers given as the arrays themselves (not copied
     into protobuf bytes); the session keeps the arrays alive, as onnxruntime reads their memory."""
     ort = _onnxruntime()
+    model = model.filled()
     names = list(model.arrays)
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(model.arrays[n])) for n in names]
     if names:

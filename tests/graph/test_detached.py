@@ -61,18 +61,28 @@ def test_a_session_of_a_detached_model_computes_what_the_whole_model_computes():
     np.testing.assert_array_equal(got[0], expected[0])
 
 
-def test_with_arrays_replaces_weights_and_refuses_names_that_are_not_stubs():
+def test_fills_are_made_on_copies_when_the_model_is_handed_over_and_only_for_stubs():
     proto = build("resnet50", size="small", batch=1)
     detached = detach_proto(proto)
-    name = next(iter(detached.arrays))
-    zero = np.zeros_like(detached.arrays[name])
-    changed = detached.with_arrays({name: zero})
-    assert changed.arrays[name] is zero and detached.arrays[name] is not zero
-    assert changed.proto is detached.proto
+    name = next(n for n, a in detached.arrays.items() if a.ndim == 4)
+    original = detached.arrays[name]
+    before = original.copy()
+    changed = detached.with_fills([(name, 1, np.array([0, 2]), 0.0), (name, 0, np.array([1]), 0.0)])
+    assert changed.proto is detached.proto and changed.arrays[name] is original  # nothing copied yet
+    filled = changed.filled()
+    np.testing.assert_array_equal(original, before)  # the shared array is never written
+    got = filled.arrays[name]
+    assert not got[:, [0, 2]].any() and not got[1].any()
+    keep = np.ones(got.shape, bool)
+    keep[:, [0, 2]] = False
+    keep[1] = False
+    np.testing.assert_array_equal(got[keep], before[keep])
+    others = [n for n in detached.arrays if n != name]
+    assert all(filled.arrays[n] is detached.arrays[n] for n in others)
     written = {t.name: numpy_helper.to_array(t) for t in changed.to_proto().graph.initializer}
-    assert not written[name].any() and written[name].shape == zero.shape
+    np.testing.assert_array_equal(written[name], got)
     with pytest.raises(KeyError, match="not detached initializers"):
-        detached.with_arrays({"no_such_weight": zero})
+        detached.with_fills([("no_such_weight", 0, np.array([0]), 0.0)])
 
 
 def test_types_onnxruntime_cannot_take_from_numpy_stay_in_the_skeleton():
