@@ -17,6 +17,9 @@ ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
 #: in a deep network the summation-order noise of float32 grows with the activations (a 100-layer
 #: detector on random inputs reaches ~1e-5 of its output scale), while a wrong channel shows at 1e-2
 ORACLE_SCALE_RTOL = 1e-4
+#: onnxruntime threads of the pruned model's session (None: every core), which runs beside the
+#: oracle's one-thread worker
+CANDIDATE_THREADS = None
 #: the original's session is made beside the pruning for models up to this size (its weights are
 #: read and onnxruntime's copy is made while the pruning holds its own)
 EARLY_SESSION_BYTES = 2**30
@@ -32,12 +35,13 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     from ..validation.compare import pending_reference
     from ..validation.runner import make_session
 
-    # the oracle's session is made and run on a worker while the pruned model's is made here; neither
-    # is optimized by onnxruntime, so the oracle comparison is exact; one session serves both checks
+    # the oracle's session is made and run on a worker (one core) while the pruned model's is made
+    # here; neither is optimized by onnxruntime, so the oracle comparison is exact; one session
+    # serves both checks
     samples = options.samples or 2
     oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model", samples=samples,
-                                       seed=options.seed, input_shapes=options.input_shapes)
-    candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
+                                       seed=options.seed, input_shapes=options.input_shapes, threads=1)
+    candidate = make_session(detach(pruned.model), exact=True, threads=CANDIDATE_THREADS, label="pruned model")
     oracle = validate(oracle_session, candidate, samples=samples,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
@@ -57,7 +61,7 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
 
 def original_session(source: Source, options: Options):
     """The original's session for the drift check, started now on a worker thread so that it is
-    made while the model is pruned; without data it also runs the seeded random inputs the drift is
+    made while the model is pruned (on one core: the pruning uses the other); without data it also runs the seeded random inputs the drift is
     measured on (None without checks, or for a model whose weights exceed
     :data:`EARLY_SESSION_BYTES`: its session waits for the check, so that it never adds to the
     pruning's peak memory)."""
@@ -70,9 +74,9 @@ def original_session(source: Source, options: Options):
     if model_byte_size(source.proto) > EARLY_SESSION_BYTES:
         return None
     if options.data is not None or options.calib is not None:  # the drift is measured on the user's data
-        return PendingSession(source.proto, exact=False, label="original model")
+        return PendingSession(source.proto, exact=False, label="original model", threads=1)
     return pending_reference(source.proto, exact=False, label="original model", samples=options.samples,
-                             seed=options.seed, input_shapes=options.input_shapes)
+                             seed=options.seed, input_shapes=options.input_shapes, threads=1)
 
 
 def gate(report, options: Options) -> Gate:

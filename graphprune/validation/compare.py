@@ -135,13 +135,14 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
 
 
 def pending_reference(model: onnx.ModelProto | Detached, *, exact: bool, label: str, samples: int | None = None,
-                      seed: int = 0, input_shapes: Mapping | None = None) -> PendingSession:
+                      seed: int = 0, input_shapes: Mapping | None = None,
+                      threads: int | None = None) -> PendingSession:
     """The session of ``model`` made on a worker thread, which also runs the seeded random feeds that
     :func:`validate` makes with the same ``samples``, ``seed`` and ``input_shapes`` (without data):
     given as ``validate``'s reference, its outputs are not computed again."""
     feeds, _, resolved = _feeds(_inputs_model(model), None, samples, seed, input_shapes, None)
     return PendingSession(model, exact=exact, label=label, feeds=feeds,
-                          feeds_key=(_random_key(samples, seed, input_shapes), resolved))
+                          feeds_key=(_random_key(samples, seed, input_shapes), resolved), threads=threads)
 
 
 def _random_key(samples: int | None, seed: int, input_shapes: Mapping | None) -> tuple:

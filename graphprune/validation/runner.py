@@ -126,17 +126,18 @@ class PendingSession:
     """A session being made on a worker thread (onnxruntime releases the GIL while it builds and
     runs one, so the caller's own work goes on beside it), with the ModelProto whose graph inputs
     feed it. With ``feeds``, the worker also runs them (:meth:`outputs`); ``feeds_key`` says how
-    they were made, so that a caller can tell they are the ones it would make.
+    they were made, so that a caller can tell they are the ones it would make. ``threads``:
+    onnxruntime's threads for the session (None: its default, every core).
 
     A ModelProto is detached on the worker (:func:`~graphprune.graph.detached.detach_proto`): its
     weights are read there, not serialized. :meth:`result` waits, and raises what making it raised."""
 
     def __init__(self, model: onnx.ModelProto | Detached, *, exact: bool, label: str,
-                 feeds: list[dict] | None = None, feeds_key: tuple | None = None):
+                 feeds: list[dict] | None = None, feeds_key: tuple | None = None, threads: int | None = None):
         self.model = model.proto if isinstance(model, Detached) else model
         self.label, self.feeds, self.feeds_key = label, feeds, feeds_key
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-session")
-        self._future = pool.submit(_make_and_run, model, exact, label, feeds or [])
+        self._future = pool.submit(_make_and_run, model, exact, label, feeds or [], threads)
         pool.shutdown(wait=False)  # the worker ends with its one task
 
     def result(self) -> ort.InferenceSession:
@@ -147,12 +148,13 @@ class PendingSession:
         return self._future.result()[1]
 
 
-def _make_and_run(model: onnx.ModelProto | Detached, exact: bool, label: str, feeds: list[dict]):
+def _make_and_run(model: onnx.ModelProto | Detached, exact: bool, label: str, feeds: list[dict],
+                  threads: int | None):
     if isinstance(model, onnx.ModelProto):
         from ..graph.detached import detach_proto
 
         model = detach_proto(model)
-    session = make_session(model, exact=exact, label=label)
+    session = make_session(model, exact=exact, threads=threads, label=label)
     return session, [run_session(session, feed, label=label, sample=i) for i, feed in enumerate(feeds)]
 
 
