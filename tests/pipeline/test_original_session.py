@@ -17,6 +17,8 @@ def test_the_original_session_starts_before_pruning_only_when_checks_run_and_the
     pending = check_stage.original_session(source, Options(ratio=0.5))
     assert isinstance(pending, PendingSession) and pending.model is source.proto
     assert {o.name for o in pending.result().get_outputs()} == {o.name for o in source.proto.graph.output}
+    assert pending.result().get_session_options().intra_op_num_threads == 1  # the pruning has the other core
+    assert len(pending.outputs()) == 4 and pending.feeds_key[0] == (4, 0, pending.feeds_key[0][2])
     assert check_stage.original_session(source, Options(ratio=0.5, validate=False)) is None
     monkeypatch.setattr(check_stage, "EARLY_SESSION_BYTES", 1000)
     assert check_stage.original_session(source, Options(ratio=0.5)) is None
