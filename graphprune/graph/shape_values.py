@@ -15,8 +15,8 @@ symbolic inference makes: a slice whose end is a symbolic size ``s`` along an ax
 """
 from __future__ import annotations
 
+import numpy as np
 import onnx
-from onnx import numpy_helper
 
 Dim = int | str | None
 Values = tuple  # tuple of Dim: the value of a 1-D int64 tensor, or a 1-tuple for a 0-D one
@@ -45,11 +45,15 @@ class ShapeValues:
         self.values[name] = None  # read once, whatever it holds
         if tensor.data_type != onnx.TensorProto.INT64 or len(tensor.dims) > 1 or tensor.data_location:
             return
-        array = numpy_helper.to_array(tensor)
-        if array.size > MAX_VALUES or (array.size and not array.tobytes()):
+        size = tensor.dims[0] if tensor.dims else 1
+        if size > MAX_VALUES:
             return
-        self.values[name] = tuple(int(v) for v in array.reshape(-1))
-        if array.ndim == 0:
+        raw = tensor.raw_data
+        values = np.frombuffer(raw, dtype="<i8").tolist() if len(raw) == 8 * size else list(tensor.int64_data)
+        if len(values) != size:
+            return  # a skeleton's stripped bytes, or a malformed tensor
+        self.values[name] = tuple(values)
+        if not tensor.dims:
             self.scalars.add(name)
 
     def shape(self, name: str) -> tuple | None:
