@@ -14,6 +14,8 @@ import onnx_ir as ir
 log = logging.getLogger(__name__)
 
 Shape = tuple  # tuple of int | str | None: static size, named symbolic size, unknown
+#: rounds of onnx inference with computed sizes declared, at most
+MAX_SEED_ROUNDS = 4
 
 
 def _dims(type_proto: onnx.TypeProto) -> Shape | None:
@@ -46,19 +48,74 @@ def infer_shapes(model: ir.Model | onnx.ModelProto) -> dict[str, tuple[Shape | N
 
 def skeleton_shapes(light: onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
     """:func:`infer_shapes` of a weight-less copy made already (``to_proto(model, tensors="skeleton")``,
-    which is read, never modified)."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
-    except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
-        log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
-        inferred = light
-    result: dict[str, tuple[Shape | None, int]] = {}
-    _collect_shapes(inferred.graph, result)
-    if any(shape is None or None in shape for shape, _ in result.values()) or len(result) < len(light.graph.node):
-        _refine_with_symbolic_inference(inferred, result)
+    which is read, never modified).
+
+    onnx's inference runs with the sizes computed at run time that :mod:`.shape_values` follows
+    declared (rounds while they uncover more); when shapes stay unknown after all, the result is
+    onnx's inference of the skeleton as it is, refined by onnxruntime's symbolic inference.
+    """
+    result, plain = _with_computed_shapes(light)
+    if result is None:
+        plain = _onnx_inference(light) if plain is None else plain
+        result = {}
+        _collect_shapes(plain.graph, result)
+        if not _complete(result, light):
+            _refine_with_symbolic_inference(plain, result)
     for init in light.graph.initializer:
         result[init.name] = (tuple(init.dims), init.data_type)
     return result
+
+
+def _with_computed_shapes(light: onnx.ModelProto) -> tuple[dict | None, onnx.ModelProto | None]:
+    """(shapes, None) when onnx's inference with the computed sizes declared leaves no shape
+    unknown, else (None, onnx's inference of the skeleton as it is, when it was run)."""
+    from .shape_values import computed_shapes
+
+    opset = next((o.version for o in light.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known: dict = {}
+    _collect_shapes(light.graph, known)
+    known.update((i.name, (tuple(i.dims), i.data_type)) for i in light.graph.initializer)
+    seeds: dict[str, tuple] = {}
+    plain = None
+    for round_ in range(MAX_SEED_ROUNDS):
+        found = computed_shapes(light.graph, known, opset, inferred=round_ > 0 or plain is not None)
+        found = {name: entry for name, entry in found.items() if name not in seeds}
+        if not found and round_ > 0:
+            break  # nothing more to declare
+        seeds.update(found)
+        inferred = _onnx_inference(_declared(light, seeds) if seeds else light)
+        plain = inferred if not seeds else plain
+        known = {}
+        _collect_shapes(inferred.graph, known)
+        if _complete(known, light):
+            return known, None
+    return None, plain
+
+
+def _declared(light: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
+    """A copy of ``light`` with ``shapes`` (tensor -> (shape, elem type)) as its value_info."""
+    seeded = onnx.ModelProto()
+    seeded.CopyFrom(light)
+    kept = [vi for vi in seeded.graph.value_info if vi.name not in shapes]
+    del seeded.graph.value_info[:]
+    seeded.graph.value_info.extend(kept)
+    seeded.graph.value_info.extend(onnx.helper.make_tensor_value_info(name, elem, list(shape))
+                                   for name, (shape, elem) in shapes.items())
+    return seeded
+
+
+def _onnx_inference(light: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
+    except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
+        log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
+        return light
+
+
+def _complete(result: dict, light: onnx.ModelProto) -> bool:
+    """Whether every tensor has a shape with every size known (static or named)."""
+    return len(result) >= len(light.graph.node) and not any(
+        shape is None or None in shape for shape, _ in result.values())
 
 
 def _collect_shapes(graph: onnx.GraphProto, result: dict) -> None:
