@@ -17,9 +17,6 @@ ORACLE_RTOL, ORACLE_ATOL = 1e-4, 1e-5
 #: in a deep network the summation-order noise of float32 grows with the activations (a 100-layer
 #: detector on random inputs reaches ~1e-5 of its output scale), while a wrong channel shows at 1e-2
 ORACLE_SCALE_RTOL = 1e-4
-#: onnxruntime threads of the pruned model's session (None: every core), which runs beside the
-#: oracle's one-thread worker
-CANDIDATE_THREADS = None
 #: the original's session is made beside the pruning for models up to this size (its weights are
 #: read and onnxruntime's copy is made while the pruning holds its own)
 EARLY_SESSION_BYTES = 2**30
@@ -41,7 +38,7 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     samples = options.samples or 2
     oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model", samples=samples,
                                        seed=options.seed, input_shapes=options.input_shapes, threads=1)
-    candidate = make_session(detach(pruned.model), exact=True, threads=CANDIDATE_THREADS, label="pruned model")
+    candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
     oracle = validate(oracle_session, candidate, samples=samples,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
