@@ -58,10 +58,11 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
 
 def original_session(source: Source, options: Options):
     """The original's session for the drift check, started now on a worker thread so that it is
-    made while the model is pruned (on one core: the pruning uses the other); without data it also runs the seeded random inputs the drift is
-    measured on (None without checks, or for a model whose weights exceed
-    :data:`EARLY_SESSION_BYTES`: its session waits for the check, so that it never adds to the
-    pruning's peak memory)."""
+    made while the model is pruned (on one core: the pruning uses the other); without data it also
+    runs the seeded random inputs the drift is measured on.
+
+    None without checks, or for a model whose weights exceed :data:`EARLY_SESSION_BYTES`: its
+    session waits for the check, so that it never adds to the pruning's peak memory."""
     if not options.validate:
         return None
     from ..io import model_byte_size
