@@ -40,13 +40,15 @@ def _tensor_barriers(index: GraphIndex, space: Space, size) -> list[Barrier]:
     return out
 
 
-def space_barriers(index: GraphIndex, infos: dict, space: Space, size, whole_static: bool) -> list[Barrier]:
-    """Barriers of one reached space (``whole_static``: for a part, whether its axis has a static size)."""
+def space_barriers(index: GraphIndex, infos: dict, space: Space, size, whole_static: bool,
+                   touching: list[str] | None = None) -> list[Barrier]:
+    """Barriers of one reached space (``whole_static``: for a part, whether its axis has a static size;
+    ``touching``: :func:`touching_nodes` of its tensor when the caller has them)."""
     out = _tensor_barriers(index, space, size)
     t = space.tensor
     whole = space.whole
     in_subgraph = {u.node for u in index.uses(t) if u.index == -1}
-    for name in touching_nodes(index, t):
+    for name in touching_nodes(index, t) if touching is None else touching:
         info = infos[name]
         if info.result is None:
             out.append(Barrier(space, info.reason, name))

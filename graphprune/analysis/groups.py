@@ -80,12 +80,20 @@ class GroupMaker:
         self.size_barriers = size_barriers
         self.kept_kinds = KEPT_KINDS[attention]
         self._barriers: dict[Space, list[Barrier]] = {}
+        self._touching: dict[str, list[str]] = {}  # tensor -> touching_nodes (its axes and parts share them)
+
+    def touching(self, tensor: str) -> list[str]:
+        out = self._touching.get(tensor)
+        if out is None:
+            out = self._touching[tensor] = touching_nodes(self.index, tensor)
+        return out
 
     def barriers(self, space: Space) -> list[Barrier]:
         out = self._barriers.get(space)
         if out is None:
             whole_static = isinstance(self.size_of(space.whole), int)
-            out = space_barriers(self.index, self.infos, space, self.size_of(space), whole_static)
+            out = space_barriers(self.index, self.infos, space, self.size_of(space), whole_static,
+                                 self.touching(space.tensor))
             out += self.size_barriers.get(space, [])
             self._barriers[space] = out
         return out
@@ -110,7 +118,7 @@ class GroupMaker:
     def _group(self, gid: int, spaces: list[Space], links: list[Link], params: dict, kind: str = "") -> Group:
         index = self.index
         sizes = {s: self.size_of(s) for s in spaces}
-        nodes = sorted({n for s in spaces for n in touching_nodes(index, s.tensor)}, key=index.node_pos.__getitem__)
+        nodes = sorted({n for s in spaces for n in self.touching(s.tensor)}, key=index.node_pos.__getitem__)
         contractions = sorted({lk.a for lk in links if lk.role == CONSUMER and not index.is_constant(lk.a.tensor)
                                and not index.is_constant(lk.b.tensor)})
         barriers = [b for s in spaces for b in self.barriers(s)]

@@ -163,7 +163,9 @@ def _labels(comp: _Component, leaves: frozenset) -> tuple[dict[int, np.ndarray],
     c_ = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     roots = component_labels(total, r_, c_)
     at_leaves = np.concatenate([roots[offset[i]:offset[i] + comp.sizes[i]] for r in leaves for i in comp.members[r]])
-    covered = np.isin(roots, np.unique(at_leaves))
+    reaches_leaf = np.zeros(total, dtype=bool)  # roots are vertex ids: mark those the leaves reach
+    reaches_leaf[at_leaves] = True
+    covered = reaches_leaf[roots]
     dense = np.full(total, -1, dtype=np.int64)
     if covered.any():
         _, first, inverse = np.unique(roots[covered], return_index=True, return_inverse=True)

@@ -7,6 +7,8 @@ input) and its attributes as the plain values ``onnx.helper.get_attribute_value`
 """
 from __future__ import annotations
 
+from collections import UserDict
+
 import onnx
 import onnx_ir as ir
 from onnx_ir import serde
@@ -59,8 +61,14 @@ def get_attr(node: ir.Node | onnx.NodeProto, name: str, default=None):
     return onnx.helper.get_attribute_value(serde.serialize_attribute(attr))
 
 
+_SUBGRAPH_TYPES = (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS)
+
+
 def has_subgraph(node: ir.Node) -> bool:
-    return any(a.type in (ir.AttributeType.GRAPH, ir.AttributeType.GRAPHS) for a in node.attributes.values())
+    attributes = node.attributes
+    # the plain dict under onnx-ir's Attributes (a UserDict, whose values() looks every key up again)
+    values = attributes.data.values() if isinstance(attributes, UserDict) else attributes.values()
+    return any(a.type in _SUBGRAPH_TYPES for a in values)
 
 
 def is_default_domain(node: ir.Node) -> bool:

@@ -57,6 +57,8 @@ class ShapeValues:
         self.index = index
         self._memo: dict[str, list[Entry] | None] = {}
         self._handlers: dict[str, object] = {}  # op type -> its _op_* method or None
+        #: initializer -> its elements as ints (None: not a small integer vector), read once
+        self._ints: dict[str, tuple[int, ...] | None] = {}
 
     def input_value(self, node, index: int) -> list[Entry] | None:
         """Entries of ``node.input[index]`` (constants get sources naming this use)."""
@@ -91,12 +93,16 @@ class ShapeValues:
 
     # ------------------------------------------------------------------
     def _const(self, name: str, use: tuple | None) -> list[Entry] | None:
-        arr = self.index.array(name)
-        if arr.dtype.kind not in "iu" or arr.ndim > 1 or arr.size > MAX_ELEMENTS:
+        if name in self._ints:
+            ints = self._ints[name]
+        else:
+            arr = self.index.array(name)
+            small = arr.dtype.kind in "iu" and arr.ndim <= 1 and arr.size <= MAX_ELEMENTS
+            ints = self._ints[name] = tuple(int(v) for v in arr.reshape(-1)) if small else None
+        if ints is None:
             return None
         node, idx = use if use else (None, None)
-        return [Entry(int(v), ("const", name, i, node, idx) if use else None)
-                for i, v in enumerate(arr.reshape(-1))]
+        return [Entry(v, ("const", name, i, node, idx) if use else None) for i, v in enumerate(ints)]
 
     def _handler(self, node, name: str):
         """The ``_op_*`` method that computes ``name`` (output 0 of ``node``), or None."""

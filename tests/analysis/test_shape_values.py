@@ -90,3 +90,27 @@ def test_channel_count_copied_into_reshape_is_followed():
     assert res.max_rel_error <= ORACLE_RTOL and res.output_shapes_equal
     assert kept_count(res.pruned, "w1", 0) == 4
     assert kept_count(res.pruned, "fc", 1) == 4 * 64
+
+
+def test_a_constant_read_twice_names_each_use_and_is_read_once():
+    """Entries of one initializer read by two nodes name the use they were asked for (surgery rewrites
+    that use's copy); the initializer's array is read from the graph once, not per use."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["a"], name="r1"),
+             helper.make_node("Reshape", ["x", "shape"], ["b"], name="r2")]
+    inits = [numpy_helper.from_array(np.array([3, 4], np.int64), "shape"), _w("w", [6])]
+    index = GraphIndex(normalized(_model(nodes, inits, [x], [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+                                                             for n in "ab"])))
+    read = []
+    array = index.array
+    index.array = lambda name: read.append(name) or array(name)
+    values = ShapeValues(index)
+    first = values.input_value(index.nodes["r1"], 1)
+    second = values.input_value(index.nodes["r2"], 1)
+    plain = values.value("shape")
+    assert [e.value for e in first] == [e.value for e in second] == [e.value for e in plain] == [3, 4]
+    assert [e.source for e in first] == [("const", "shape", 0, "r1", 1), ("const", "shape", 1, "r1", 1)]
+    assert [e.source for e in second] == [("const", "shape", 0, "r2", 1), ("const", "shape", 1, "r2", 1)]
+    assert [e.source for e in plain] == [None, None]
+    assert values.value("w") is None and values.value("w") is None  # a float weight has no entries
+    assert read == ["shape", "w"]

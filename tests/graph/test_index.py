@@ -3,12 +3,14 @@ graph through, and node attributes read alike from an onnx-ir node and a NodePro
 from __future__ import annotations
 
 import numpy as np
+import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import graphprune.graph.index as index_module
 from graphprune.graph import GraphIndex, Use, get_attr, inputs, outputs
 from graphprune.graph.model import from_proto
+from graphprune.graph.nodes import has_subgraph
 from tests.helpers import robust as rm
 
 ATTRIBUTES = dict(i=3, f=0.5, s="text", ints=[1, 2], floats=[0.25, 1.5], strings=["a", "b"],
@@ -81,3 +83,14 @@ def test_index_keeps_the_skeleton_shape_inference_ran_on():
     assert big.size > SKELETON_KEEP_ELEMENTS and list(w1.dims) == [64, 80, 1, 1] and not w1.raw_data
     assert index.shape("h") == (1, 64, 4, 4)
     assert GraphIndex(graph, shapes=index.shapes).skeleton is None  # shapes given: no inference, no skeleton
+
+
+def test_has_subgraph_is_true_only_for_nodes_with_graph_attributes():
+    model = rm.if_node()
+    nodes = {n.name: n for n in from_proto(model).graph}
+    with_graph = {name for name, node in nodes.items() if has_subgraph(node)}
+    assert with_graph == {n.name for n in model.graph.node if any(a.g.node or a.graphs for a in n.attribute)}
+    assert with_graph == {"branch"} and len(nodes) > 1  # the Convs (attributes) and Relus (none) have none
+    loose = ir.Node("", "Custom", [], attributes=[ir.AttrGraph("body", ir.Graph([], [], nodes=[])),
+                                                  ir.AttrInt64("k", 2)])
+    assert has_subgraph(loose) and not has_subgraph(ir.Node("", "Relu", []))
