@@ -39,41 +39,42 @@ class GraphIndex:
     """Name-based index of the main graph of an ``onnx_ir.Model``."""
 
     def __init__(self, model: ir.Model, shapes: dict | None = None, strict_initializer_inputs: bool = False):
-        self.model = model
-        self.graph = model.graph
-        #: treat initializers that are also graph inputs as overridable (barriers) instead of weights
-        self.strict_initializer_inputs = strict_initializer_inputs
-        self.nodes: dict[str, ir.Node] = {}
-        self.node_order: list[str] = []
-        self.producer: dict[str, str] = {}
-        self.consumers: dict[str, list[Use]] = {}
-        for node in self.graph:
-            self.nodes[node.name] = node
-            self.node_order.append(node.name)
-            for i, value in enumerate(node.inputs):
-                if value is not None and value.name:
-                    self.consumers.setdefault(value.name, []).append(Use(node.name, i))
-            for value in node.outputs:
-                if value.name:
-                    self.producer[value.name] = node.name
-        self.node_pos = {name: i for i, name in enumerate(self.node_order)}
-        self.initializers: dict[str, ir.Value] = dict(self.graph.initializers)
-        self._add_implicit_uses()
-        self.graph_inputs = [v.name for v in self.graph.inputs if v.name not in self.initializers]
-        self.graph_outputs = [v.name for v in self.graph.outputs]
-        #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
-        self.initializer_inputs = {v.name for v in self.graph.inputs if v.name in self.initializers}
-        #: initializer values read so far, least recently used first, at most ARRAY_CACHE_BYTES in all
-        self._arrays: dict[str, np.ndarray] = {}
-        self._cached_bytes = 0
-        #: the weight-less ModelProto shape inference ran on (None when ``shapes`` were given): the
-        #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
-        self.skeleton: onnx.ModelProto | None = None
-        if shapes is None:
-            with gc_paused():
+        # many small objects (uses, names, the skeleton, shapes), no cycles: see graph.gc_pause
+        with gc_paused():
+            self.model = model
+            self.graph = model.graph
+            #: treat initializers that are also graph inputs as overridable (barriers) instead of weights
+            self.strict_initializer_inputs = strict_initializer_inputs
+            self.nodes: dict[str, ir.Node] = {}
+            self.node_order: list[str] = []
+            self.producer: dict[str, str] = {}
+            self.consumers: dict[str, list[Use]] = {}
+            for node in self.graph:
+                self.nodes[node.name] = node
+                self.node_order.append(node.name)
+                for i, value in enumerate(node.inputs):
+                    if value is not None and value.name:
+                        self.consumers.setdefault(value.name, []).append(Use(node.name, i))
+                for value in node.outputs:
+                    if value.name:
+                        self.producer[value.name] = node.name
+            self.node_pos = {name: i for i, name in enumerate(self.node_order)}
+            self.initializers: dict[str, ir.Value] = dict(self.graph.initializers)
+            self._add_implicit_uses()
+            self.graph_inputs = [v.name for v in self.graph.inputs if v.name not in self.initializers]
+            self.graph_outputs = [v.name for v in self.graph.outputs]
+            #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
+            self.initializer_inputs = {v.name for v in self.graph.inputs if v.name in self.initializers}
+            #: initializer values read so far, least recently used first, at most ARRAY_CACHE_BYTES in all
+            self._arrays: dict[str, np.ndarray] = {}
+            self._cached_bytes = 0
+            #: the weight-less ModelProto shape inference ran on (None when ``shapes`` were given): the
+            #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
+            self.skeleton: onnx.ModelProto | None = None
+            if shapes is None:
                 self.skeleton = to_proto(model, tensors="skeleton")
                 shapes = skeleton_shapes(self.skeleton)
-        self._shapes = shapes
+            self._shapes = shapes
 
     def _add_implicit_uses(self) -> None:
         """Tensors read from inside a subgraph (If/Loop/Scan bodies) count as uses (index -1)."""

@@ -33,7 +33,10 @@ _MODEL_FIELDS = ("producer_name", "producer_version", "domain", "model_version",
 
 def from_proto(proto: onnx.ModelProto) -> ir.Model:
     """The editable graph of ``proto`` (initializer bytes are shared with ``proto``, not copied)."""
-    model = serde.deserialize_model(proto)
+    from .gc_pause import gc_paused
+
+    with gc_paused():  # one object per node, value and attribute, no cycles: see graph.gc_pause
+        model = serde.deserialize_model(proto)
     model.meta[_OPSETS] = [(o.domain, o.version, o.HasField("domain")) for o in proto.opset_import]
     model.meta[_EMPTY_FIELDS] = _explicit_defaults(proto, _MODEL_FIELDS)
     _remember_graph(model.graph, proto.graph)

@@ -32,3 +32,36 @@ def test_the_collector_is_restored_when_the_block_raises(collector_state):
         with gc_paused():
             raise ValueError("inside")
     assert gc.isenabled()
+
+
+def _generation_of(obj) -> int | None:
+    return next((g for g in range(3) if any(o is obj for o in gc.get_objects(generation=g))), None)
+
+
+def test_what_the_block_made_goes_to_the_oldest_generation_unscanned(collector_state):
+    gc.enable()
+    gc.collect()
+    collections = []
+    gc.callbacks.append(lambda phase, info: collections.append(phase))
+    try:
+        with gc_paused():
+            made = [[i] for i in range(2000)]  # containers the collector tracks
+        assert _generation_of(made[0]) == 2 and _generation_of(made[-1]) == 2
+        assert collections == []  # moved without a collection
+        assert gc.get_count()[0] < 700  # the young generation is not left holding the block's objects
+    finally:
+        gc.callbacks.pop()
+
+
+def test_objects_the_program_froze_stay_frozen(collector_state):
+    gc.enable()
+    frozen = [[1]]
+    gc.freeze()
+    try:
+        count = gc.get_freeze_count()
+        with gc_paused():
+            made = [[i] for i in range(100)]
+        assert gc.get_freeze_count() == count and _generation_of(frozen[0]) is None
+        assert _generation_of(made[0]) in (0, 1, 2)
+    finally:
+        gc.unfreeze()
