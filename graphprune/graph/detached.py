@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
+from .model import SKELETON_KEEP_ELEMENTS, from_proto, tensor_into, to_proto
 from .proto import write_tensor
 
 #: the external-data location of a stub (no such file: the data is in :attr:`Detached.arrays`)
@@ -88,8 +89,6 @@ def detach(model: ir.Model) -> Detached:
     Arrays are those the graph holds (a rewritten weight is shared, not copied; a weight still in
     the loaded protobuf is read once). Edits of the graph afterwards replace tensors, they never
     write into these arrays, so the result keeps the graph as it was."""
-    from .model import SKELETON_KEEP_ELEMENTS, tensor_into, to_proto
-
     skeleton = to_proto(model, tensors="none")
     arrays: dict[str, np.ndarray] = {}
     for name, value in model.graph.initializers.items():
@@ -105,8 +104,6 @@ def detach(model: ir.Model) -> Detached:
 
 def detach_proto(proto: onnx.ModelProto) -> Detached:
     """:func:`detach` of a ModelProto (which is only read: its weights are copied out once)."""
-    from .model import from_proto
-
     return detach(from_proto(proto))
 
 

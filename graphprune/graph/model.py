@@ -19,6 +19,8 @@ import onnx
 import onnx_ir as ir
 from onnx_ir import serde
 
+from .gc_pause import gc_paused
+
 #: initializers with more elements than this lose their bytes in a skeleton copy (shape inference
 #: needs only names, types and dims of weights; small int64 constants keep their values)
 SKELETON_KEEP_ELEMENTS = 4096
@@ -33,8 +35,6 @@ _MODEL_FIELDS = ("producer_name", "producer_version", "domain", "model_version",
 
 def from_proto(proto: onnx.ModelProto) -> ir.Model:
     """The editable graph of ``proto`` (initializer bytes are shared with ``proto``, not copied)."""
-    from .gc_pause import gc_paused
-
     with gc_paused():  # one object per node, value and attribute, no cycles: see graph.gc_pause
         model = serde.deserialize_model(proto)
     model.meta[_OPSETS] = [(o.domain, o.version, o.HasField("domain")) for o in proto.opset_import]

@@ -26,7 +26,7 @@ END_OF_AXIS = 2**31 - 1
 MAX_VALUES = 64
 
 
-class ShapeValues:
+class ComputedSizes:
     """Values of small int64 tensors and the shapes known so far, filled by one walk of a graph."""
 
     def __init__(self, graph: onnx.GraphProto, shapes: dict):
@@ -92,14 +92,14 @@ def _known(shape: tuple | None) -> bool:
 
 
 # ---------------------------------------------------------------------- values of int64 tensors
-def _shape_value(state: ShapeValues, node, opset: int) -> None:
+def _shape_value(state: ComputedSizes, node, opset: int) -> None:
     shape = state.shape(node.input[0])
     if shape is not None:
         start, end = _attribute(node, "start", 0), _attribute(node, "end", None)
         state.set_value(node.output[0], shape[start:end] if opset >= 15 else shape)
 
 
-def _gather_value(state: ShapeValues, node, opset: int) -> None:
+def _gather_value(state: ComputedSizes, node, opset: int) -> None:
     data, indices = state.value(node.input[0]), state.value(node.input[1])
     if data is None or indices is None or state.is_scalar(node.input[0]) or _attribute(node, "axis", 0) != 0:
         return
@@ -107,37 +107,37 @@ def _gather_value(state: ShapeValues, node, opset: int) -> None:
         state.set_value(node.output[0], [data[i] for i in indices], scalar=state.is_scalar(node.input[1]))
 
 
-def _unsqueeze_value(state: ShapeValues, node, opset: int) -> None:
+def _unsqueeze_value(state: ComputedSizes, node, opset: int) -> None:
     axes = state.value(node.input[1]) if opset >= 13 and len(node.input) > 1 else _attribute(node, "axes")
     if state.is_scalar(node.input[0]) and axes is not None and list(axes) in ([0], [-1]):
         state.set_value(node.output[0], state.value(node.input[0]))
 
 
-def _squeeze_value(state: ShapeValues, node, opset: int) -> None:
+def _squeeze_value(state: ComputedSizes, node, opset: int) -> None:
     data = state.value(node.input[0])
     if data is not None and len(data) == 1 and not state.is_scalar(node.input[0]):
         state.set_value(node.output[0], data, scalar=True)
 
 
-def _concat_value(state: ShapeValues, node, opset: int) -> None:
+def _concat_value(state: ComputedSizes, node, opset: int) -> None:
     parts = [state.value(name) for name in node.input]
     if all(p is not None for p in parts) and not any(state.is_scalar(name) for name in node.input):
         state.set_value(node.output[0], [d for p in parts for d in p])
 
 
-def _pass_value(state: ShapeValues, node, opset: int) -> None:
+def _pass_value(state: ComputedSizes, node, opset: int) -> None:
     if node.op_type == "Cast" and _attribute(node, "to") != onnx.TensorProto.INT64:
         return
     state.set_value(node.output[0], state.value(node.input[0]), scalar=state.is_scalar(node.input[0]))
 
 
-def _constant_value(state: ShapeValues, node, opset: int) -> None:
+def _constant_value(state: ComputedSizes, node, opset: int) -> None:
     tensor = _attribute(node, "value")
     if isinstance(tensor, onnx.TensorProto):
         state.constants[node.output[0]] = tensor
 
 
-def _slice_value(state: ShapeValues, node, opset: int) -> None:
+def _slice_value(state: ComputedSizes, node, opset: int) -> None:
     data, params = state.value(node.input[0]), _slice_params(state, node, opset)
     if data is None or params is None or state.is_scalar(node.input[0]):
         return
@@ -148,7 +148,7 @@ def _slice_value(state: ShapeValues, node, opset: int) -> None:
 
 
 # ---------------------------------------------------------------------- shapes of their consumers
-def _slice_params(state: ShapeValues, node, opset: int) -> tuple | None:
+def _slice_params(state: ComputedSizes, node, opset: int) -> tuple | None:
     """(starts, ends, axes, steps) of a Slice, each a tuple, or None when one is unknown."""
     if opset < 10:
         starts, ends = _attribute(node, "starts"), _attribute(node, "ends")
@@ -182,7 +182,7 @@ def _sliced_size(size: Dim, start: Dim, end: Dim, step: Dim) -> Dim:
     return None
 
 
-def _slice_shape(state: ShapeValues, node, opset: int) -> tuple | None:
+def _slice_shape(state: ComputedSizes, node, opset: int) -> tuple | None:
     dims, params = state.shape(node.input[0]), _slice_params(state, node, opset)
     if dims is None or params is None:
         return None
@@ -203,7 +203,7 @@ VALUE_OPS = {"Shape": _shape_value, "Gather": _gather_value, "Unsqueeze": _unsqu
 SHAPE_OPS = {"Slice": _slice_shape}
 
 
-def _computed_inputs(state: ShapeValues, node) -> bool:
+def _computed_inputs(state: ComputedSizes, node) -> bool:
     """Whether a Slice reads a parameter that is not a constant (onnx's inference leaves those)."""
     return any(name and name not in state.constants for name in node.input[1:])
 
@@ -214,7 +214,7 @@ def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferre
     type)) has none or unknown sizes: tensor -> (shape, elem type), fully known ones only.
     ``inferred``: ``shapes`` come from onnx's inference; else from declarations, and only nodes
     with computed parameters (which onnx's inference cannot read) are tried."""
-    state = ShapeValues(graph, shapes)
+    state = ComputedSizes(graph, shapes)
     for node in graph.node:
         if node.domain not in ("", "ai.onnx") or not node.output:
             continue

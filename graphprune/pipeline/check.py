@@ -35,11 +35,12 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     # the oracle's session is made and run on a worker (one core) while the pruned model's is made
     # here; neither is optimized by onnxruntime, so the oracle comparison is exact; one session
     # serves both checks
-    samples = options.samples or 2
-    oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model", samples=samples,
-                                       seed=options.seed, input_shapes=options.input_shapes, threads=1)
+    oracle_samples = options.samples or 2
+    oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model",
+                                       samples=oracle_samples, seed=options.seed,
+                                       input_shapes=options.input_shapes, threads=1)
     candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
-    oracle = validate(oracle_session, candidate, samples=samples,
+    oracle = validate(oracle_session, candidate, samples=oracle_samples,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
     if not oracle.passed:
