@@ -9,7 +9,12 @@ soon as the block ends.
 from __future__ import annotations
 
 import gc
+import threading
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+_depth = 0          # paused blocks open now, on every thread
+_resume = False     # whether the collector was enabled when the first of them began
 
 
 @contextmanager
@@ -18,15 +23,23 @@ def gc_paused():
 
     What the block made is then moved to the oldest generation unscanned: otherwise the next
     collection would walk every object of the block at once (half a second after building a
-    20k-node graph), and the one after that again."""
-    collecting = gc.isenabled()
-    gc.disable()
+    20k-node graph), and the one after that again. Blocks may nest and may run on several threads
+    at once (a session made on a worker while the main thread analyses): the collector resumes
+    when the last of them ends."""
+    global _depth, _resume
+    with _lock:
+        if _depth == 0:
+            _resume = gc.isenabled()
+            gc.disable()
+        _depth += 1
     try:
         yield
     finally:
-        if collecting:
-            _to_oldest_generation()
-            gc.enable()
+        with _lock:
+            _depth -= 1
+            if _depth == 0 and _resume:
+                _to_oldest_generation()
+                gc.enable()
 
 
 def _to_oldest_generation() -> None:

@@ -44,10 +44,13 @@ def plan(model, options: Options):
     With ``max_drift``, the plan is applied to a copy and checked on held-out data (a budget search
     rolls back until it fits; a gate raises :class:`DriftBudgetExceeded`)."""
     source = load(model)
-    options = _resolved(source, with_data_shapes(options, source.proto))
+    options, shapes = _resolving(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
-    original = original_session(source, options) if options.max_drift is not None else None
-    scored, budgeted = _scored_and_searched(source, split, options)
+    early = options.max_drift is not None and shapes.ready
+    original = original_session(source, options) if early else None
+    scored, budgeted, options = _scored_and_searched(source, split, options, shapes)
+    if options.max_drift is not None and not early:
+        original = original_session(source, options)
     if budgeted is not None:
         budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False,
                                            original=original)
@@ -65,10 +68,14 @@ def plan(model, options: Options):
 def prune(model, options: Options) -> PruneResult:
     """Plan and apply in one pass: the decision goes straight to surgery (no plan round trip)."""
     source = load(model)
-    options = _resolved(source, with_data_shapes(options, source.proto))
+    options, shapes = _resolving(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
-    original = original_session(source, options)  # made on a worker while the model is pruned
-    scored, budgeted = _scored_and_searched(source, split, options)
+    # the original's session is made on a worker while the model is pruned, from load on when the
+    # input shapes are known, else once the sizes of its dynamic dims are found
+    original = original_session(source, options) if shapes.ready else None
+    scored, budgeted, options = _scored_and_searched(source, split, options, shapes)
+    if not shapes.ready:
+        original = original_session(source, options)
     if budgeted is not None:
         return _checked_budget(source, scored, budgeted, split, options, edit_scored=True, original=original)[1]
     decided = decide(scored, options)
@@ -77,23 +84,27 @@ def prune(model, options: Options) -> PruneResult:
     return result
 
 
-def _scored_and_searched(source, split, options: Options):
-    """The scored model and, with a budget search, its result: the work the executor's workers share
+def _scored_and_searched(source, split, options: Options, shapes):
+    """The scored model, with a budget search its result, and ``options`` with the input shapes
+    ``shapes`` found while the model was analysed: the work the executor's workers share
     (calibration shards, candidate evaluations); they stop before the final check."""
     with _executor(options) as executor:
-        scored = score(analyze(prepare(source, options), options), options, split, executor)
-        return scored, (_search(scored, split, options, executor) if options.search else None)
+        analyzed, options = _analyzed(source, options, shapes)
+        scored = score(analyzed, options, split, executor)
+        return scored, (_search(scored, split, options, executor) if options.search else None), options
 
 
 def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     """Apply a plan made for ``model`` (a plan for another model is refused, exit 3)."""
     source = load(model)
     the_plan.check_model(source.fingerprint, options.label or source.label)
-    options = _resolved(source, plan_options(the_plan, options))
+    options, shapes = _resolving(source, plan_options(the_plan, options))
     split = data_split(source, options)
     check_repair_data(the_plan, split)
-    original = original_session(source, options)
-    analyzed = analyze(prepare(source, options), options)
+    original = original_session(source, options) if shapes.ready else None
+    analyzed, options = _analyzed(source, options, shapes)
+    if not shapes.ready:
+        original = original_session(source, options)
     removed, notes, compensation = from_plan(analyzed, the_plan)
     pruned = apply_stage(analyzed, removed, options, compensation=compensation, feeds=repair_feeds(split))
     recorded = the_plan.options
@@ -105,12 +116,22 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     return result
 
 
-def _resolved(source, options: Options) -> Options:
-    """``options`` with concrete sizes for the model's dynamic input dims, found once per command
-    (the user's ``input_shapes`` win; see :func:`graphprune.validation.resolve_input_shapes`)."""
-    from ..validation import resolve_input_shapes
+def _resolving(source, options: Options):
+    """``options`` and the concrete sizes of the model's dynamic input dims, found once per command
+    (the user's ``input_shapes`` win; see :class:`graphprune.validation.PendingShapes`). When the
+    sizes are ready at once, the options carry them; otherwise onnxruntime tries sizes on a worker
+    thread and :func:`_analyzed` puts them in."""
+    from ..validation import PendingShapes
 
-    return replace(options, input_shapes=resolve_input_shapes(source.proto, options.input_shapes))
+    shapes = PendingShapes(source.proto, options.input_shapes)
+    return (replace(options, input_shapes=shapes.result()) if shapes.ready else options), shapes
+
+
+def _analyzed(source, options: Options, shapes):
+    """The prepared and analysed model, and ``options`` with the input shapes ``shapes`` found
+    meanwhile (preparing and analysing a model never reads its input sizes)."""
+    analyzed = analyze(prepare(source, options), options)
+    return analyzed, replace(options, input_shapes=shapes.result())
 
 
 def data_split(source, options: Options):
@@ -226,8 +247,8 @@ def sensitivity(model, options: Options, ratios, random_samples: int, metric: st
     from .score import calibrate_analyzed, make_scorer
 
     source = load(model)
-    options = _resolved(source, with_data_shapes(options, source.proto))
-    analyzed = analyze(prepare(source, options), options)
+    options, shapes = _resolving(source, with_data_shapes(options, source.proto))
+    analyzed, options = _analyzed(source, options, shapes)
     if options.calib is not None:
         from .feeds import calibration_label, option_feeds
 

@@ -26,6 +26,7 @@ _EXPORTS = {
     "compare_arrays": ".metrics",
     "looks_like_scores": ".metrics",
     "scale_violation": ".metrics",
+    "PendingShapes": ".sizes",
     "ResolvedShapes": ".sizes",
     "resolve_input_shapes": ".sizes",
 }

@@ -54,13 +54,27 @@ def _numbered_nodes(graph: onnx.GraphProto):
             node.name = name
 
 
-class Probe:
-    """onnxruntime runs of ``model`` at chosen input shapes (one session, trunks made on demand)."""
+def numbered_bytes(model: onnx.ModelProto) -> bytes:
+    """``model`` serialized with its nodes numbered (the proto's own names are restored at once):
+    what a :class:`Probe` made on another thread is given, so that it never edits a proto that
+    someone else reads."""
+    with _numbered_nodes(model.graph):
+        return model.SerializeToString()
 
-    def __init__(self, model: onnx.ModelProto, specs: list[InputSpec]):
+
+class Probe:
+    """onnxruntime runs of ``model`` at chosen input shapes (one session, trunks made on demand).
+
+    ``numbered``: the model's :func:`numbered_bytes`, made beforehand; without them the proto's
+    nodes are numbered while the session is made (the caller must be the proto's only reader)."""
+
+    def __init__(self, model: onnx.ModelProto, specs: list[InputSpec], numbered: bytes | None = None):
         self.model, self.specs = model, specs
-        with _numbered_nodes(model.graph):
-            self.session = make_session(model, exact=True, label="size probe")
+        if numbered is not None:
+            self.session = make_session(numbered, exact=True, label="size probe")
+        else:
+            with _numbered_nodes(model.graph):
+                self.session = make_session(model, exact=True, label="size probe")
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.runs = 0
         self._trunks: dict[str, object] = {}

@@ -57,8 +57,12 @@ def first_line(exc: Exception) -> str:
     return _SOURCE_LOCATION.sub("", _ORT_PREFIX.sub("", text))
 
 
-def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
+def _serialized(model: onnx.ModelProto | bytes, ir_version: int | None) -> bytes:
     """The model's bytes, with ``ir_version`` lowered if given (the proto itself is left as is)."""
+    if isinstance(model, bytes):
+        if ir_version is None:
+            return model
+        model = onnx.ModelProto.FromString(model)  # a retry only: a copy of its own to lower
     if ir_version is None:
         return model.SerializeToString()
     original = model.ir_version
@@ -69,12 +73,12 @@ def _serialized(model: onnx.ModelProto, ir_version: int | None) -> bytes:
         model.ir_version = original
 
 
-def _create(model: onnx.ModelProto | Detached, exact: bool, threads: int | None,
+def _create(model: onnx.ModelProto | Detached | bytes, exact: bool, threads: int | None,
             ir_version: int | None) -> ort.InferenceSession:
     opts = session_options(exact=exact, threads=threads)
     if isinstance(model, Detached):
         return _create_detached(model, opts, ir_version)
-    if model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
+    if isinstance(model, bytes) or model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
         return _onnxruntime().InferenceSession(_serialized(model, ir_version), opts, providers=["CPUExecutionProvider"])
     with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
         path = Path(tmp) / "model.onnx"
@@ -100,10 +104,11 @@ def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int 
     return session
 
 
-def make_session(model: onnx.ModelProto | Detached, *, exact: bool = True, threads: int | None = None,
+def make_session(model: onnx.ModelProto | Detached | bytes, *, exact: bool = True, threads: int | None = None,
                  label: str = "model") -> ort.InferenceSession:
     """An ORT CPU session for ``model``; models above the protobuf limit go through a temporary file.
-    A :class:`~graphprune.graph.detached.Detached` model's arrays go to onnxruntime as they are.
+    A :class:`~graphprune.graph.detached.Detached` model's arrays go to onnxruntime as they are;
+    ``bytes`` are a serialized model (below the protobuf limit).
 
     A model stamped with a newer IR version than this onnxruntime reads (onnx's helpers stamp
     the newest) is retried once with the IR version ORT supports, with a log line.

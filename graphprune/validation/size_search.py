@@ -82,9 +82,10 @@ def _declared_outputs(model: onnx.ModelProto) -> dict[str, tuple]:
 class SizeSearch:
     """Tries sizes for the free dim groups of one model; ``shapes_of(sizes)`` gives the input shapes."""
 
-    def __init__(self, model: onnx.ModelProto, specs: list[InputSpec], shapes_of: Callable[[Sizes], Mapping]):
+    def __init__(self, model: onnx.ModelProto, specs: list[InputSpec], shapes_of: Callable[[Sizes], Mapping],
+                 numbered: bytes | None = None):
         self.model, self.specs, self.shapes_of = model, specs, shapes_of
-        self.probe = Probe(model, specs)
+        self.probe = Probe(model, specs, numbered)
         self.declared = _declared_outputs(model)
         self.tried: list[Sizes] = []
         self.refusals: list[str] = []

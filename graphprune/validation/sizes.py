@@ -32,6 +32,7 @@ import onnx
 
 from ..errors import GraphPruneError, UsageError
 from ..input_checks import CHECKER_KEEP_ELEMENTS, element_count
+from ..io import model_byte_size
 from .inputs import InputSpec, check_input_shapes, dims_hint, fmt_dims, model_inputs
 from .size_search import SizeSearch, resize_candidates
 
@@ -43,6 +44,8 @@ IMAGE_SIZES = (224, 256, 320, 416, 512, 64, 32)
 SEQUENCE_LENGTHS = (16, 8, 32, 128)
 #: resolutions remembered per process (a command resolves the same model several times)
 CACHE_SIZE = 8
+#: models up to this size (weights included) are probed on a worker thread (:class:`PendingShapes`)
+BACKGROUND_PROBE_BYTES = 2**30
 
 _CACHE: OrderedDict[str, ResolvedShapes] = OrderedDict()
 
@@ -144,6 +147,63 @@ def shapes_for(specs: list[InputSpec], groups: list[DimGroup], sizes: Mapping[st
 def resolve_input_shapes(model: onnx.ModelProto, input_shapes: Mapping | None = None) -> ResolvedShapes:
     """Concrete shapes of every real input of ``model`` (see module docstring). A resolution given
     as ``input_shapes`` (made once per command for the model as given) is used as it is."""
+    found = _settled(model, input_shapes)
+    if isinstance(found, ResolvedShapes):
+        return found
+    return _remember(found.key, _choose(model, found))
+
+
+class PendingShapes:
+    """:func:`resolve_input_shapes` begun now: when sizes must be tried, onnxruntime tries them on a
+    worker thread (it releases the GIL while it makes and runs the probe's session), so that a
+    command prepares and analyses the model meanwhile; :meth:`result` waits for them.
+
+    Shapes that need no probe (fixed or given dims, batch only, or a model resolved before in this
+    process) are ready at once. A model above :data:`BACKGROUND_PROBE_BYTES` is probed here, before
+    the constructor returns, so that the probe's copy of its weights never adds to a pruning's peak.
+    The worker reads the model and never edits it (the probe gets the model's bytes with its nodes
+    numbered, made here). An error (no size runs) is raised by :meth:`result`, as
+    :func:`resolve_input_shapes` raises it."""
+
+    def __init__(self, model: onnx.ModelProto, input_shapes: Mapping | None = None):
+        found = _settled(model, input_shapes)
+        self._future, self._key = None, None
+        if isinstance(found, ResolvedShapes):
+            self._value = found
+        elif model_byte_size(model) > BACKGROUND_PROBE_BYTES:
+            self._value = _remember(found.key, _choose(model, found))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from .probe import numbered_bytes
+
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-sizes")
+            self._future, self._key = pool.submit(_choose, model, found, numbered_bytes(model)), found.key
+            pool.shutdown(wait=False)  # the worker ends with its one task
+        #: True when the shapes were known without a worker (stays so after :meth:`result`)
+        self.ready = self._future is None
+
+    def result(self) -> ResolvedShapes:
+        if self._future is not None:
+            future, self._future = self._future, None
+            self._value = _remember(self._key, future.result())
+        return self._value
+
+
+@dataclass(frozen=True)
+class _Unsettled:
+    """What trying sizes needs: the inputs, their dim groups, the sizes pinned, and the cache key."""
+
+    specs: list[InputSpec]
+    groups: list[DimGroup]
+    pinned: dict[str, int]
+    given: dict[str, tuple[int, ...]]
+    key: str
+
+
+def _settled(model: onnx.ModelProto, input_shapes: Mapping | None) -> ResolvedShapes | _Unsettled:
+    """The shapes when no size needs trying (fixed, given, batch only, or resolved before), else
+    what trying them needs; errors in the given shapes are raised here."""
     if isinstance(input_shapes, ResolvedShapes):
         return input_shapes
     specs = model_inputs(model)
@@ -155,32 +215,36 @@ def resolve_input_shapes(model: onnx.ModelProto, input_shapes: Mapping | None = 
                              "(API: input_shapes={name: shape})")
     groups = dim_groups([s for s in specs if s.name not in given])
     pinned = _pinned(groups, specs, given)
-    free = [g for g in groups if g.key not in pinned]
-    if not free:
+    if all(g.key in pinned for g in groups):
         return ResolvedShapes(shapes_for(specs, groups, pinned, given), "given" if given else "model")
     key = _fingerprint(model, given)
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    resolved = _choose(model, specs, groups, pinned, given)
+    return _Unsettled(specs, groups, pinned, given, key)
+
+
+def _remember(key: str, resolved: ResolvedShapes) -> ResolvedShapes:
     _CACHE[key] = resolved
     while len(_CACHE) > CACHE_SIZE:
         _CACHE.popitem(last=False)
     return resolved
 
 
-def _choose(model: onnx.ModelProto, specs: list[InputSpec], groups: list[DimGroup], pinned: dict[str, int],
-            given: Mapping) -> ResolvedShapes:
-    """Search sizes for the groups not pinned (module docstring, step 3); UsageError when none runs."""
+def _choose(model: onnx.ModelProto, found: _Unsettled, numbered: bytes | None = None) -> ResolvedShapes:
+    """Search sizes for the groups not pinned (module docstring, step 3); UsageError when none runs.
+    ``numbered``: the model's bytes for the probe (see :class:`~graphprune.validation.probe.Probe`)."""
+    specs, groups, pinned, given = found.specs, found.groups, found.pinned, found.given
     free = [g for g in groups if g.key not in pinned]
     try:
-        search = SizeSearch(model, specs, lambda sizes: shapes_for(specs, groups, {**pinned, **sizes}, given))
+        search = SizeSearch(model, specs, lambda sizes: shapes_for(specs, groups, {**pinned, **sizes}, given),
+                            numbered)
     except GraphPruneError as exc:
         raise _ask_for_shape(specs, free, f"onnxruntime cannot run the model to try sizes: {exc}") from exc
-    found = search.find(free, _candidates(model, specs, free))
-    if found is None:
+    found_sizes = search.find(free, _candidates(model, specs, free))
+    if found_sizes is None:
         raise _ask_for_shape(specs, free, search.failure())
-    sizes, how = found
+    sizes, how = found_sizes
     chosen = tuple((g.label, sizes[g.key]) for g in free)
     resolved = ResolvedShapes(shapes_for(specs, groups, {**pinned, **sizes}, given), "chosen", chosen, how)
     log.info("dynamic input dims %s set to %s (%s, after %d onnxruntime run(s)); --input-shape sets them",

@@ -65,3 +65,28 @@ def test_objects_the_program_froze_stay_frozen(collector_state):
         assert _generation_of(made[0]) in (0, 1, 2)
     finally:
         gc.unfreeze()
+
+
+def test_blocks_on_two_threads_keep_it_off_until_the_last_one_ends(collector_state):
+    """A worker's block begins, then the main thread's; the worker's ends first: the collector stays
+    off for the rest of the main thread's block and comes back when that one ends."""
+    import threading
+
+    gc.enable()
+    worker_in, worker_out, states = threading.Event(), threading.Event(), []
+
+    def worker():
+        with gc_paused():
+            worker_in.set()
+            worker_out.wait(5)
+        states.append(gc.isenabled())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert worker_in.wait(5)
+    with gc_paused():
+        worker_out.set()
+        thread.join(5)
+        states.append(gc.isenabled())
+    states.append(gc.isenabled())
+    assert states == [False, False, True]

@@ -81,3 +81,16 @@ def graph_model(nodes, inits, inputs, outputs, opset: int = OPSET) -> onnx.Model
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = IR_VERSION
     return m
+
+
+def priors_model(count: int = 192) -> onnx.ModelProto:
+    """x [1, 2, H, W] -> [1, H*W, 2] times constant priors [1, count, 2]: runs only when H * W = ``count``.
+
+    192 = 12 x 16 is no square: the height:width 3:4 search finds H = 12, W = 16."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1], name="last"),
+             helper.make_node("Mul", ["t", "priors"], ["y"], name="priors_mul")]
+    inits = {"shape": np.array([1, 2, -1], np.int64),
+             "priors": np.random.default_rng(1).uniform(0.5, 1.0, (1, count, 2)).astype(np.float32)}
+    return model(nodes, [("x", TensorProto.FLOAT, [1, 2, "H", "W"])], [("y", TensorProto.FLOAT, [1, count, 2])],
+                 inits)

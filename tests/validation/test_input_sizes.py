@@ -16,7 +16,7 @@ from graphprune.errors import UsageError
 from graphprune.validation import make_feeds, resolve_input_shapes, validate
 from graphprune.validation.inputs import model_inputs
 from graphprune.validation.sizes import IMAGE_SIZES, SEQUENCE_LENGTHS, dim_groups
-from tests.helpers.models import model
+from tests.helpers.models import model, priors_model
 
 F, I64 = TensorProto.FLOAT, TensorProto.INT64
 
@@ -36,18 +36,6 @@ def _flatten_into_gemm() -> onnx.ModelProto:
     inits = {"w": rng.standard_normal((4, 1, 3, 3)).astype(np.float32),
              "fc": rng.standard_normal((4 * 26 * 26, 5)).astype(np.float32)}
     return model(nodes, [("x", F, ["N", 1, "H", "W"])], [("y", F, ["N", 5])], inits)
-
-
-def _priors(count: int = 192) -> onnx.ModelProto:
-    """x [1, 2, H, W] -> [1, H*W, 2] times constant priors [1, count, 2]: H * W must be ``count``.
-
-    192 = 12 x 16 is no square: the height:width 3:4 search finds H = 12, W = 16."""
-    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"], name="flat"),
-             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1], name="last"),
-             helper.make_node("Mul", ["t", "priors"], ["y"], name="priors_mul")]
-    inits = {"shape": np.array([1, 2, -1], np.int64),
-             "priors": np.random.default_rng(1).uniform(0.5, 1.0, (1, count, 2)).astype(np.float32)}
-    return model(nodes, [("x", F, [1, 2, "H", "W"])], [("y", F, [1, count, 2])], inits)
 
 
 def _resize_plus_skip() -> onnx.ModelProto:
@@ -89,7 +77,7 @@ def test_flatten_into_a_fixed_gemm_is_solved_from_the_gemm():
 
 
 def test_non_square_size_fixed_by_constant_priors_is_found_at_height_width_3_to_4():
-    resolved = resolve_input_shapes(_priors())
+    resolved = resolve_input_shapes(priors_model())
     assert resolved.shapes == {"x": (1, 2, 12, 16)}
     assert dict(resolved.chosen) == {"H": 12, "W": 16}
     assert resolved.how == "Mul node 'priors_mul' needs 192 positions on axis -2 of 't'"
@@ -178,8 +166,8 @@ def test_report_records_the_shapes_and_the_model_keeps_its_dynamic_dims(caplog):
 
 
 def test_a_resolution_is_remembered_for_the_same_model():
-    m = _priors()
+    m = priors_model()
     first = resolve_input_shapes(m)
-    again = resolve_input_shapes(_priors())
+    again = resolve_input_shapes(priors_model())
     assert again is first
-    assert resolve_input_shapes(_priors(count=300)).shapes == {"x": (1, 2, 15, 20)}   # 15 x 20 = 300
+    assert resolve_input_shapes(priors_model(count=300)).shapes == {"x": (1, 2, 15, 20)}   # 15 x 20 = 300
