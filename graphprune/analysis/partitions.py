@@ -253,6 +253,10 @@ def _kind(comp: _Component, leaves, markers: dict) -> str:
 def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict, markers: dict):
     """The partitions of one component, ``None`` when it has no ties (one group as usual), or
     ``False`` when its factors cannot be kept apart consistently."""
+    if not any(s.is_part for s in comp_spaces):
+        return None  # no axis of it is split into factors (most components): no index to build
+    if not any(s.is_part for s in comp_spaces):
+        return None  # no axis of it is split into factors (most components): no index to build
     comp = _Component(comp_spaces, links, sizes)
     if not comp.ties:
         return None
