@@ -146,31 +146,43 @@ class _Component:
         return {markers.get(self.spaces[i]) for i in self.members[region]}
 
 
-def _labels(comp: _Component, leaves: frozenset) -> tuple[dict[int, np.ndarray], set[int]]:
-    """Slot ids (-1: not reached) of every space in the closure of ``leaves``, and the closure."""
-    closure = comp.closure(leaves)
-    members = sorted(i for r in closure for i in comp.members[r])
-    offset, total = {}, 0
-    for i in members:
-        offset[i] = total
-        total += comp.sizes[i]
-    rows, cols = [], []
-    for r in closure:
-        for ia, ib, pa, pb in comp.region_edges(r):
-            rows.append(pa + offset[ia])
-            cols.append(pb + offset[ib])
-    r_ = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c_ = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    roots = component_labels(total, r_, c_)
-    at_leaves = np.concatenate([roots[offset[i]:offset[i] + comp.sizes[i]] for r in leaves for i in comp.members[r]])
+def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[tuple[dict[int, np.ndarray], set[int]]]:
+    """For each set of leaves: the slot ids (-1: not reached) of every space in its closure, and
+    the closure.
+
+    The partitions are labelled in one union-find: each gets its own block of vertices (the
+    positions of every space in its closure), and no edge joins two blocks. A component's
+    representative is its smallest vertex, which is also where it first occurs in its block, so
+    numbering a block's components by representative numbers them in order of appearance."""
+    closures, blocks, rows, cols, leaf_rows = [], [], [], [], []
+    total = 0
+    for leaves in leaf_sets:
+        closure = comp.closure(leaves)
+        offset, start = {}, total
+        for i in sorted(i for r in closure for i in comp.members[r]):
+            offset[i] = total
+            total += comp.sizes[i]
+        for r in closure:
+            for ia, ib, pa, pb in comp.region_edges(r):
+                rows.append(pa + offset[ia])
+                cols.append(pb + offset[ib])
+        leaf_rows.extend(np.arange(offset[i], offset[i] + comp.sizes[i]) for r in leaves for i in comp.members[r])
+        closures.append(closure)
+        blocks.append((offset, start))
+    roots = component_labels(total, np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                             np.concatenate(cols) if cols else np.zeros(0, np.int64))
     reaches_leaf = np.zeros(total, dtype=bool)  # roots are vertex ids: mark those the leaves reach
-    reaches_leaf[at_leaves] = True
+    reaches_leaf[roots[np.concatenate(leaf_rows)]] = True
     covered = reaches_leaf[roots]
     dense = np.full(total, -1, dtype=np.int64)
-    if covered.any():
-        _, first, inverse = np.unique(roots[covered], return_index=True, return_inverse=True)
-        dense[covered] = np.argsort(np.argsort(first))[inverse]
-    return {i: dense[offset[i]:offset[i] + comp.sizes[i]] for i in members}, closure
+    reached_roots, inverse = np.unique(roots[covered], return_inverse=True)
+    dense[covered] = inverse
+    out = []
+    for k, ((offset, start), closure) in enumerate(zip(blocks, closures)):
+        block = dense[start:blocks[k + 1][1] if k + 1 < len(blocks) else total]
+        block[block >= 0] -= np.searchsorted(reached_roots, start)  # the components of the blocks before
+        out.append(({i: dense[at:at + comp.sizes[i]] for i, at in offset.items()}, closure))
+    return out
 
 
 def _is_function_of(labels: np.ndarray, coords: np.ndarray) -> bool:
@@ -241,6 +253,10 @@ def _kind(comp: _Component, leaves, markers: dict) -> str:
 def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict, markers: dict):
     """The partitions of one component, ``None`` when it has no ties (one group as usual), or
     ``False`` when its factors cannot be kept apart consistently."""
+    if not any(s.is_part for s in comp_spaces):
+        return None  # no axis of it is split into factors (most components): no index to build
+    if not any(s.is_part for s in comp_spaces):
+        return None  # no axis of it is split into factors (most components): no index to build
     comp = _Component(comp_spaces, links, sizes)
     if not comp.ties:
         return None
@@ -260,8 +276,9 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
         for leaf in comp.leaves:
             sets.setdefault(find(leaf), []).append(leaf)
         parts = {pid: frozenset(ls) for pid, ls in enumerate(sorted(sets.values(), key=min))}
-        computed = {pid: known[leaves] if leaves in known else known.setdefault(leaves, _labels(comp, leaves))
-                    for pid, leaves in parts.items()}
+        missing = [leaves for leaves in parts.values() if leaves not in known]
+        known.update(zip(missing, _labels(comp, missing)))
+        computed = {pid: known[leaves] for pid, leaves in parts.items()}
         labels = {pid: lab for pid, (lab, _) in computed.items()}
         merges = _merges(comp, labels)
         if merges is None:

@@ -14,6 +14,8 @@ pass wrote are serialized as raw little-endian data with ``data_location`` set e
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import onnx_ir as ir
@@ -149,11 +151,16 @@ def node_into(proto: onnx.NodeProto, node: ir.Node, ir_version: int | None = Non
 
 def tensor_into(proto: onnx.TensorProto, tensor, name: str, *, skeleton: bool = False) -> None:
     """One initializer: the original proto verbatim, or the array a pass wrote (raw data)."""
-    if skeleton and tensor.size > SKELETON_KEEP_ELEMENTS and tensor.dtype != ir.DataType.INT64:
-        proto.name = name
-        proto.data_type = tensor.dtype.value
-        proto.dims.extend(tensor.shape.numpy())
-        return
+    if skeleton:
+        # a loaded tensor's dims and type are read off its proto (no Shape object per initializer)
+        raw = tensor.raw if isinstance(tensor, ir.TensorProtoTensor) else None
+        dims = tuple(raw.dims) if raw is not None else tensor.shape.numpy()
+        dtype = raw.data_type if raw is not None else tensor.dtype.value
+        if math.prod(dims) > SKELETON_KEEP_ELEMENTS and dtype != ir.DataType.INT64:
+            proto.name = name
+            proto.data_type = dtype
+            proto.dims.extend(dims)
+            return
     if isinstance(tensor, (ir.TensorProtoTensor, ir.ExternalTensor, ir.StringTensor)):
         serde.serialize_tensor_into(proto, tensor)
         proto.name = name

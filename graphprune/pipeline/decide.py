@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..graph.gc_pause import gc_paused
 from ..planning.planner import Planner
-from .costs import cost_model, safe_cost
+from .costs import decision_costs
 from .options import Options
 from .repair import repair_data
 from .values import Decided, Scored
@@ -14,9 +14,7 @@ def decide(scored: Scored, options: Options) -> Decided:
     model, analysis = analyzed.prepared.model, analyzed.analysis
     plan_options = options.plan_options
     with gc_paused():  # counting makes many small objects, no cycles: see graph.gc_pause
-        costs = cost_model(model, analysis, options.input_shapes)
-        reference = None if costs is None else safe_cost(analyzed.prepared.source.proto, options.input_shapes,
-                                                         analysis.index.shapes)
+        costs, reference = decision_costs(analyzed.prepared, analysis, options.input_shapes)
     latency = None
     if plan_options.target_latency is not None:
         from ..execution.latency import latency_probe

@@ -9,9 +9,8 @@ from .values import Prepared, Source
 def prepare(source: Source, options: Options) -> Prepared:
     model = source.editable()
     if options.keep_bn:
-        normalize(model)
-        return Prepared(source, model, None)
+        return Prepared(source, model, None, unchanged=not normalize(model).modified)
     from ..passes.fold import fold
 
     result = fold(model, strict_initializer_inputs=options.strict_initializer_inputs)  # normalizes first
-    return Prepared(source, result.graph, result)
+    return Prepared(source, result.graph, result, unchanged=not result.modified)

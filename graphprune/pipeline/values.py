@@ -49,6 +49,8 @@ class Prepared:
     source: Source
     model: ir.Model
     fold: object = None  # FoldResult
+    #: no pass modified the graph: it is the source's graph as given (counted once, see pipeline.costs)
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)

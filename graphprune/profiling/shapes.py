@@ -101,6 +101,18 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
     return infos
 
 
+def known_infos(model: onnx.ModelProto, input_shapes: Mapping | None,
+                known: Mapping | None) -> tuple[dict[str, TensorInfo] | None, dict]:
+    """:func:`tensor_infos` from ``known`` shapes alone: (every tensor's info, or None when binding
+    the input dims leaves one without a concrete shape; the resolved input shapes)."""
+    inputs = resolve_shapes(model, input_shapes)
+    bound = bound_infos(model, known, inputs) if known is not None else None
+    if bound is not None:
+        for t in model.graph.initializer:
+            bound[t.name] = TensorInfo(tuple(t.dims), t.data_type)
+    return bound, inputs
+
+
 def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None,
                  runnable=None, known: Mapping | None = None) -> tuple[dict[str, TensorInfo], dict]:
     """Shape and element type of every tensor the nodes read or write, and the resolved input shapes.
@@ -109,11 +121,8 @@ def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None,
     shape inference leaves shapes that one onnxruntime run must supply). ``known``: shapes already
     inferred for this graph with symbolic input dims (an analysis index's); used when binding the
     input dims gives every tensor a concrete shape, else inference runs."""
-    inputs = resolve_shapes(model, input_shapes)
-    bound = bound_infos(model, known, inputs) if known is not None else None
+    bound, inputs = known_infos(model, input_shapes, known)
     if bound is not None:
-        for t in model.graph.initializer:
-            bound[t.name] = TensorInfo(tuple(t.dims), t.data_type)
         return bound, inputs
     infos = _static_shapes(model, inputs)
     for t in model.graph.initializer:

@@ -73,3 +73,51 @@ def test_cost_model_reads_the_skeleton_of_a_fresh_analysis(monkeypatch):
     costs = cost_model(graph, analysis, None)
     assert costs is not None and (costs.base.params, costs.base.macs) == (27, 775)  # the hand count above
     assert cost_model(other, analysis, None) is None  # needed a skeleton of its own: the patched to_proto
+
+
+def _prepared_costs(model, keep_bn: bool):
+    from graphprune.pipeline import Options
+    from graphprune.pipeline.analyze import analyze
+    from graphprune.pipeline.costs import decision_costs
+    from graphprune.pipeline.load import load
+    from graphprune.pipeline.prepare import prepare
+
+    options = Options(ratio=0.5, validate=False, keep_bn=keep_bn)
+    source = load(model)
+    prepared = prepare(source, options)
+    return source, prepared, decision_costs(prepared, analyze(prepared, options).analysis, None)
+
+
+def test_a_graph_prepare_left_as_given_is_counted_once(monkeypatch):
+    """Normalizing the hand-made chain changes nothing, so the model as given is the analysed
+    graph: its count comes from the cost model's pass (counting the source again would fail here)."""
+    import graphprune.pipeline.costs as costs_module
+
+    rng = np.random.default_rng(0)
+    model = conv_chain(rng.standard_normal((4, 2, 1, 1)), rng.standard_normal((3, 4, 1, 1)),
+                       b1=rng.standard_normal(4).astype(np.float32), b2=rng.standard_normal(3).astype(np.float32),
+                       hw=5)
+
+    def no_second_count(*args, **kwargs):
+        raise AssertionError("counted the source again")
+
+    monkeypatch.setattr(costs_module, "model_cost", no_second_count)
+    _, prepared, (costs, reference) = _prepared_costs(model, keep_bn=True)
+    assert prepared.unchanged
+    assert (reference.params, reference.macs) == (costs.base.params, costs.base.macs) == (27, 775)  # hand count
+
+
+def test_a_folded_graph_counts_the_source_on_its_own():
+    """Folding ResNet-18's BatchNorms changes the graph: the reference is the source's own count
+    (BatchNorm scale, bias, mean and variance included), the cost model the folded graph's, where
+    each BatchNorm's four vectors became one bias of the bias-free Conv before it."""
+    model = build("resnet18")
+    source, prepared, (costs, reference) = _prepared_costs(model, keep_bn=False)
+    assert not prepared.unchanged and prepared.fold.modified
+    before = profile(model, progress=False)
+    assert (reference.params, reference.macs) == (before.total_params, before.total_macs)
+    batchnorm = sum(int(np.prod(t.dims)) for t in model.graph.initializer
+                    if any(n.op_type == "BatchNormalization" and t.name in list(n.input)[1:] for n in model.graph.node))
+    convs = {n.output[0]: n for n in model.graph.node if n.op_type == "Conv"}
+    assert all(len(convs[n.input[0]].input) == 2 for n in model.graph.node if n.op_type == "BatchNormalization")
+    assert batchnorm > 0 and costs.base.params == before.total_params - batchnorm + batchnorm // 4
