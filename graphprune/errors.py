@@ -12,6 +12,7 @@ EXIT_BAD_MODEL = 3
 EXIT_OUTPUT = 4
 EXIT_WORKERS_LOST = 5
 EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -22,6 +23,7 @@ EXIT_CODES = {
     EXIT_OUTPUT: "the output cannot be written",
     EXIT_WORKERS_LOST: "the workers were lost: the Ray cluster went away or a worker kept dying (nothing written)",
     EXIT_INTERNAL: "internal error (a bug; rerun with --debug and report the traceback)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C): nothing written",
 }
 
 

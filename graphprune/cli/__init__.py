@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 
-from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_USAGE, GraphPruneError
+from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, GraphPruneError
 
 #: command modules, in the order they appear in ``--help``
 COMMANDS = ("inspect", "prune", "plan", "apply", "fold", "validate", "profile", "sensitivity")
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("graphprune: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # the reader of stdout went away (``graphprune inspect m.onnx | head``): stop quietly
         _silence_stdout()
@@ -119,4 +119,19 @@ def one_line(text: str) -> str:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED and _workers_busy():
+        # onnxruntime work on a worker thread (a session being made, seeded runs, a size probe)
+        # cannot be stopped, and Python would wait for it: leave now (every output was already
+        # cleaned up by the code the interruption unwound through)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _workers_busy() -> bool:
+    """True while one of graphprune's worker threads still runs."""
+    import threading
+
+    return any(t.name.startswith("graphprune-") and t.is_alive() for t in threading.enumerate())
