@@ -41,8 +41,8 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
         before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     with gc_paused():  # surgery and the checker's copy: many small objects, no cycles (graph.gc_pause)
         changed = apply_removal(model, analysis, removed)
-        _check_pruned(model, analyzed.prepared.source.proto)
-    after = safe_cost(model, options.input_shapes) if options.count_macs else None
+        skeleton = _check_pruned(model, analyzed.prepared.source.proto)
+    after = safe_cost(model, options.input_shapes, skeleton=skeleton) if options.count_macs else None
     return Pruned(model, analysis, removed, changed,
                   before.params if before else None, after.params if after else None,
                   before.macs if before else None, after.macs if after else None,
@@ -75,21 +75,24 @@ def _repair(analyzed: Analyzed, removed: dict, compensation, options: Options, f
     return report, state.analysis, state.removed
 
 
-def _check_pruned(model, source) -> None:
+def _check_pruned(model, source):
     """The ONNX checker on the pruned model, unless the model as given fails it too (onnxruntime's
-    own ops registered in the ONNX domain, such as SimplifiedLayerNormalization, fail it)."""
+    own ops registered in the ONNX domain, such as SimplifiedLayerNormalization, fail it).
+    Returns the weight-less proto it checked (the pruned model's counts read it again)."""
     from ..graph.model import to_proto
     from ..input_checks import run_checker
 
+    skeleton = to_proto(model, tensors="skeleton")
     try:  # big weights become typed graph inputs in the checker's copy: a skeleton is enough
-        run_checker(to_proto(model, tensors="skeleton"), "pruned model")
+        run_checker(skeleton, "pruned model")
     except GraphPruneError as exc:
         try:
             run_checker(source, "model")
         except GraphPruneError:
-            return  # the checker rejects the original already: nothing to compare against
+            return skeleton  # the checker rejects the original already: nothing to compare against
         raise PruningError(f"internal error: the pruned model fails the ONNX checker ({exc}); "
                            "nothing was written") from exc
+    return skeleton
 
 
 def layer_channels(analysis, changed: dict) -> list[dict]:

@@ -17,15 +17,17 @@ from ..profiling.counts import node_params
 log = logging.getLogger(__name__)
 
 
-def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None) -> Cost:
+def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None, skeleton=None) -> Cost:
     """Parameters and MACs as ``graphprune profile`` counts them (raises when it cannot); ``known``:
-    shapes an analysis already inferred, used when they cover the model (see ``tensor_infos``)."""
+    shapes an analysis already inferred, used when they cover the model (see ``tensor_infos``);
+    ``skeleton``: the editable graph's weight-less proto when one was made already."""
     from ..graph.model import to_proto
     from ..profiling.macs import node_macs
     from ..profiling.shapes import tensor_infos
 
     if isinstance(model, ir.Model):
-        proto, runnable = to_proto(model, tensors="skeleton"), (lambda: to_proto(model))
+        proto = skeleton if skeleton is not None else to_proto(model, tensors="skeleton")
+        runnable = lambda: to_proto(model)  # noqa: E731
     else:
         proto, runnable = model, None
     infos, _ = tensor_infos(proto, input_shapes, runnable, known)
@@ -33,10 +35,10 @@ def model_cost(model: onnx.ModelProto | ir.Model, input_shapes=None, known=None)
     return Cost(sum(node_params(proto, infos)), sum(node_macs(node, infos) or 0 for node in proto.graph.node))
 
 
-def safe_cost(model, input_shapes=None, known=None) -> Cost | None:
+def safe_cost(model, input_shapes=None, known=None, skeleton=None) -> Cost | None:
     """:func:`model_cost`, or None (with a warning) when the profiler cannot count the model."""
     try:
-        return model_cost(model, input_shapes, known)
+        return model_cost(model, input_shapes, known, skeleton)
     except Exception as exc:  # noqa: BLE001 - counts are informative; never fail a prune on them
         log.warning("MAC count unavailable: %s", exc)
         return None
