@@ -46,11 +46,9 @@ def plan(model, options: Options):
     source = load(model)
     options, shapes = _resolving(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
-    early = options.max_drift is not None and shapes.ready
-    original = original_session(source, options) if early else None
+    starting = _original_session(source, options, shapes, wanted=options.max_drift is not None)
     scored, budgeted, options = _scored_and_searched(source, split, options, shapes)
-    if options.max_drift is not None and not early:
-        original = original_session(source, options)
+    original = starting.result()
     if budgeted is not None:
         budgeted, result = _checked_budget(source, scored, budgeted, split, options, edit_scored=False,
                                            original=original)
@@ -70,12 +68,9 @@ def prune(model, options: Options) -> PruneResult:
     source = load(model)
     options, shapes = _resolving(source, with_data_shapes(options, source.proto))
     split = data_split(source, options)
-    # the original's session is made on a worker while the model is pruned, from load on when the
-    # input shapes are known, else once the sizes of its dynamic dims are found
-    original = original_session(source, options) if shapes.ready else None
+    starting = _original_session(source, options, shapes)  # made on a worker while the model is pruned
     scored, budgeted, options = _scored_and_searched(source, split, options, shapes)
-    if not shapes.ready:
-        original = original_session(source, options)
+    original = starting.result()
     if budgeted is not None:
         return _checked_budget(source, scored, budgeted, split, options, edit_scored=True, original=original)[1]
     decided = decide(scored, options)
@@ -101,10 +96,9 @@ def apply_plan(model, the_plan: PruningPlan, options: Options) -> PruneResult:
     options, shapes = _resolving(source, plan_options(the_plan, options))
     split = data_split(source, options)
     check_repair_data(the_plan, split)
-    original = original_session(source, options) if shapes.ready else None
+    starting = _original_session(source, options, shapes)
     analyzed, options = _analyzed(source, options, shapes)
-    if not shapes.ready:
-        original = original_session(source, options)
+    original = starting.result()
     removed, notes, compensation = from_plan(analyzed, the_plan)
     pruned = apply_stage(analyzed, removed, options, compensation=compensation, feeds=repair_feeds(split))
     recorded = the_plan.options
@@ -125,6 +119,15 @@ def _resolving(source, options: Options):
 
     shapes = PendingShapes(source.proto, options.input_shapes)
     return (replace(options, input_shapes=shapes.result()) if shapes.ready else options), shapes
+
+
+def _original_session(source, options: Options, shapes, wanted: bool = True):
+    """The original's session for the drift check (:func:`~graphprune.pipeline.check.original_session`),
+    started as soon as the model's input sizes are known: now, or on the size probe's worker the
+    moment it finds them; a Future of it (of None when not ``wanted``)."""
+    if not wanted:
+        return shapes.after(lambda found: None)
+    return shapes.after(lambda found: original_session(source, replace(options, input_shapes=found)))
 
 
 def _analyzed(source, options: Options, shapes):

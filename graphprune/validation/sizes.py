@@ -24,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -173,8 +174,6 @@ class PendingShapes:
         elif model_byte_size(model) > BACKGROUND_PROBE_BYTES:
             self._value = _remember(found.key, _choose(model, found))
         else:
-            from concurrent.futures import ThreadPoolExecutor
-
             from .probe import numbered_bytes
 
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-sizes")
@@ -188,6 +187,25 @@ class PendingShapes:
             future, self._future = self._future, None
             self._value = _remember(self._key, future.result())
         return self._value
+
+    def after(self, then: Callable[[ResolvedShapes], object]) -> Future:
+        """``then(shapes)`` called as soon as the shapes are known (on the worker that found them,
+        or here when they are known already); its result, or what it or the probe raised, in a Future."""
+        out: Future = Future()
+
+        def run(found: Future) -> None:
+            try:
+                out.set_result(then(found.result()))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the Future
+                out.set_exception(exc)
+
+        if self._future is None:
+            done: Future = Future()
+            done.set_result(self._value)
+            run(done)
+        else:
+            self._future.add_done_callback(run)
+        return out
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,27 @@ def test_prune_of_a_dynamic_model_checks_at_the_sizes_found_beside_the_analysis(
     assert result.oracle.passed and result.drift is not None
     assert result.drift.inputs.shapes == {"x": (1, 16, 8)} and result.drift.inputs.source == "chosen"
     assert sizes_module._CACHE  # the command's resolution is remembered
+
+
+def test_what_waits_for_the_sizes_runs_on_the_worker_that_found_them():
+    pending = PendingShapes(priors_model())
+    seen = pending.after(lambda found: (threading.current_thread().name, found.shapes["x"]))
+    name, shape = seen.result(timeout=60)
+    assert name.startswith("graphprune-sizes") and shape == (1, 2, 12, 16)
+    assert pending.result().shapes["x"] == (1, 2, 12, 16)
+
+
+def test_what_waits_for_known_sizes_runs_at_once_here():
+    pending = PendingShapes(_gemm_chain([1, 5, 8]))
+    seen = pending.after(lambda found: (threading.current_thread().name, found.source))
+    assert seen.done() and seen.result() == (threading.current_thread().name, "model")
+
+
+def test_a_probe_that_finds_no_size_fails_what_waits_for_it():
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"], name="to_seven")]
+    m = model(nodes, [("x", F, [1, 2, "S"])], [("y", F, [1, 7])], {"shape": np.array([1, 7], np.int64)})
+    called = []
+    seen = PendingShapes(m).after(called.append)
+    with pytest.raises(UsageError, match="no size graphprune tried runs"):
+        seen.result(timeout=60)
+    assert called == []
