@@ -10,6 +10,15 @@ from graphprune.graph.gc_pause import gc_paused
 
 @pytest.fixture
 def collector_state():
+    """The collector as it was, and no graphprune worker of an earlier test inside a paused block."""
+    import threading
+
+    from graphprune.graph import gc_pause
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("graphprune-"):
+            thread.join(120)
+    assert gc_pause._depth == 0
     before = gc.isenabled()
     yield
     gc.enable() if before else gc.disable()
