@@ -2,6 +2,7 @@
 
     python benchmarks/bench_memory.py                    # ~2.4 GB of weights (9 Gemm layers of 8192x8192)
     python benchmarks/bench_memory.py --layers 3 --cli   # ~0.8 GB, also through the CLI as shipped
+    python benchmarks/bench_memory.py --cli --checks     # also the CLI with its default checks
     python benchmarks/bench_memory.py --ratio 0.05       # the pruned model is above 2 GB too
 
 The model (a chain of Gemm + Relu, float32, external data) is written straight to disk one
@@ -17,6 +18,8 @@ bytes. The rows:
   and a streaming save with external data, in process;
 * ``graphprune prune --no-validate`` (``--cli``): the command as shipped (parameter and MAC
   counts included).
+* ``graphprune prune`` (``--checks``): the command with its default checks: the original's,
+  the oracle's and the pruned model's onnxruntime sessions (weights handed over as arrays).
 """
 from __future__ import annotations
 
@@ -120,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ratio", type=float, default=0.5, help="pruning ratio (default 0.5; 0.05 keeps the "
                         "output above 2 GB too)")
     parser.add_argument("--cli", action="store_true", help="also measure `graphprune prune --no-validate`")
+    parser.add_argument("--checks", action="store_true", help="also measure `graphprune prune` with its default "
+                        "checks (the original, its oracle and the pruned model run in onnxruntime)")
     parser.add_argument("--workdir", help="where to write the model (default: a temporary directory)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="graphprune-mem-", dir=args.workdir) as tmp:
@@ -135,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(("graphprune prune --no-validate", CLI.format(argv=["prune", str(model), "-o",
                                                                              str(folder / "cli.onnx"), "--ratio",
                                                                              str(args.ratio), "--no-validate"])))
+        if args.checks:
+            rows.append(("graphprune prune (default checks)", CLI.format(argv=["prune", str(model), "-o",
+                                                                                str(folder / "checked.onnx"),
+                                                                                "--ratio", str(args.ratio)])))
         print(f"{'run':<32} {'peak RSS':>10} {'x weights':>10} {'seconds':>8}")
         for label, command in rows:
             rss, seconds = peak_rss(command)
