@@ -255,8 +255,6 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
     ``False`` when its factors cannot be kept apart consistently."""
     if not any(s.is_part for s in comp_spaces):
         return None  # no axis of it is split into factors (most components): no index to build
-    if not any(s.is_part for s in comp_spaces):
-        return None  # no axis of it is split into factors (most components): no index to build
     comp = _Component(comp_spaces, links, sizes)
     if not comp.ties:
         return None

@@ -9,7 +9,7 @@ import logging
 import re
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -127,6 +127,15 @@ def make_session(model: onnx.ModelProto | Detached | bytes, *, exact: bool = Tru
         raise InvalidModelError(f"{label}: onnxruntime cannot load it: {first_line(exc)}") from exc
 
 
+def on_worker(name: str, fn, *args) -> Future:
+    """``fn(*args)`` on a new worker thread named ``name`` (the CLI recognises graphprune's workers by
+    their ``graphprune-`` prefix), which ends with it; its result in a Future."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
 class PendingSession:
     """A session being made on a worker thread (onnxruntime releases the GIL while it builds and
     runs one, so the caller's own work goes on beside it), with the ModelProto whose graph inputs
@@ -141,9 +150,7 @@ class PendingSession:
                  feeds: list[dict] | None = None, feeds_key: tuple | None = None, threads: int | None = None):
         self.model = model.proto if isinstance(model, Detached) else model
         self.label, self.feeds, self.feeds_key = label, feeds, feeds_key
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-session")
-        self._future = pool.submit(_make_and_run, model, exact, label, feeds or [], threads)
-        pool.shutdown(wait=False)  # the worker ends with its one task
+        self._future = on_worker("graphprune-session", _make_and_run, model, exact, label, feeds or [], threads)
 
     def result(self) -> ort.InferenceSession:
         return self._future.result()[0]

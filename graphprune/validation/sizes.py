@@ -25,7 +25,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -175,10 +175,10 @@ class PendingShapes:
             self._value = _remember(found.key, _choose(model, found))
         else:
             from .probe import numbered_bytes
+            from .runner import on_worker
 
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="graphprune-sizes")
-            self._future, self._key = pool.submit(_choose, model, found, numbered_bytes(model)), found.key
-            pool.shutdown(wait=False)  # the worker ends with its one task
+            self._future = on_worker("graphprune-sizes", _choose, model, found, numbered_bytes(model))
+            self._key = found.key
         #: True when the shapes were known without a worker (stays so after :meth:`result`)
         self.ready = self._future is None
 
@@ -199,12 +199,11 @@ class PendingShapes:
             except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the Future
                 out.set_exception(exc)
 
-        if self._future is None:
-            done: Future = Future()
-            done.set_result(self._value)
-            run(done)
-        else:
-            self._future.add_done_callback(run)
+        source = self._future
+        if source is None:  # known already: ``run`` is called at once, here
+            source = Future()
+            source.set_result(self._value)
+        source.add_done_callback(run)
         return out
 
 
