@@ -38,7 +38,12 @@ class Use:
 class GraphIndex:
     """Name-based index of the main graph of an ``onnx_ir.Model``."""
 
-    def __init__(self, model: ir.Model, shapes: dict | None = None, strict_initializer_inputs: bool = False):
+    def __init__(self, model: ir.Model, shapes: dict | None = None, strict_initializer_inputs: bool = False,
+                 skeleton: onnx.ModelProto | None = None):
+        """``shapes``: the tensor shapes of this graph, when known (else inferred here); ``skeleton``:
+        its weight-less ModelProto, when one was made already (the bytes of ``to_proto(model,
+        tensors="skeleton")``, e.g. :func:`graph.proto.weightless_copy` of the proto an unchanged
+        graph was read from); it is read, never modified."""
         # many small objects (uses, names, the skeleton, shapes), no cycles: see graph.gc_pause
         with gc_paused():
             self.model = model
@@ -70,9 +75,10 @@ class GraphIndex:
             self._cached_bytes = 0
             #: the weight-less ModelProto shape inference ran on (None when ``shapes`` were given): the
             #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
-            self.skeleton: onnx.ModelProto | None = None
+            self.skeleton: onnx.ModelProto | None = skeleton
             if shapes is None:
-                self.skeleton = to_proto(model, tensors="skeleton")
+                if self.skeleton is None:
+                    self.skeleton = to_proto(model, tensors="skeleton")
                 shapes = skeleton_shapes(self.skeleton)
             self._shapes = shapes
 

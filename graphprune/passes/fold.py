@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import onnx_ir as ir
 
-from ..graph.shapes import infer_shapes
+from ..graph.model import to_proto
+from ..graph.proto import weightless_copy
+from ..graph.shapes import skeleton_shapes
 from .base import FixpointPass
 from .cleanup import CleanupPass
 from .fold_affine import FoldAffinePass, FoldedNode
@@ -47,12 +49,14 @@ class FoldResult:
     batchnorm_before: int = 0
     batchnorm_after: int = 0
     notes: list[str] = field(default_factory=list)
+    #: when nothing was folded or normalized: the weight-less ModelProto and the tensor shapes the
+    #: folds were looked for with (those of the graph as returned; an analysis need not infer them again)
+    skeleton: object = None
+    shapes: dict | None = None
 
     @property
     def model(self):
         """The folded model as an ``onnx.ModelProto`` (``graph`` is the editable graph itself)."""
-        from ..graph.model import to_proto
-
         return to_proto(self.graph)
 
     @property
@@ -92,8 +96,10 @@ class FoldResult:
         }
 
 
-def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldResult, strict: bool) -> None:
-    shapes = infer_shapes(model)  # once: folds keep the shapes of every surviving tensor
+def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldResult, strict: bool,
+                 skeleton) -> None:
+    skeleton = to_proto(model, tensors="skeleton") if skeleton is None else skeleton
+    shapes = skeleton_shapes(skeleton)  # once: folds keep the shapes of every surviving tensor
     passes = (([FoldBatchNormPass(shapes, strict)] if batchnorm else [])
               + ([FoldAffinePass(batchnorm, shapes, strict)] if affine else []))
     outcome = FixpointPass(passes, max_rounds=MAX_ROUNDS)(model)
@@ -103,16 +109,21 @@ def _fold_rounds(model: ir.Model, batchnorm: bool, affine: bool, result: FoldRes
         if batchnorm:  # the BatchNorm pass runs first in every round: its last word stands
             result.skipped = list(round_.parts[0].skipped)
     result.modified |= outcome.modified
+    if not result.modified:
+        result.skeleton, result.shapes = skeleton, shapes
 
 
 def fold(model: ir.Model, *, inplace: bool = True, batchnorm: bool = True, affine: bool = True,
-         cleanup: bool = True, strict_initializer_inputs: bool = False) -> FoldResult:
+         cleanup: bool = True, strict_initializer_inputs: bool = False, source=None) -> FoldResult:
     """Fold BatchNormalization and per-channel Mul/Add/Sub/Div into neighbouring linear nodes.
 
     Mutates ``model`` (and returns it as ``result.model``) unless ``inplace=False``, in which
     case a copy is folded. ``batchnorm``/``affine``/``cleanup`` switch the stages off;
     ``batchnorm=False`` also keeps every BatchNormalization's parameters unchanged (the affine
     stage neither folds through a BN nor into one), for importance that reads BN statistics.
+    ``source``: the ``onnx.ModelProto`` that ``model`` was read from, unchanged since; when
+    normalizing changes nothing, shapes are inferred on a weight-less copy of it (same bytes as
+    serializing the graph, made faster).
     """
     if not inplace:
         from ..graph.model import copy_model
@@ -122,10 +133,13 @@ def fold(model: ir.Model, *, inplace: bool = True, batchnorm: bool = True, affin
     prepared = normalize(model)
     result.modified |= prepared.modified
     result.notes += prepared.notes
-    _fold_rounds(model, batchnorm, affine, result, strict_initializer_inputs)
+    skeleton = weightless_copy(source) if source is not None and inplace and not prepared.modified else None
+    _fold_rounds(model, batchnorm, affine, result, strict_initializer_inputs, skeleton)
     if cleanup:
         cleaned = CleanupPass()(model)
         result.modified |= cleaned.modified
+        if cleaned.modified:
+            result.skeleton = result.shapes = None
         result.notes += cleaned.notes
     result.batchnorm_after = count_batchnorm(model)
     log.info("folded %d BatchNormalization and %d affine nodes", result.folded_batchnorm, result.folded_affine)

@@ -12,5 +12,7 @@ def prepare(source: Source, options: Options) -> Prepared:
         return Prepared(source, model, None, unchanged=not normalize(model).modified)
     from ..passes.fold import fold
 
-    result = fold(model, strict_initializer_inputs=options.strict_initializer_inputs)  # normalizes first
-    return Prepared(source, result.graph, result, unchanged=not result.modified)
+    result = fold(model, strict_initializer_inputs=options.strict_initializer_inputs,  # normalizes first
+                  source=source.proto)
+    return Prepared(source, result.graph, result, unchanged=not result.modified, skeleton=result.skeleton,
+                    shapes=result.shapes)

@@ -51,6 +51,10 @@ class Prepared:
     fold: object = None  # FoldResult
     #: no pass modified the graph: it is the source's graph as given (counted once, see pipeline.costs)
     unchanged: bool = False
+    #: the weight-less ModelProto and tensor shapes of ``model`` when prepare made them (to look for
+    #: folds) and left the graph unchanged: the analysis reads them instead of inferring again
+    skeleton: onnx.ModelProto | None = None
+    shapes: dict | None = None
 
 
 @dataclass(frozen=True)

@@ -390,8 +390,10 @@ def block_pairs(count: int, width: int) -> np.ndarray:
 
 
 def offset_pairs(count: int, offset: int) -> np.ndarray:
-    a = np.arange(count, dtype=np.int64)
-    return np.stack([a, a + offset], axis=1)
+    pairs = np.empty((count, 2), dtype=np.int64)  # [c, c + offset] (np.stack costs more on short axes)
+    pairs[:, 0] = np.arange(count, dtype=np.int64)
+    pairs[:, 1] = pairs[:, 0] + offset
+    return pairs
 
 
 def normalize_axis(axis: int, rank: int) -> int:

@@ -14,6 +14,8 @@ then the part of stride 1 and size 4 of the axis of ``4*B`` positions.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .base import FixUp, Link, RuleContext, RuleResult, Space
@@ -67,8 +69,8 @@ def refine(din: list, dout: list):
     if any(f[1] for f in fin[1:]) or any(f[1] for f in fout[1:]) or fin[0][1] != fout[0][1]:
         return None
     nin, nout = [f[0] for f in fin], [f[0] for f in fout]
-    total = int(np.prod(nin, dtype=np.int64))
-    if total != int(np.prod(nout, dtype=np.int64)) or total == 0:
+    total = math.prod(nin)
+    if total != math.prod(nout) or total == 0:
         return None
     bounds = sorted(set(_suffix_products(nin)) | set(_suffix_products(nout)))
     if any(high % low for low, high in zip(bounds, bounds[1:])):
