@@ -390,10 +390,7 @@ def block_pairs(count: int, width: int) -> np.ndarray:
 
 
 def offset_pairs(count: int, offset: int) -> np.ndarray:
-    pairs = np.empty((count, 2), dtype=np.int64)  # [c, c + offset] (np.stack costs more on short axes)
-    pairs[:, 0] = np.arange(count, dtype=np.int64)
-    pairs[:, 1] = pairs[:, 0] + offset
-    return pairs
+    return np.arange(count, dtype=np.int64)[:, None] + np.array([0, offset], dtype=np.int64)  # [c, c + offset]
 
 
 def normalize_axis(axis: int, rank: int) -> int:
