@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import networkx as nx
 import onnx
@@ -274,33 +275,35 @@ def _factoring_spaces(raw: dict, key: tuple) -> set[Space]:
 def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group], set[Space]]:
     """Groups of every component (one per family of factors where axes are split), and the
     spaces of components whose factors could not be kept apart."""
-    graph = nx.Graph()
-    graph.add_nodes_from(flood.discovered)
+    discovered = flood.discovered
+    links_by_space: dict[Space, list[Link]] = {}  # the links of a reached space (both ends are reached)
     for link in flood.links:
-        if link.a in flood.discovered:
-            graph.add_edge(link.a, link.b)
+        if link.a in discovered:
+            links_by_space.setdefault(link.a, []).append(link)
+    graph = nx.Graph()
+    graph.add_nodes_from(discovered)
+    graph.add_edges_from((link.a, link.b) for links in links_by_space.values() for link in links)
     graph.add_edges_from(flood.ties())
     markers = {s: role for info in infos.values() if info.result is not None for s, role in info.result.heads.items()}
-    links_by_space: dict[Space, list[Link]] = {}
-    for link in flood.links:
-        links_by_space.setdefault(link.a, []).append(link)
     groups: list[Group] = []
     failed: set[Space] = set()
-    for comp in sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0]):
-        comp_set = set(comp)
-        links = [lk for s in comp for lk in links_by_space.get(s, ()) if lk.b in comp_set]
-        sizes = {s: flood.size(s) for s in comp}
+    for comp in sorted((sorted(c) for c in nx.connected_components(graph)), key=itemgetter(0)):
+        links = [lk for s in comp for lk in links_by_space.get(s, ())]
         parts = None
-        if all(isinstance(v, int) for v in sizes.values()):
-            parts = partition_component(comp, links, sizes, markers)
+        if any(s.is_part for s in comp):  # else no axis of it is split into factors (most components)
+            sizes = {s: flood.size(s) for s in comp}
+            if all(isinstance(v, int) for v in sizes.values()):
+                parts = partition_component(comp, links, sizes, markers)
         if parts is False:
-            failed |= comp_set
+            failed.update(comp)
             continue
         if parts is None:
-            made = [maker.whole(len(groups), comp, links)]
-        else:
-            made = []
-            for part in sorted(parts, key=lambda p: (KINDS.index(p.kind), p.spaces[0])):
-                made.append(maker.partition(len(groups) + len([m for m in made if m is not None]), part))
-        groups.extend(g for g in made if g is not None)
+            group = maker.whole(len(groups), comp, links)
+            if group is not None:
+                groups.append(group)
+            continue
+        for part in sorted(parts, key=lambda p: (KINDS.index(p.kind), p.spaces[0])):
+            group = maker.partition(len(groups), part)  # ids count the groups made so far
+            if group is not None:
+                groups.append(group)
     return groups, failed

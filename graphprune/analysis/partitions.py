@@ -55,25 +55,25 @@ class _Component:
         self.index = {s: i for i, s in enumerate(comp)}
         self.links = links
         self.ties = [(self.index[s.whole], i) for i, s in enumerate(comp) if s.is_part and s.whole in self.index]
-        ends = np.array([(self.index[lk.a], self.index[lk.b]) for lk in links], dtype=np.int64).reshape(-1, 2)
-        labels = component_labels(len(comp), ends[:, 0], ends[:, 1])
+        self.ends = np.array([(self.index[lk.a], self.index[lk.b]) for lk in links], dtype=np.int64).reshape(-1, 2)
+        labels = component_labels(len(comp), self.ends[:, 0], self.ends[:, 1])
         _, self.region = np.unique(labels, return_inverse=True)
         self.n_regions = int(self.region.max()) + 1 if len(comp) else 0
+        region = self.region.tolist()
         self.members: list[list[int]] = [[] for _ in range(self.n_regions)]
-        for i, r in enumerate(self.region):
+        for i, r in enumerate(region):
             self.members[r].append(i)
         self.region_links: list[list[int]] = [[] for _ in range(self.n_regions)]
-        for k, (a, _) in enumerate(ends):
-            self.region_links[self.region[a]].append(k)
+        for k, a in enumerate(self.ends[:, 0].tolist()):
+            self.region_links[region[a]].append(k)
         self.parents: list[set] = [set() for _ in range(self.n_regions)]
         self.children: list[set] = [set() for _ in range(self.n_regions)]
-        self.region_ties: list[list[tuple]] = [[] for _ in range(self.n_regions)]
         for w, p in self.ties:
-            self.parents[self.region[p]].add(int(self.region[w]))
-            self.children[self.region[w]].add(int(self.region[p]))
-            self.region_ties[self.region[p]].append((w, p))
+            self.parents[region[p]].add(region[w])
+            self.children[region[w]].add(region[p])
         self.leaves = [r for r in range(self.n_regions) if not self.children[r]]
-        self._edges: dict[int, list[tuple]] = {}
+        self.size_array = np.array(self.sizes, dtype=np.int64)
+        self._edges: tuple | None = None
 
     def tiled(self) -> bool:
         """The parts of every whole are its digits: strides 1, n1, n1*n2... up to its size (two
@@ -123,66 +123,107 @@ class _Component:
                     stack.append(parent)
         return out
 
-    def region_edges(self, region: int) -> list[tuple]:
-        """(space a, space b, positions in a, positions in b) of the links and ties of ``region``
-        (made once: every partition whose closure holds the region reads them)."""
-        edges = self._edges.get(region)
-        if edges is None:
-            edges = self._edges[region] = []
-            for k in self.region_links[region]:
-                lk = self.links[k]
-                ia, ib = self.index[lk.a], self.index[lk.b]
-                if lk.pairs is None:
-                    p = np.arange(self.sizes[ia], dtype=np.int64)
-                    edges.append((ia, ib, p, p))
-                else:
-                    edges.append((ia, ib, lk.pairs[:, 0], lk.pairs[:, 1]))
-            for w, p in self.region_ties[region]:
-                edges.append((w, p, np.arange(self.sizes[w], dtype=np.int64),
-                              part_coordinates(self.sizes[w], self.spaces[p].part)))
-        return edges
+    def edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """The position edges of every link and tie as columns (space a, position in a, space b,
+        position in b) of a 4 x edges array, sorted by region (a tie is in the region of its
+        part), and where the edges of each region start in it (``n_regions + 1`` bounds)."""
+        if self._edges is None:
+            identity = np.array([lk.pairs is None for lk in self.links], dtype=bool)
+            same, paired = self.ends[identity], [lk.pairs for lk in self.links if lk.pairs is not None]
+            n_same, n_paired = self.size_array[same[:, 0]], np.array([len(pp) for pp in paired], dtype=np.int64)
+            same_pos = _ranges(np.zeros(len(same), np.int64), n_same)
+            pairs = np.concatenate(paired).astype(np.int64) if paired else np.zeros((0, 2), np.int64)
+            ties = np.array(self.ties, dtype=np.int64).reshape(-1, 2)
+            steps = np.array([self.spaces[p].part for _, p in self.ties], dtype=np.int64).reshape(-1, 2)
+            n_ties = self.size_array[ties[:, 0]]
+            tie_pos = _ranges(np.zeros(len(ties), np.int64), n_ties)  # positions of the whole, and their digits
+            table = np.concatenate([
+                _edge_columns(same, n_same, same_pos, same_pos),
+                _edge_columns(self.ends[~identity], n_paired, pairs[:, 0], pairs[:, 1]),
+                _edge_columns(ties, n_ties, tie_pos,
+                              tie_pos // np.repeat(steps[:, 0], n_ties) % np.repeat(steps[:, 1], n_ties))], axis=1)
+            region = self.region[table[2]]  # a link's ends share its region; a tie's part decides
+            order = np.argsort(region, kind="stable")
+            self._edges = table[:, order], np.searchsorted(region[order], np.arange(self.n_regions + 1))
+        return self._edges
 
     def markers_of(self, region: int, markers: dict) -> set:
         return {markers.get(self.spaces[i]) for i in self.members[region]}
 
 
-def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[tuple[dict[int, np.ndarray], set[int]]]:
-    """For each set of leaves: the slot ids (-1: not reached) of every space in its closure, and
-    the closure.
+@dataclass
+class _Labelled:
+    """Slot ids (-1: not reached) of every space in the closure of one set of leaves, the spaces
+    with some position reached and with every position reached, and the closure."""
+
+    labels: dict[int, np.ndarray]
+    reached: set[int]
+    full: set[int]
+    closure: set[int]
+
+
+def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[_Labelled]:
+    """The slot ids of every space in the closure of each set of leaves.
 
     The partitions are labelled in one union-find: each gets its own block of vertices (the
     positions of every space in its closure), and no edge joins two blocks. A component's
     representative is its smallest vertex, which is also where it first occurs in its block, so
     numbering a block's components by representative numbers them in order of appearance."""
-    closures, blocks, rows, cols, leaf_rows = [], [], [], [], []
-    total = 0
-    for leaves in leaf_sets:
+    if not leaf_sets:
+        return []
+    closures, inside, edge_block, edge_regions, leaf_keys = [], [], [], [], []
+    n = len(comp.spaces)
+    for b, leaves in enumerate(leaf_sets):  # an instance is a space in a block, keyed b * n + space
         closure = comp.closure(leaves)
-        offset, start = {}, total
-        for i in sorted(i for r in closure for i in comp.members[r]):
-            offset[i] = total
-            total += comp.sizes[i]
-        for r in closure:
-            for ia, ib, pa, pb in comp.region_edges(r):
-                rows.append(pa + offset[ia])
-                cols.append(pb + offset[ib])
-        leaf_rows.extend(np.arange(offset[i], offset[i] + comp.sizes[i]) for r in leaves for i in comp.members[r])
         closures.append(closure)
-        blocks.append((offset, start))
-    roots = component_labels(total, np.concatenate(rows) if rows else np.zeros(0, np.int64),
-                             np.concatenate(cols) if cols else np.zeros(0, np.int64))
+        inside.append(sorted(i for r in closure for i in comp.members[r]))
+        edge_regions.extend(closure)
+        edge_block.extend([b] * len(closure))
+        leaf_keys.extend(b * n + i for r in leaves for i in comp.members[r])
+    counts = np.array([len(spaces) for spaces in inside], dtype=np.int64)
+    instances = np.concatenate([np.array(spaces, dtype=np.int64) for spaces in inside])
+    keys = np.repeat(np.arange(len(inside), dtype=np.int64) * n, counts) + instances  # ascending
+    sizes = comp.size_array[instances]
+    starts = np.cumsum(sizes) - sizes  # first vertex of each instance
+    total = int(sizes.sum())
+    table, bounds = comp.edges()
+    regions = np.array(edge_regions, dtype=np.int64)
+    n_edges = bounds[regions + 1] - bounds[regions]
+    edges = table[:, _ranges(bounds[regions], n_edges)]
+    block = np.repeat(np.array(edge_block, dtype=np.int64) * n, n_edges)
+    roots = component_labels(total, starts[np.searchsorted(keys, block + edges[0])] + edges[1],
+                             starts[np.searchsorted(keys, block + edges[2])] + edges[3])
+    leaf = np.searchsorted(keys, np.array(leaf_keys, dtype=np.int64))
     reaches_leaf = np.zeros(total, dtype=bool)  # roots are vertex ids: mark those the leaves reach
-    reaches_leaf[roots[np.concatenate(leaf_rows)]] = True
+    reaches_leaf[roots[_ranges(starts[leaf], sizes[leaf])]] = True
     covered = reaches_leaf[roots]
-    dense = np.full(total, -1, dtype=np.int64)
     reached_roots, inverse = np.unique(roots[covered], return_inverse=True)
-    dense[covered] = inverse
+    firsts = np.cumsum(counts) - counts  # first instance of each block
+    block_of = np.repeat(np.arange(len(inside)), np.add.reduceat(sizes, firsts))  # each vertex's block
+    dense = np.full(total, -1, dtype=np.int64)
+    dense[covered] = inverse - np.searchsorted(reached_roots, starts[firsts])[block_of[covered]]  # per block
+    counted = np.concatenate(([0], np.cumsum(covered)))  # reached vertices before each vertex
+    n_reached = (counted[starts + sizes] - counted[starts]).tolist()
     out = []
-    for k, ((offset, start), closure) in enumerate(zip(blocks, closures)):
-        block = dense[start:blocks[k + 1][1] if k + 1 < len(blocks) else total]
-        block[block >= 0] -= np.searchsorted(reached_roots, start)  # the components of the blocks before
-        out.append(({i: dense[at:at + comp.sizes[i]] for i, at in offset.items()}, closure))
+    for b, (spaces, closure) in enumerate(zip(inside, closures)):
+        lo = int(firsts[b])
+        at, sz = starts[lo:lo + len(spaces)].tolist(), sizes[lo:lo + len(spaces)].tolist()
+        hit = n_reached[lo:lo + len(spaces)]
+        out.append(_Labelled({i: dense[a:a + z] for i, a, z in zip(spaces, at, sz)},
+                             {i for i, h in zip(spaces, hit) if h}, {i for i, h, z in zip(spaces, hit, sz) if h == z},
+                             closure))
     return out
+
+
+def _edge_columns(ends: np.ndarray, counts: np.ndarray, pos_a: np.ndarray, pos_b: np.ndarray) -> np.ndarray:
+    """Columns (space a, position in a, space b, position in b): ``counts[k]`` edges for the k-th
+    pair of ``ends``, their positions one pair after another in ``pos_a`` and ``pos_b``."""
+    return np.stack([np.repeat(ends[:, 0], counts), pos_a, np.repeat(ends[:, 1], counts), pos_b])
+
+
+def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The integers ``start, start + 1, ... start + size - 1`` of every (start, size), one after another."""
+    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
 
 
 def _is_function_of(labels: np.ndarray, coords: np.ndarray) -> bool:
@@ -195,32 +236,27 @@ def _is_function_of(labels: np.ndarray, coords: np.ndarray) -> bool:
     return keys.size == np.unique(co).size
 
 
-def _reached(lab) -> bool:
-    return lab is not None and bool((lab >= 0).any())
-
-
-def _merges(comp: _Component, labels: dict) -> list[tuple] | None:
+def _merges(comp: _Component, labelled: dict[int, _Labelled]) -> list[tuple] | None:
     """Pairs of partitions to merge so that every whole and every space is covered consistently;
     None when that cannot be reached."""
     holders: dict[int, list[int]] = {}
-    for pid, lab in labels.items():
-        for i in lab:
+    for pid, lab in labelled.items():
+        for i in lab.labels:
             holders.setdefault(i, []).append(pid)
     merges = []
     by_whole: dict[int, list[int]] = {}
     for w, p in comp.ties:
         by_whole.setdefault(w, []).append(p)
     for w, plist in by_whole.items():
-        covering = {j: {pid for pid in holders.get(j, ()) if _reached(labels[pid][j])} for j in plist}
+        covering = {j: {pid for pid in holders.get(j, ()) if j in labelled[pid].reached} for j in plist}
         for pid in holders.get(w, ()):
-            lab = labels[pid][w]
             own = [j for j in plist if pid in covering[j]]
-            if not _reached(lab) or len(own) == 1:
+            if w not in labelled[pid].reached or len(own) == 1:
                 continue
             if own:
                 return None  # one slot holds several factors of this whole
             target = next((j for j in plist if _is_function_of(
-                lab, part_coordinates(comp.sizes[w], comp.spaces[j].part))), None)
+                labelled[pid].labels[w], part_coordinates(comp.sizes[w], comp.spaces[j].part))), None)
             if target is None:
                 return None
             merges.extend((pid, other) for other in covering[target])
@@ -228,11 +264,11 @@ def _merges(comp: _Component, labels: dict) -> list[tuple] | None:
         return merges
     for i, pids in holders.items():
         for pid in pids:
-            reached = labels[pid][i] >= 0
-            if reached.all() or not reached.any():
+            if i in labelled[pid].full or i not in labelled[pid].reached:
                 continue
-            rest = [q for q in pids if q != pid and _reached(labels[q][i])
-                    and not (reached & (labels[q][i] >= 0)).any()]
+            reached = labelled[pid].labels[i] >= 0
+            rest = [q for q in pids if q != pid and i in labelled[q].reached
+                    and not (reached & (labelled[q].labels[i] >= 0)).any()]
             if not rest:
                 return None
             merges.extend((pid, q) for q in rest)
@@ -268,7 +304,7 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
             x = root[x]
         return x
 
-    known: dict[frozenset, tuple] = {}  # leaves -> _labels: a partition no merge touched keeps its labels
+    known: dict[frozenset, _Labelled] = {}  # leaves -> their labels: a partition no merge touched keeps its labels
     for _ in range(len(comp.leaves) + 1):
         sets: dict[int, list[int]] = {}
         for leaf in comp.leaves:
@@ -276,23 +312,23 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
         parts = {pid: frozenset(ls) for pid, ls in enumerate(sorted(sets.values(), key=min))}
         missing = [leaves for leaves in parts.values() if leaves not in known]
         known.update(zip(missing, _labels(comp, missing)))
-        computed = {pid: known[leaves] for pid, leaves in parts.items()}
-        labels = {pid: lab for pid, (lab, _) in computed.items()}
-        merges = _merges(comp, labels)
+        labelled = {pid: known[leaves] for pid, leaves in parts.items()}
+        merges = _merges(comp, labelled)
         if merges is None:
             return False
         if not merges:
-            return [_partition(comp, parts[pid], labels[pid], computed[pid][1], markers) for pid in parts]
+            return [_partition(comp, parts[pid], labelled[pid], markers) for pid in parts]
         for a, b in merges:
             root[find(min(parts[a]))] = find(min(parts[b]))
     return False
 
 
-def _partition(comp: _Component, leaves, labels: dict, closure: set, markers: dict) -> Partition:
-    full = [i for i in sorted(labels) if (labels[i] >= 0).all()]
+def _partition(comp: _Component, leaves, labelled: _Labelled, markers: dict) -> Partition:
+    full = sorted(labelled.full)
+    labels = labelled.labels
     n_slots = max((int(labels[i].max()) + 1 for i in full), default=0)
     inside = {comp.spaces[i] for i in full}
-    links = [comp.links[k] for r in closure for k in comp.region_links[r]
+    links = [comp.links[k] for r in labelled.closure for k in comp.region_links[r]
              if comp.links[k].a in inside and comp.links[k].b in inside]
     return Partition([comp.spaces[i] for i in full], {comp.spaces[i]: labels[i] for i in full}, n_slots, links,
                      _kind(comp, leaves, markers), frozenset(leaves))
