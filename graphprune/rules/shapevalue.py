@@ -14,7 +14,7 @@ The evaluator is iterative over the producing subgraph and memoised.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -27,8 +27,10 @@ MAX_ELEMENTS = 64
 SIZE_OPS = frozenset({"Shape", "Size"})
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One element of a small integer tensor (a named tuple: the analysis makes one per element of
+    every shape vector a rule reads, and a frozen dataclass costs three times as much to make)."""
+
     value: int | None
     source: tuple | None
     #: the (tensor, axis) sizes this value depends on (a copy or any arithmetic of them)
@@ -98,7 +100,7 @@ class ShapeValues:
         else:
             arr = self.index.array(name)
             small = arr.dtype.kind in "iu" and arr.ndim <= 1 and arr.size <= MAX_ELEMENTS
-            ints = self._ints[name] = tuple(int(v) for v in arr.reshape(-1)) if small else None
+            ints = self._ints[name] = tuple(arr.reshape(-1).tolist()) if small else None
         if ints is None:
             return None
         node, idx = use if use else (None, None)
