@@ -86,9 +86,8 @@ def space_size(shape, space: Space):
     return shape[space.axis]
 
 
-@dataclass(frozen=True)
-class Link:
-    """Positions of ``a`` and ``b`` that must be removed together.
+class Link(NamedTuple):
+    """Positions of ``a`` and ``b`` that must be removed together (a named tuple, made often).
 
     ``pairs`` is an int64 array of shape (k, 2): position in ``a``, position in ``b``.
     ``None`` means identity (the spaces have equal size and position i is position i).
