@@ -252,12 +252,17 @@ def checker_copy(model: onnx.ModelProto) -> onnx.ModelProto:
     copy_fields(model.graph, light.graph, skip=("initializer",))
     declared = {i.name for i in model.graph.input}
     for t in model.graph.initializer:
-        small = element_count(t.dims) <= CHECKER_KEEP_ELEMENTS and t.data_location != onnx.TensorProto.EXTERNAL
-        if small:
+        if checker_keeps(element_count(t.dims), t.data_location == onnx.TensorProto.EXTERNAL):
             light.graph.initializer.add().CopyFrom(t)
         elif t.name not in declared:
             light.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     return light
+
+
+def checker_keeps(count: int, external: bool) -> bool:
+    """Whether :func:`checker_copy` keeps an initializer of ``count`` elements (with its values);
+    the others become typed graph inputs."""
+    return count <= CHECKER_KEEP_ELEMENTS and not external
 
 
 def _first_line(exc: Exception) -> str:
@@ -270,9 +275,10 @@ def _first_line(exc: Exception) -> str:
     return text or type(exc).__name__
 
 
-def run_checker(model: onnx.ModelProto, where: str) -> None:
-    """``onnx.checker.check_model(full_check=True)`` on :func:`checker_copy`; one-line error."""
-    light = checker_copy(model)
+def run_checker(model: onnx.ModelProto | bytes, where: str) -> None:
+    """``onnx.checker.check_model(full_check=True)`` on :func:`checker_copy`; one-line error.
+    ``model`` may be the checker's copy already, serialized (bytes)."""
+    light = model if isinstance(model, bytes) else checker_copy(model)
     try:
         onnx.checker.check_model(light, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:

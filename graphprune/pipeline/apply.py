@@ -12,6 +12,11 @@ repair as the model finally written.
 """
 from __future__ import annotations
 
+import math
+
+import onnx
+import onnx_ir as ir
+
 from ..errors import GraphPruneError, PruningError
 from ..graph.gc_pause import gc_paused
 from ..oracle import zeroed
@@ -41,7 +46,7 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
         before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     with gc_paused():  # surgery and the checker's copy: many small objects, no cycles (graph.gc_pause)
         changed = apply_removal(model, analysis, removed)
-        skeleton = _check_pruned(model, analyzed.prepared.source.proto)
+        skeleton = _check_pruned(model, analyzed.prepared.source.proto, options.count_macs)
     after = safe_cost(model, options.input_shapes, skeleton=skeleton) if options.count_macs else None
     return Pruned(model, analysis, removed, changed,
                   before.params if before else None, after.params if after else None,
@@ -75,24 +80,55 @@ def _repair(analyzed: Analyzed, removed: dict, compensation, options: Options, f
     return report, state.analysis, state.removed
 
 
-def _check_pruned(model, source):
+def _check_pruned(model, source, counted: bool):
     """The ONNX checker on the pruned model, unless the model as given fails it too (onnxruntime's
     own ops registered in the ONNX domain, such as SimplifiedLayerNormalization, fail it).
-    Returns the weight-less proto it checked (the pruned model's counts read it again)."""
-    from ..graph.model import to_proto
+    Returns the weight-less proto the pruned model's counts read when ``counted`` (to_proto's
+    skeleton), else None."""
+    from ..graph.model import tensor_into, to_proto
     from ..input_checks import run_checker
 
-    skeleton = to_proto(model, tensors="skeleton")
-    try:  # big weights become typed graph inputs in the checker's copy: a skeleton is enough
-        run_checker(skeleton, "pruned model")
+    frame = to_proto(model, tensors="none")
+    try:  # big weights become typed graph inputs in the checker's copy: no weight is serialized
+        run_checker(frame.SerializeToString() + _checker_weights(model, frame).SerializeToString(), "pruned model")
     except GraphPruneError as exc:
         try:
             run_checker(source, "model")
         except GraphPruneError:
-            return skeleton  # the checker rejects the original already: nothing to compare against
-        raise PruningError(f"internal error: the pruned model fails the ONNX checker ({exc}); "
-                           "nothing was written") from exc
-    return skeleton
+            pass  # the checker rejects the original already: nothing to compare against
+        else:
+            raise PruningError(f"internal error: the pruned model fails the ONNX checker ({exc}); "
+                               "nothing was written") from exc
+    if not counted:
+        return None
+    for name, value in model.graph.initializers.items():
+        tensor_into(frame.graph.initializer.add(), value.const_value, name, skeleton=True)
+    return frame
+
+
+def _checker_weights(model: ir.Model, frame: onnx.ModelProto) -> onnx.ModelProto:
+    """What :func:`~graphprune.input_checks.checker_copy` adds to ``frame`` (``model`` without
+    initializers): a model whose graph holds the initializers the checker keeps and declares the
+    others as graph inputs, read off the tensors without writing a skeleton first. Serialized after
+    ``frame``, it reads as the checker's copy: protobuf merges a message field given twice,
+    appending repeated fields (the graph's inputs after ``frame``'s, as ``checker_copy`` has them)."""
+    from ..graph.model import tensor_into
+    from ..input_checks import checker_keeps
+
+    extra = onnx.ModelProto()
+    declared = {i.name for i in frame.graph.input}
+    for name, value in model.graph.initializers.items():
+        tensor = value.const_value
+        raw = tensor.raw if isinstance(tensor, ir.TensorProtoTensor) else None
+        dims = tuple(raw.dims) if raw is not None else tuple(tensor.shape.numpy())
+        external = isinstance(tensor, ir.ExternalTensor) or (
+            raw is not None and raw.data_location == onnx.TensorProto.EXTERNAL)
+        if checker_keeps(math.prod(dims), external):
+            tensor_into(extra.graph.initializer.add(), tensor, name)
+        elif name not in declared:
+            dtype = raw.data_type if raw is not None else tensor.dtype.value
+            extra.graph.input.append(onnx.helper.make_tensor_value_info(name, dtype, list(dims)))
+    return extra
 
 
 def layer_channels(analysis, changed: dict) -> list[dict]:

@@ -64,7 +64,7 @@ def decision_costs(prepared, analysis, input_shapes) -> tuple[CostModel | None, 
     costs, skeleton, bound = made
     if bound and prepared.unchanged:
         try:
-            return costs, Cost(sum(node_params(skeleton, costs.infos)), int(sum(costs.node_base)))
+            return costs, Cost(sum(node_params(skeleton, costs.infos, costs.names)), int(sum(costs.node_base)))
         except Exception as exc:  # noqa: BLE001 - counts are informative; never fail a prune on them
             log.warning("MAC count unavailable: %s", exc)
             return costs, None
@@ -76,16 +76,18 @@ def _analysed_costs(model: ir.Model, analysis, input_shapes) -> tuple[CostModel,
     when shapes are unknown."""
     from ..graph.model import to_proto
     from ..profiling.shapes import known_infos, tensor_infos
+    from ..profiling.tensors import graph_names
 
     try:
         skeleton = analysis.index.skeleton if analysis.index.model is model else None
         if skeleton is None:
             skeleton = to_proto(model, tensors="skeleton")
-        infos, _ = known_infos(skeleton, input_shapes, analysis.index.shapes)
+        names = graph_names(skeleton)  # read once for shapes, MACs and parameters
+        infos, _ = known_infos(skeleton, input_shapes, analysis.index.shapes, names)
         bound = infos is not None
         if not bound:  # inference on fixed input shapes (the analysis' shapes were tried just now)
-            infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model))
-        return CostModel(skeleton, analysis, infos), skeleton, bound
+            infos, _ = tensor_infos(skeleton, input_shapes, lambda: to_proto(model), names=names)
+        return CostModel(skeleton, analysis, infos, names), skeleton, bound
     except GraphPruneError:
         raise
     except Exception as exc:  # noqa: BLE001 - predictions are informative unless a target needs them

@@ -19,7 +19,7 @@ import onnx
 from ..analysis.types import Analysis
 from ..profiling.counts import _WEIGHT_TYPES
 from ..profiling.macs import node_macs
-from ..profiling.tensors import TensorInfo
+from ..profiling.tensors import GraphNames, TensorInfo, graph_names
 
 
 @dataclass(frozen=True)
@@ -34,18 +34,22 @@ class Cost:
 class CostModel:
     """Parameters and MACs of ``model`` (the analysed object) after removing slots."""
 
-    def __init__(self, model: onnx.ModelProto, analysis: Analysis, infos: Mapping[str, TensorInfo]):
+    def __init__(self, model: onnx.ModelProto, analysis: Analysis, infos: Mapping[str, TensorInfo],
+                 names: GraphNames | None = None):
         """``model``: the analysed model as a proto (a weight-less skeleton will do); ``infos``:
-        the concrete shape of every tensor (:func:`graphprune.profiling.shapes.tensor_infos`)."""
+        the concrete shape of every tensor (:func:`graphprune.profiling.shapes.tensor_infos`);
+        ``names``: ``model``'s :func:`~graphprune.profiling.tensors.graph_names` when read already."""
         self.analysis = analysis
         self.infos = dict(infos)
-        self.nodes = list(model.graph.node)
+        self.names = names = names or graph_names(model)
+        self.nodes = names.nodes
         self.groups = {g.id: g for g in analysis.groups}
-        read = {name for node in self.nodes for name in node.input if name}
-        self.weights = {t.name for t in model.graph.initializer if t.data_type in _WEIGHT_TYPES and t.name in read}
+        read = names.read()
+        self.weights = {name for name, (_, _, elem) in names.initializers.items()
+                        if elem in _WEIGHT_TYPES and name in read}
         self.touching: dict[str, list[int]] = {}
-        for i, node in enumerate(self.nodes):
-            for name in list(node.input) + list(node.output):
+        for i, (inputs, outputs) in enumerate(zip(names.inputs, names.outputs)):
+            for name in inputs + outputs:
                 if name:
                     self.touching.setdefault(name, []).append(i)
         self.node_base = [node_macs(n, self.infos) or 0 for n in self.nodes]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import onnx
 
 from .macs import node_macs
+from .tensors import GraphNames, graph_names
 
 _WEIGHT_TYPES = frozenset({
     onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
@@ -54,46 +55,49 @@ def _constant_value_size(node: onnx.NodeProto) -> tuple[int, int] | None:
     return None
 
 
-def _constant_tensors(model: onnx.ModelProto, infos: dict | None) -> tuple[set[str], dict[str, int]]:
+def _constant_tensors(names: GraphNames, infos: dict | None) -> tuple[set[str], dict[str, int]]:
     """Every constant tensor, and the weight-typed ones with their element counts: initializers,
     and the outputs of nodes that only compute from constants (Constant, ConstantOfShape fills,
     casts and reshapes of weights...; sizes from ``infos`` when the node does not say)."""
     from ..passes.normalize import FOLDABLE_OPS
 
-    sizes = {t.name: (math.prod(t.dims), t.data_type) for t in model.graph.initializer}
-    for node in model.graph.node:
-        if node.op_type not in FOLDABLE_OPS or node.domain not in ("", "ai.onnx"):
+    sizes = {name: (count, elem) for name, (count, _, elem) in names.initializers.items()}
+    for i, op_type in enumerate(names.op_types):
+        if op_type not in FOLDABLE_OPS or names.domains[i] not in ("", "ai.onnx"):
             continue
-        if not all(not name or name in sizes for name in node.input):
+        if not all(not name or name in sizes for name in names.inputs[i]):
             continue
-        for name in node.output:
+        for name in names.outputs[i]:
             info = (infos or {}).get(name)
-            known = _constant_value_size(node) if node.op_type == "Constant" else None
+            known = _constant_value_size(names.nodes[i]) if op_type == "Constant" else None
             if known is None and info is not None:
                 known = (info.numel, info.elem_type)
             sizes[name] = known if known is not None else (0, 0)
     return set(sizes), {name: n for name, (n, elem) in sizes.items() if elem in _WEIGHT_TYPES}
 
 
-def node_params(model: onnx.ModelProto, infos: dict | None = None) -> list[int]:
+def node_params(model: onnx.ModelProto, infos: dict | None = None, names: GraphNames | None = None) -> list[int]:
     """Parameters of every node of the main graph, in graph order (see the module docstring):
     the one way graphprune counts parameters (``profile``, ``inspect`` and every summary).
 
     A parameter is an element of a weight-typed constant tensor (an initializer, or computed from
     constants only, such as a ConstantOfShape fill) that a computing node reads; it counts once,
     at its first such reader (a node computing constants from constants, such as the Reshape of a
-    weight by a constant shape, reads none: its output is the weight)."""
-    constants, weights = _constant_tensors(model, infos)
-    computing = [not (node.op_type == "Constant" or all(not n or n in constants for n in node.input)
-                      and any(o in weights for o in node.output)) for node in model.graph.node]
+    weight by a constant shape, reads none: its output is the weight). ``names``: ``model``'s
+    :func:`~graphprune.profiling.tensors.graph_names` when read already."""
+    names = names or graph_names(model)
+    constants, weights = _constant_tensors(names, infos)
     seen: set[str] = set()
     out = []
-    for node, counts in zip(model.graph.node, computing):
+    for op_type, inputs, outputs in zip(names.op_types, names.inputs, names.outputs):
         params = 0
-        for name in node.input if counts else ():
-            if name in weights and name not in seen:
-                seen.add(name)
-                params += weights[name]
+        fresh = [name for name in inputs if name in weights and name not in seen]
+        if fresh and not (op_type == "Constant" or all(not n or n in constants for n in inputs)
+                          and any(o in weights for o in outputs)):  # a computing node
+            for name in fresh:
+                if name not in seen:  # a weight read twice by one node counts once
+                    seen.add(name)
+                    params += weights[name]
         out.append(params)
     return out
 

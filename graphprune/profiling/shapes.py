@@ -18,7 +18,7 @@ from ..errors import GraphPruneError
 from ..graph import copy_without_weights, infer_shapes
 from ..validation.feeds import make_feeds, resolve_shapes
 from ..validation.runner import make_session, run_session
-from .tensors import TensorInfo, element_size  # noqa: F401 - re-exported
+from .tensors import GraphNames, TensorInfo, element_size, graph_names  # noqa: F401 - element_size re-exported
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,6 @@ def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]
     return known
 
 
-def _needed(model: onnx.ModelProto) -> set[str]:
-    names = set()
-    for node in model.graph.node:
-        names.update(node.input)
-        names.update(node.output)
-    names.discard("")  # an omitted optional input or output
-    return names
-
-
 def _runtime_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]], names: set[str]) -> dict[str, TensorInfo]:
     """Run the model once with ``names`` exposed as outputs (seeded random inputs)."""
     probe = onnx.ModelProto()
@@ -71,10 +62,12 @@ def _runtime_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]
     return out
 
 
-def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tuple[int, ...]]) -> dict | None:
+def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tuple[int, ...]],
+                names: GraphNames | None = None) -> dict | None:
     """Concrete shapes from ``known`` (tensor -> (shape, elem type), sizes or symbols, as
     :func:`graphprune.graph.shapes.infer_shapes` gives them) with the graph inputs' symbols bound
-    to ``inputs``; None unless every tensor the nodes read or write gets one this way."""
+    to ``inputs``; None unless every tensor the nodes read or write gets one this way. ``names``:
+    ``model``'s :func:`~graphprune.profiling.tensors.graph_names` when read already."""
     symbols: dict[str, int] = {}
     for name, concrete in inputs.items():
         shape = (known.get(name) or (None,))[0]
@@ -87,7 +80,7 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
                 return None
     infos = {}
     bound: dict[tuple, TensorInfo | None] = {}  # (shape with symbols, type) -> its info: many tensors share one
-    for name in _needed(model):
+    for name in (names or graph_names(model)).needed():
         entry = known.get(name)
         if entry is None or entry[0] is None:
             return None
@@ -101,33 +94,40 @@ def bound_infos(model: onnx.ModelProto, known: Mapping, inputs: Mapping[str, tup
     return infos
 
 
-def known_infos(model: onnx.ModelProto, input_shapes: Mapping | None,
-                known: Mapping | None) -> tuple[dict[str, TensorInfo] | None, dict]:
+def known_infos(model: onnx.ModelProto, input_shapes: Mapping | None, known: Mapping | None,
+                names: GraphNames | None = None) -> tuple[dict[str, TensorInfo] | None, dict]:
     """:func:`tensor_infos` from ``known`` shapes alone: (every tensor's info, or None when binding
     the input dims leaves one without a concrete shape; the resolved input shapes)."""
     inputs = resolve_shapes(model, input_shapes)
-    bound = bound_infos(model, known, inputs) if known is not None else None
+    if known is None:
+        return None, inputs
+    names = names or graph_names(model)
+    bound = bound_infos(model, known, inputs, names)
     if bound is not None:
-        for t in model.graph.initializer:
-            bound[t.name] = TensorInfo(tuple(t.dims), t.data_type)
+        bound.update(_initializer_infos(names))
     return bound, inputs
 
 
-def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None,
-                 runnable=None, known: Mapping | None = None) -> tuple[dict[str, TensorInfo], dict]:
+def _initializer_infos(names: GraphNames) -> dict[str, TensorInfo]:
+    return {name: TensorInfo(dims, elem) for name, (_, dims, elem) in names.initializers.items()}
+
+
+def tensor_infos(model: onnx.ModelProto, input_shapes: Mapping | None = None, runnable=None,
+                 known: Mapping | None = None, names: GraphNames | None = None) -> tuple[dict[str, TensorInfo], dict]:
     """Shape and element type of every tensor the nodes read or write, and the resolved input shapes.
 
     ``runnable`` gives the full model when ``model`` is a weight-less skeleton (called only when
     shape inference leaves shapes that one onnxruntime run must supply). ``known``: shapes already
     inferred for this graph with symbolic input dims (an analysis index's); used when binding the
-    input dims gives every tensor a concrete shape, else inference runs."""
-    bound, inputs = known_infos(model, input_shapes, known)
+    input dims gives every tensor a concrete shape, else inference runs. ``names``: ``model``'s
+    :func:`~graphprune.profiling.tensors.graph_names` when read already."""
+    names = names or graph_names(model)
+    bound, inputs = known_infos(model, input_shapes, known, names)
     if bound is not None:
         return bound, inputs
     infos = _static_shapes(model, inputs)
-    for t in model.graph.initializer:
-        infos[t.name] = TensorInfo(tuple(t.dims), t.data_type)
-    missing = {n for n in _needed(model) if n not in infos}
+    infos.update(_initializer_infos(names))
+    missing = {n for n in names.needed() if n not in infos}
     if missing:
         log.info("shape inference left %d tensor(s) without a concrete shape (e.g. %s); reading them from one "
                  "onnxruntime run", len(missing), sorted(missing)[0])

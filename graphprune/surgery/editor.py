@@ -11,6 +11,7 @@ import onnx_ir as ir
 
 from ..errors import PruningError
 from ..graph import edit
+from ..graph.index import subgraph_reads
 from ..graph.nodes import get_attr
 
 
@@ -23,7 +24,8 @@ class ModelEditor:
         self._uses: dict[str, list[tuple[str, int]]] | None = None
         self._names: edit.Names | None = None  # taken names, gathered when a first fresh one is needed
         self.touched_nodes: set[str] = set()
-        self._unused_before = edit.unused_initializers(model)
+        #: the values an edit stopped some node from reading: the only initializers an edit can leave unread
+        self._released: list[ir.Value] = []
 
     # ------------------------------------------------------------------ names
     def unique_name(self, base: str) -> str:
@@ -62,7 +64,7 @@ class ModelEditor:
         n = self._node(node)
         name = self.unique_name(f"{node}_input{index}")
         value = edit.add_initializer(self.model, name, np.asarray(array))
-        edit.set_input(n, index, value)
+        self._set_input(n, index, value)
         self.touched_nodes.add(node)
         return name
 
@@ -103,13 +105,28 @@ class ModelEditor:
                 if key not in copies:
                     name = self.unique_name(f"{init}_{use[0]}")
                     copies[key] = edit.add_initializer(self.model, name, _patched(original, patch))
-                edit.set_input(self.nodes[use[0]], use[1], copies[key])
+                self._set_input(self.nodes[use[0]], use[1], copies[key])
         self._patches.clear()
         self.remove_unused_initializers()
 
+    def _set_input(self, node: ir.Node, index: int, value: ir.Value) -> None:
+        if index < len(node.inputs) and node.inputs[index] is not None:
+            self._released.append(node.inputs[index])
+        edit.set_input(node, index, value)
+
     def remove_unused_initializers(self) -> int:
-        """Drop initializers that our edits left without a reader (others are left alone)."""
-        return edit.remove_initializers(self.model, edit.unused_initializers(self.model) - self._unused_before)
+        """Drop initializers that our edits left without a reader (others are left alone): of the
+        values the edits stopped reading, the initializers read by no node, subgraph or graph
+        output (a declared graph input of an IR >= 4 model is part of the interface: kept)."""
+        graph, released = self.graph, self._released
+        self._released = []
+        unread = {v.name for v in released if graph.initializers.get(v.name) is v and not v.uses()
+                  and not v.is_graph_output()}
+        if not unread:
+            return 0
+        if self.model.ir_version >= 4:
+            unread -= {v.name for v in graph.inputs}
+        return edit.remove_initializers(self.model, unread - subgraph_reads(graph))
 
 
 def _patched(original: np.ndarray, patch: dict[int, int]) -> np.ndarray:

@@ -57,3 +57,61 @@ def test_editor_copies_a_shared_constant_for_diverging_uses():
     r1, r2 = edited.graph.node
     assert inits["shape"] == [2, 8] and r2.input[1] == "shape"
     assert r1.input[1] != "shape" and inits[r1.input[1]] == [2, 6]
+
+
+def _two_reshapes(extra_inits=(), ir_version=None):
+    """r1 and r2 read the shape constant "shape"; "spare" is read by no node."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["a"], name="r1"),
+             helper.make_node("Reshape", ["x", "shape"], ["b"], name="r2")]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])
+    inits = [numpy_helper.from_array(np.array([2, 8], np.int64), "shape"),
+             numpy_helper.from_array(np.array([1], np.int64), "spare"), *extra_inits]
+    m = _model(nodes, inits, [x], [helper.make_tensor_value_info("a", TensorProto.FLOAT, None),
+                                   helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    if ir_version is not None:
+        m.ir_version = ir_version
+    return m
+
+
+def test_editor_drops_a_constant_its_copies_left_unread_and_keeps_one_unread_before():
+    graph = from_proto(_two_reshapes())
+    ed = ModelEditor(graph)
+    ed.patch_constant(("const", "shape", 1, "r1", 1), 6)
+    ed.patch_constant(("const", "shape", 1, "r2", 1), 4)
+    ed.finalize()
+    edited = to_proto(graph)
+    inits = {t.name: numpy_helper.to_array(t).tolist() for t in edited.graph.initializer}
+    r1, r2 = edited.graph.node
+    # both uses got their own copy: "shape" is read by nobody now and goes; "spare" was unread before: kept
+    assert sorted(inits) == sorted(["spare", r1.input[1], r2.input[1]]) and "shape" not in inits
+    assert inits[r1.input[1]] == [2, 6] and inits[r2.input[1]] == [2, 4] and inits["spare"] == [1]
+
+
+def test_editor_keeps_a_replaced_constant_still_read_elsewhere():
+    graph = from_proto(_two_reshapes())
+    ed = ModelEditor(graph)
+    new = ed.set_input_constant("r1", 1, np.array([4, 4], np.int64))
+    ed.finalize()
+    edited = to_proto(graph)
+    inits = {t.name: numpy_helper.to_array(t).tolist() for t in edited.graph.initializer}
+    assert inits == {"shape": [2, 8], "spare": [1], new: [4, 4]}
+    assert [n.input[1] for n in edited.graph.node] == [new, "shape"]
+
+
+def test_editor_keeps_a_replaced_constant_declared_as_graph_input_from_ir_4_on():
+    """In IR >= 4 an initializer that is also a graph input is an overridable input: part of the
+    interface, kept when no node reads it any more; in IR 3 every initializer is a graph input."""
+    for ir_version, kept in ((4, True), (3, False)):
+        proto = _two_reshapes(ir_version=ir_version)
+        proto.graph.input.append(helper.make_tensor_value_info("shape", TensorProto.INT64, [2]))
+        if ir_version < 4:
+            proto.graph.input.append(helper.make_tensor_value_info("spare", TensorProto.INT64, [1]))
+        graph = from_proto(proto)
+        ed = ModelEditor(graph)
+        ed.set_input_constant("r1", 1, np.array([4, 4], np.int64))
+        ed.set_input_constant("r2", 1, np.array([8, 2], np.int64))
+        ed.finalize()
+        edited = to_proto(graph)
+        names = [t.name for t in edited.graph.initializer]
+        assert ("shape" in names) is kept and "spare" in names, ir_version
+        assert ("shape" in [i.name for i in edited.graph.input]) is kept, ir_version
