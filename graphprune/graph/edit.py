@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import onnx_ir as ir
 
-from .index import subgraph_reads
 
 
 class Names:
@@ -89,16 +88,6 @@ def set_input(node: ir.Node, index: int, value: ir.Value | None) -> None:
     if index >= len(node.inputs):
         node.resize_inputs(index + 1)
     node.replace_input_with(index, value)
-
-
-def unused_initializers(model: ir.Model) -> set[str]:
-    """Initializers read by no node, subgraph or graph output (declared graph inputs of IR ≥ 4
-    models are part of the interface and count as used)."""
-    graph = model.graph
-    used = {v.name for n in graph for v in n.inputs if v is not None} | {v.name for v in graph.outputs}
-    used |= subgraph_reads(graph)
-    declared = set() if model.ir_version < 4 else {v.name for v in graph.inputs}
-    return {name for name in graph.initializers if name not in used and name not in declared}
 
 
 def take_declaration(new: ir.Value, output: ir.Value) -> None:
