@@ -92,14 +92,12 @@ def _resolved(raw: dict[str, _NodeInfo], accepted: set, derived: dict) -> dict[s
             infos[name] = info
             continue
         result = effective_result(name, info.result, accepted, derived)
-        out = _NodeInfo(name, info.op, result)
-        for link in result.links:
-            out.mentioned.add(link.a)
-            out.mentioned.add(link.b)
-        out.mentioned |= result.explained
+        mentioned = {link.a for link in result.links}
+        mentioned.update([link.b for link in result.links])
+        mentioned |= result.explained
         # a node that links the parts of an axis (its factors, which tile it) explains the axis
-        out.mentioned |= {s.whole for s in out.mentioned if s.is_part}
-        infos[name] = out
+        mentioned.update([s.whole for s in mentioned if s.part])
+        infos[name] = _NodeInfo(name, info.op, result, "", mentioned)
     return infos
 
 
@@ -125,7 +123,8 @@ class _Flood:
                 continue
             for link in info.result.links:
                 self._add_link(link)
-            self._add_parts(info.result.explained | set(info.result.heads))
+            self._add_parts(info.result.explained)
+            self._add_parts(info.result.heads)
             for ci, choice in enumerate(info.result.choices):
                 self.pending.append((info, ci, choice))
                 for opt in choice.options:
@@ -140,14 +139,17 @@ class _Flood:
         return size
 
     def _add_link(self, link: Link) -> None:
-        sa, sb = self.size(link.a), self.size(link.b)
+        a, b = link.a, link.b
+        sa, sb = self.size(a), self.size(b)
         if isinstance(sa, int) and isinstance(sb, int) and sa <= 1 and sb <= 1:
             return  # nothing to prune on axes of size 1
         self.links.append(link)
-        self.adj.setdefault(link.a, []).append(link)
-        if link.b != link.a:
-            self.adj.setdefault(link.b, []).append(link)
-        self._add_parts((link.a, link.b))
+        adj = self.adj
+        adj.setdefault(a, []).append(link)
+        if b != a:
+            adj.setdefault(b, []).append(link)
+        if a.part or b.part:
+            self._add_parts((a, b))
 
     def _add_parts(self, spaces) -> None:
         for s in spaces:
@@ -195,6 +197,8 @@ class _Flood:
         (ONNX shape inference gives ``Reshape(x, Concat(Shape(x)[0], -1))`` a ``None`` axis even
         when the consumer's weight fixes its size.)
         """
+        if None not in self._sizes.values():
+            return  # every linked space has a size (the ends of every link are sized when it is added)
         queue = deque(s for s in self.adj if self.size(s) is not None)
         while queue:
             space = queue.popleft()
@@ -251,7 +255,7 @@ def _analyze(index: GraphIndex, rules, attention: str) -> Analysis:
         maker = GroupMaker(index, infos, flood.size, size_use_barriers(index, infos, values, flood.discovered),
                            attention)
         groups, failed = _groups(flood, maker, infos)
-        rejected = {key for key in accepted if _factoring_spaces(raw, key) & failed}
+        rejected = {key for key in accepted if _factoring_spaces(raw, key) & failed} if failed else set()
         if not rejected:
             break
         log.debug("%d splits kept whole: their factors cannot be pruned apart consistently", len(rejected))
@@ -290,7 +294,7 @@ def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group],
     for comp in sorted((sorted(c) for c in nx.connected_components(graph)), key=itemgetter(0)):
         links = [lk for s in comp for lk in links_by_space.get(s, ())]
         parts = None
-        if any(s.is_part for s in comp):  # else no axis of it is split into factors (most components)
+        if any(s.part for s in comp):  # else no axis of it is split into factors (most components)
             sizes = {s: flood.size(s) for s in comp}
             if all(isinstance(v, int) for v in sizes.values()):
                 parts = partition_component(comp, links, sizes, markers)

@@ -24,11 +24,14 @@ class _UnionFind:
         self.parent: dict = {}
 
     def find(self, x):
+        """The root of ``x``'s set (an element never joined is its own root and is not stored)."""
         parent = self.parent
-        root = parent.setdefault(x, x)
-        while parent[root] != root:
-            parent[root] = parent[parent[root]]
-            root = parent[root]
+        root, up, depth = x, parent.get(x), 0
+        while up is not None:
+            root, up, depth = up, parent.get(up), depth + 1
+        if depth > 1:  # path compression
+            while x != root:
+                parent[x], x = root, parent[x]
         return root
 
     def union(self, a, b) -> None:
@@ -105,7 +108,10 @@ def derived_part_links(index: GraphIndex, infos: dict) -> dict[str, list[Link]]:
             continue
         for r in [info.result] + [f.factored for f in info.result.factorings]:
             for link in r.links:
-                starts.update(s for s in (link.a, link.b) if s.is_part and _symbolic(index, s))
+                if link.a.part and _symbolic(index, link.a):
+                    starts.add(link.a)
+                if link.b.part and _symbolic(index, link.b):
+                    starts.add(link.b)
     if not starts:
         return {}
     whole_links: dict[Space, list[tuple[str, Space]]] = {}
