@@ -86,12 +86,13 @@ def size_use_barriers(index: GraphIndex, infos, values: ShapeValues, discovered)
     for s in discovered:
         by_tensor.setdefault(s.tensor, []).append(s)
     out: dict[Space, list[Barrier]] = {}
-    readers = {u.node for t in by_tensor for u in index.uses(t) if u.index == 0}  # Shape/Size read input 0
-    for name in sorted(readers, key=index.node_pos.__getitem__):
+    for name in index.node_order:
         node = index.nodes[name]
         if node.op_type not in ("Shape", "Size") or node.domain not in ("", "ai.onnx"):
             continue
-        spaces = by_tensor[inputs(node)[0]]
+        spaces = by_tensor.get(inputs(node)[0] if node.inputs else "")
+        if not spaces:
+            continue
         stack, seen = [outputs(node)[0]], set()
         while stack:
             t = stack.pop()

@@ -92,12 +92,14 @@ def _resolved(raw: dict[str, _NodeInfo], accepted: set, derived: dict) -> dict[s
             infos[name] = info
             continue
         result = effective_result(name, info.result, accepted, derived)
-        mentioned = {link.a for link in result.links}
-        mentioned.update([link.b for link in result.links])
-        mentioned |= result.explained
+        out = _NodeInfo(name, info.op, result)
+        for link in result.links:
+            out.mentioned.add(link.a)
+            out.mentioned.add(link.b)
+        out.mentioned |= result.explained
         # a node that links the parts of an axis (its factors, which tile it) explains the axis
-        mentioned.update([s.whole for s in mentioned if s.part])
-        infos[name] = _NodeInfo(name, info.op, result, "", mentioned)
+        out.mentioned |= {s.whole for s in out.mentioned if s.is_part}
+        infos[name] = out
     return infos
 
 

@@ -24,14 +24,11 @@ class _UnionFind:
         self.parent: dict = {}
 
     def find(self, x):
-        """The root of ``x``'s set (an element never joined is its own root and is not stored)."""
         parent = self.parent
-        root, up, depth = x, parent.get(x), 0
-        while up is not None:
-            root, up, depth = up, parent.get(up), depth + 1
-        if depth > 1:  # path compression
-            while x != root:
-                parent[x], x = root, parent[x]
+        root = parent.setdefault(x, x)
+        while parent[root] != root:
+            parent[root] = parent[parent[root]]
+            root = parent[root]
         return root
 
     def union(self, a, b) -> None:
