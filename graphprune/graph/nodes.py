@@ -46,10 +46,10 @@ def get_attr(node: ir.Node | onnx.NodeProto, name: str, default=None):
             if attr.name == name:
                 return onnx.helper.get_attribute_value(attr)
         return default
-    attr = node.attributes.get(name)
-    if attr is None:
-        return default
-    if attr.is_ref():
+    attributes = node.attributes
+    # the plain dict under onnx-ir's Attributes: UserDict.get looks a missing name up by catching a KeyError
+    attr = (attributes.data if isinstance(attributes, UserDict) else attributes).get(name)
+    if attr is None or attr.is_ref():
         return default
     convert = _PLAIN.get(attr.type)
     if convert is not None:

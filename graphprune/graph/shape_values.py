@@ -39,6 +39,11 @@ class ComputedSizes:
         self.scalars: set[str] = set()
         #: constant tensors (initializers, Constant nodes), read into ``values`` when first asked for
         self.constants: dict[str, onnx.TensorProto] = {init.name: init for init in graph.initializer}
+        #: tensor -> the node of a value op that makes it (output 0), followed when its value is asked for
+        self.producers: dict[str, onnx.NodeProto] = {}
+        #: tensors whose producer was followed (its value is in ``values`` when one was found)
+        self.followed: set[str] = set()
+        self.opset = 0
 
     def _read_constant(self, name: str) -> None:
         tensor = self.constants[name]
@@ -67,7 +72,26 @@ class ComputedSizes:
     def value(self, name: str) -> Values | None:
         if name in self.constants and name not in self.values:
             self._read_constant(name)
+        elif name in self.producers and name not in self.followed:
+            self._follow(name)
         return self.values.get(name) if name else None
+
+    def _follow(self, tensor: str) -> None:
+        """Run the value ops above ``tensor``, inputs first (iterative post-order, each op once)."""
+        stack = [tensor]
+        while stack:
+            name = stack[-1]
+            if name in self.followed:
+                stack.pop()
+                continue
+            node = self.producers[name]
+            pending = [i for i in node.input if i in self.producers and i not in self.followed and i not in stack]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            self.followed.add(name)
+            VALUE_OPS[node.op_type](self, node, self.opset)
 
     def is_scalar(self, name: str) -> bool:
         """Whether ``name`` holds a 0-D value (after :meth:`value` read it)."""
@@ -213,18 +237,26 @@ def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferre
     inputs where ``shapes`` (tensor -> (tuple of Dim, elem
     type)) has none or unknown sizes: tensor -> (shape, elem type), fully known ones only.
     ``inferred``: ``shapes`` come from onnx's inference; else from declarations, and only nodes
-    with computed parameters (which onnx's inference cannot read) are tried."""
+    with computed parameters (which onnx's inference cannot read) are tried.
+
+    Values are worked out only for the tensors those Slices read (a transformer export has
+    thousands of shape computations and a handful of Slices whose bounds onnx cannot read). The
+    Slices are tried in node order, so a value read off a sliced tensor's shape sees the shape
+    found for it, as a walk of every node in order would."""
     state = ComputedSizes(graph, shapes)
+    state.opset = opset
+    slices = []
     for node in graph.node:
-        if node.domain not in ("", "ai.onnx") or not node.output:
+        if node.domain not in ("", "ai.onnx") or not node.output or not node.input:
             continue
-        shape_op = SHAPE_OPS.get(node.op_type)
-        if shape_op is not None and not _known(state.shape(node.output[0])) and (
-                inferred or _computed_inputs(state, node)):
-            shape, elem_type = shape_op(state, node, opset), state.elem_type(node.input[0])
+        op_type = node.op_type
+        if op_type in VALUE_OPS:  # (a Constant node has no input: its value is not followed)
+            state.producers[node.output[0]] = node
+        if op_type in SHAPE_OPS:
+            slices.append(node)
+    for node in slices:
+        if not _known(state.shape(node.output[0])) and (inferred or _computed_inputs(state, node)):
+            shape, elem_type = SHAPE_OPS[node.op_type](state, node, opset), state.elem_type(node.input[0])
             if _known(shape) and elem_type:
                 state.found[node.output[0]] = (shape, elem_type)
-        value_op = VALUE_OPS.get(node.op_type)
-        if value_op is not None and node.input:
-            value_op(state, node, opset)
     return state.found

@@ -21,6 +21,7 @@ import onnx_ir as ir
 
 from ..graph.index import GraphIndex
 from ..graph.nodes import get_attr, input_name, inputs, output_name, outputs
+from .pairs import block_pairs, offset_pairs  # noqa: F401 - the position maps rules build links with
 
 log = logging.getLogger(__name__)
 
@@ -379,17 +380,6 @@ def pass_axes(res: RuleResult, src: str, dst: str, rank: int, *, reasons: dict |
         if ax not in reasons:
             res.link(Space(src, ax), Space(dst, out))
         out += 1
-
-
-def block_pairs(count: int, width: int) -> np.ndarray:
-    """Position c of a space ↔ positions c*width .. c*width+width-1 of another."""
-    a = np.repeat(np.arange(count, dtype=np.int64), width)
-    b = np.arange(count * width, dtype=np.int64)
-    return np.stack([a, b], axis=1)
-
-
-def offset_pairs(count: int, offset: int) -> np.ndarray:
-    return np.arange(count, dtype=np.int64)[:, None] + np.array([0, offset], dtype=np.int64)  # [c, c + offset]
 
 
 def normalize_axis(axis: int, rank: int) -> int:

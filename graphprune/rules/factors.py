@@ -15,6 +15,7 @@ then the part of stride 1 and size 4 of the axis of ``4*B`` positions.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -88,6 +89,20 @@ def _side(sizes: list[int], spans) -> list[list[tuple]]:
     return list(reversed(out))
 
 
+@lru_cache(maxsize=4096)
+def _segment_atoms(din: tuple, dout: tuple) -> tuple | None:
+    """:func:`refine` of a segment with, per atom span, ``(axis, stride)`` on each side, or None.
+    The sizes of a model's reshapes repeat layer after layer: each pair is refined once (the
+    result is shared between calls: never modified)."""
+    refined = refine(list(din), list(dout))
+    if refined is None:
+        return None
+    spans, in_atoms, out_atoms = refined
+    where_in = {span: (k, stride) for k, atoms in enumerate(in_atoms) for span, stride in atoms}
+    where_out = {span: (k, stride) for k, atoms in enumerate(out_atoms) for span, stride in atoms}
+    return spans, in_atoms, out_atoms, where_in, where_out
+
+
 def _axis_space(tensor: str, axis: int, atoms: list, span, stride: int, symbolic: bool) -> Space:
     """The whole axis when it holds only this atom (and no symbol), else its part."""
     size = span[1] // span[0]
@@ -104,14 +119,12 @@ def factored_segment(ctx: RuleContext, x: str, y: str, xs: tuple, ys: tuple, in_
     ``follow(res, b, same)`` makes target entry ``b`` follow its axis (returns False with a reason
     recorded when it cannot); ``same`` says whether output axis ``b`` is input axis ``b`` unchanged.
     """
-    refined = refine([xs[k] for k in in_axes], [ys[k] for k in out_axes])
-    if refined is None:
+    atoms = _segment_atoms(tuple(xs[k] for k in in_axes), tuple(ys[k] for k in out_axes))
+    if atoms is None:
         return None
-    spans, in_atoms, out_atoms = refined
+    spans, in_atoms, out_atoms, where_in, where_out = atoms
     symbolic_in = dim_factor(xs[in_axes[0]])[1]
     res = RuleResult()
-    where_in = {span: (k, stride) for k, atoms in enumerate(in_atoms) for span, stride in atoms}
-    where_out = {span: (k, stride) for k, atoms in enumerate(out_atoms) for span, stride in atoms}
     any_part = False
     linked_out = set()
     for span in spans:

@@ -16,6 +16,8 @@ first). The target-shape entry of the chosen output axis is made to follow the k
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .base import CHANNEL, Choice, Factoring, FixUp, Link, RuleContext, RuleResult, Space, register
@@ -74,6 +76,13 @@ def align_segments(ins: tuple, outs: tuple) -> list[tuple[list[int], list[int], 
         else:
             segs.append((rest_in, rest_out, ok))
     return segs
+
+
+@lru_cache(maxsize=4096)
+def _segments(ins: tuple, outs: tuple) -> tuple:
+    """:func:`align_segments` of two shapes as tuples, worked out once per pair (a model's
+    reshapes repeat their shapes layer after layer; the result is shared: never modified)."""
+    return tuple((tuple(a), tuple(b), known) for a, b, known in align_segments(ins, outs))
 
 
 def segment_pairs(din: list[int], dout: list[int], a: int, b: int) -> np.ndarray | None:
@@ -158,7 +167,7 @@ def _entry_followup(ctx: RuleContext, entries, x: str, y: str, a: int, b: int, i
 
 def reshape_links(ctx: RuleContext, x: str, y: str, xs: tuple, ys: tuple, entries) -> RuleResult:
     res = RuleResult()
-    for in_axes, out_axes, known in align_segments(xs, ys):
+    for in_axes, out_axes, known in _segments(tuple(xs), tuple(ys)):
         def plain(in_axes=in_axes, out_axes=out_axes, known=known) -> RuleResult:
             out = RuleResult()
             _plain_segment(out, ctx, x, y, xs, ys, in_axes, out_axes, known, entries)

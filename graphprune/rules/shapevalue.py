@@ -61,6 +61,8 @@ class ShapeValues:
         self._handlers: dict[str, object] = {}  # op type -> its _op_* method or None
         #: initializer -> its elements as ints (None: not a small integer vector), read once
         self._ints: dict[str, tuple[int, ...] | None] = {}
+        #: (tensor, start, end) -> entries of Shape(tensor)[start:end], made once
+        self._dims: dict[tuple, list[Entry]] = {}
 
     def input_value(self, node, index: int) -> list[Entry] | None:
         """Entries of ``node.input[index]`` (constants get sources naming this use)."""
@@ -72,26 +74,30 @@ class ShapeValues:
         return self.value(name)
 
     def value(self, tensor: str) -> list[Entry] | None:
-        if self.index.is_constant(tensor):
+        constants = self.index.initializers
+        if tensor in constants:
             return self._const(tensor, None)
-        if tensor in self._memo:
-            return self._memo[tensor]
-        # iterative post-order over producers
+        memo = self._memo
+        if tensor in memo:
+            return memo[tensor]
+        # iterative post-order over producers: each tensor's node, handler and inputs are read once
+        # per visit, and a tensor is computed on the visit that finds no input left to compute
         stack = [tensor]
         while stack:
             name = stack[-1]
-            if name in self._memo:
+            if name in memo:
                 stack.pop()
                 continue
             node = self.index.node_of(name)
-            pending = [] if node is None or not self._reads_values(node, name) else [
-                i for i in inputs(node) if i and i not in self._memo and not self.index.is_constant(i)]
+            handler = None if node is None else self._handler(node, name)
+            names = () if handler is None or node.op_type in SIZE_OPS else inputs(node)
+            pending = [i for i in names if i and i not in memo and i not in constants]
             if pending and len(stack) < 10_000:
                 stack.extend(pending)
                 continue
             stack.pop()
-            self._memo[name] = self._compute(name)
-        return self._memo[tensor]
+            memo[name] = None if handler is None else self._apply(node, handler, names)
+        return memo[tensor]
 
     # ------------------------------------------------------------------
     def _const(self, name: str, use: tuple | None) -> list[Entry] | None:
@@ -115,26 +121,19 @@ class ShapeValues:
             self._handlers[op] = getattr(self, f"_op_{op}", None)
         return self._handlers[op]
 
-    def _reads_values(self, node, name: str) -> bool:
-        """Does the value of ``name`` depend on the values of ``node``'s inputs? (Shape and Size
-        read only their input's shape: the tensors above them need no value.)"""
-        return node.op_type not in SIZE_OPS and self._handler(node, name) is not None
-
-    def _compute(self, name: str) -> list[Entry] | None:
-        node = self.index.node_of(name)
-        handler = None if node is None else self._handler(node, name)
-        if handler is None:
-            return None
-        ins = [] if node.op_type in SIZE_OPS else [
-            self._memo.get(i) if not self.index.is_constant(i) else self._const(i, (node.name, k)) if i else None
-            for k, i in enumerate(inputs(node))]
+    def _apply(self, node, handler, names) -> list[Entry] | None:
+        """``handler`` on the entries of ``names`` (the inputs of ``node``; empty for SIZE_OPS)."""
+        constants, memo = self.index.initializers, self._memo
+        ins = [self._const(i, (node.name, k)) if i in constants else memo.get(i) if i else None
+               for k, i in enumerate(names)]
         try:
             return handler(node, ins)
         except (ValueError, IndexError, TypeError):
             return None
 
     def _op_Shape(self, node, ins):
-        shape = self.index.shape(input_name(node, 0))
+        x = input_name(node, 0)
+        shape = self.index.shape(x)
         if shape is None:
             return None
         rank = len(shape)
@@ -142,9 +141,14 @@ class ShapeValues:
         end = get_attr(node, "end", rank)
         start = max(0, min(rank, start + rank if start < 0 else start))
         end = max(0, min(rank, end + rank if end < 0 else end))
-        x = input_name(node, 0)
-        return [Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", x, a), frozenset({(x, a)}))
+        # Shape(x) is read by several Shape nodes (one per size a shape vector copies): made once
+        key = (x, start, end)
+        entries = self._dims.get(key)
+        if entries is None:
+            entries = self._dims[key] = [
+                Entry(shape[a] if isinstance(shape[a], int) else None, ("dim", x, a), frozenset({(x, a)}))
                 for a in range(start, end)]
+        return list(entries)
 
     def _op_Size(self, node, ins):
         shape = self.index.shape(input_name(node, 0))

@@ -86,3 +86,23 @@ def test_reshape_targets_are_left_to_onnx_and_symbolic_inference():
     m = model(nodes, [("x", F, ["batch", 4, 2, "sequence", 8])], [("y", F, None)],
               {"i0": _i64(0), "rest": _i64(8, -1, 8)})
     assert computed_shapes(m.graph, _declared(m), 17, inferred=True) == {}
+
+
+def test_a_length_read_off_a_sliced_tensor_is_the_length_found_for_it():
+    """table[:len(mask[:sequence])]: the second Slice's end is Shape(rows)[0], whose size only the
+    first Slice's found shape gives (values are followed after the Slices before them are tried);
+    the unrelated shape computation of ``other`` is not needed and changes nothing."""
+    nodes = [helper.make_node("Shape", ["ids"], ["shape"], name="shape"),
+             helper.make_node("Gather", ["shape", "one"], ["length"], axis=0, name="gather"),
+             helper.make_node("Unsqueeze", ["length", "zero_axis"], ["end"], name="unsqueeze"),
+             helper.make_node("Slice", ["mask", "starts0", "end", "zero_axis"], ["rows"], name="rows"),
+             helper.make_node("Shape", ["other"], ["other_shape"], name="other_shape"),
+             helper.make_node("Shape", ["rows"], ["rows_shape"], name="rows_shape"),
+             helper.make_node("Gather", ["rows_shape", "zero_axis"], ["rows_end"], axis=0, name="rows_end"),
+             helper.make_node("Slice", ["table", "starts0", "rows_end", "zero_axis"], ["picked"], name="picked"),
+             helper.make_node("Add", ["picked", "picked"], ["out"], name="add")]
+    inits = {"one": np.array(1, np.int64), "zero_axis": _i64(0), "starts0": _i64(0),
+             "mask": np.zeros((16, 16), np.float32), "table": np.zeros((32, 8), np.float32)}
+    m = model(nodes, [("ids", I64, ["batch", "sequence"]), ("other", F, ["batch", 3])], [("out", F, None)], inits)
+    found = computed_shapes(m.graph, _declared(m), 17, inferred=False)
+    assert found == {"rows": (("sequence", 16), F), "picked": (("sequence", 8), F)}
