@@ -13,27 +13,12 @@ from onnx import TensorProto, helper
 
 from graphprune.analysis.evaluate import evaluate_rule
 from graphprune.graph.index import GraphIndex
-from graphprune.graph.model import from_proto
 from graphprune.rules import DEFAULT_RULES
 from graphprune.rules.base import CONSUMER, HEADS, OPERAND, PRODUCER, QUERY_GROUP, Space
 from graphprune.rules.factors import dim_factor, refine
 from graphprune.rules.shapevalue import ShapeValues
+from tests.helpers.rule_graphs import MS, graph, ints, tensor
 
-MS = "com.microsoft"
-
-
-def graph(nodes, inputs, outputs, inits=(), opset=23, ms=False) -> GraphIndex:
-    g = helper.make_graph(nodes, "g", inputs, outputs, list(inits))
-    opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(MS, 1)] if ms else [])
-    return GraphIndex(from_proto(helper.make_model(g, opset_imports=opsets)))
-
-
-def tensor(name, dims, elem=TensorProto.FLOAT):
-    return helper.make_tensor_value_info(name, elem, dims)
-
-
-def ints(name, values):
-    return onnx.numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
 
 
 def floats(name, shape, seed=0):

@@ -11,7 +11,7 @@ from graphprune.rules.factors import _segment_atoms, refine
 from graphprune.rules.pairs import SHARED_PAIRS, offset_pairs
 from graphprune.rules.reshape import _segments, align_segments
 from graphprune.rules.shapevalue import ShapeValues
-from tests.rules.test_attention_rules import graph, ints, tensor
+from tests.helpers.rule_graphs import graph, ints, tensor
 
 
 @pytest.mark.parametrize("count,offset", [(1, 0), (3, 5), (SHARED_PAIRS, 7), (SHARED_PAIRS + 1, 2)])
