@@ -15,7 +15,6 @@ import numpy as np
 import onnx_ir as ir
 
 
-
 class Names:
     """Fresh tensor names for one graph: ``base``, else ``base_1``, ``base_2``..."""
 

@@ -149,13 +149,19 @@ def node_into(proto: onnx.NodeProto, node: ir.Node, ir_version: int | None = Non
             setattr(proto, field, "")
 
 
+def dims_and_type(tensor) -> tuple[tuple[int, ...], int]:
+    """An initializer's dims and element type; a loaded tensor's are read off its proto (no Shape
+    object per initializer)."""
+    raw = tensor.raw if isinstance(tensor, ir.TensorProtoTensor) else None
+    if raw is not None:
+        return tuple(raw.dims), raw.data_type
+    return tuple(tensor.shape.numpy()), tensor.dtype.value
+
+
 def tensor_into(proto: onnx.TensorProto, tensor, name: str, *, skeleton: bool = False) -> None:
     """One initializer: the original proto verbatim, or the array a pass wrote (raw data)."""
     if skeleton:
-        # a loaded tensor's dims and type are read off its proto (no Shape object per initializer)
-        raw = tensor.raw if isinstance(tensor, ir.TensorProtoTensor) else None
-        dims = tuple(raw.dims) if raw is not None else tensor.shape.numpy()
-        dtype = raw.data_type if raw is not None else tensor.dtype.value
+        dims, dtype = dims_and_type(tensor)
         if math.prod(dims) > SKELETON_KEEP_ELEMENTS and dtype != ir.DataType.INT64:
             proto.name = name
             proto.data_type = dtype

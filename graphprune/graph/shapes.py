@@ -36,10 +36,9 @@ def _dims(tensor_type) -> Shape:
 def infer_shapes(model: ir.Model | onnx.ModelProto) -> dict[str, tuple[Shape | None, int]]:
     """Shape inference on a weight-less copy of the model: tensor name -> (shape, elem_type)."""
     if isinstance(model, onnx.ModelProto):
-        from .proto import copy_without_weights
+        from .proto import weightless_copy
 
-        light = onnx.ModelProto()
-        copy_without_weights(model, light)
+        light = weightless_copy(model)
     else:
         from .model import to_proto
 

@@ -112,21 +112,19 @@ def _checker_weights(model: ir.Model, frame: onnx.ModelProto) -> onnx.ModelProto
     others as graph inputs, read off the tensors without writing a skeleton first. Serialized after
     ``frame``, it reads as the checker's copy: protobuf merges a message field given twice,
     appending repeated fields (the graph's inputs after ``frame``'s, as ``checker_copy`` has them)."""
-    from ..graph.model import tensor_into
+    from ..graph.model import dims_and_type, tensor_into
     from ..input_checks import checker_keeps
 
     extra = onnx.ModelProto()
     declared = {i.name for i in frame.graph.input}
     for name, value in model.graph.initializers.items():
         tensor = value.const_value
-        raw = tensor.raw if isinstance(tensor, ir.TensorProtoTensor) else None
-        dims = tuple(raw.dims) if raw is not None else tuple(tensor.shape.numpy())
+        dims, dtype = dims_and_type(tensor)
         external = isinstance(tensor, ir.ExternalTensor) or (
-            raw is not None and raw.data_location == onnx.TensorProto.EXTERNAL)
+            isinstance(tensor, ir.TensorProtoTensor) and tensor.raw.data_location == onnx.TensorProto.EXTERNAL)
         if checker_keeps(math.prod(dims), external):
             tensor_into(extra.graph.initializer.add(), tensor, name)
         elif name not in declared:
-            dtype = raw.data_type if raw is not None else tensor.dtype.value
             extra.graph.input.append(onnx.helper.make_tensor_value_info(name, dtype, list(dims)))
     return extra
 

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 
 from ..errors import GraphPruneError
-from ..graph import copy_without_weights, infer_shapes
+from ..graph import infer_shapes
+from ..graph.proto import weightless_copy
 from ..validation.feeds import make_feeds, resolve_shapes
 from ..validation.runner import make_session, run_session
 from .tensors import GraphNames, TensorInfo, element_size, graph_names  # noqa: F401 - element_size re-exported
@@ -31,8 +32,7 @@ def _set_dims(vi: onnx.ValueInfoProto, shape) -> None:
 
 
 def _static_shapes(model: onnx.ModelProto, inputs: Mapping[str, tuple[int, ...]]) -> dict[str, TensorInfo]:
-    light = onnx.ModelProto()
-    copy_without_weights(model, light)
+    light = weightless_copy(model)
     light.graph.ClearField("value_info")  # stale declared shapes (symbolic batch) would win over inferred ones
     for vi in light.graph.input:
         if vi.name in inputs:
