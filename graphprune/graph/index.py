@@ -8,6 +8,7 @@ Tensors and nodes are keyed by name (node names are made unique by normalization
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -73,6 +74,7 @@ class GraphIndex:
             #: initializer values read so far, least recently used first, at most ARRAY_CACHE_BYTES in all
             self._arrays: dict[str, np.ndarray] = {}
             self._cached_bytes = 0
+            self._arrays_lock = threading.Lock()  # scorers read values on worker threads (importance.threads)
             #: the weight-less ModelProto shape inference ran on (None when ``shapes`` were given): the
             #: graph as indexed, for counts that read protos (stale after an edit, like the whole index)
             self.skeleton: onnx.ModelProto | None = skeleton
@@ -112,19 +114,20 @@ class GraphIndex:
 
     def array(self, name: str) -> np.ndarray:
         """Value of an initializer (read-only; cached up to ARRAY_CACHE_BYTES, least recently used out)."""
-        arr = self._arrays.get(name)
-        if arr is None:
-            arr = np.asarray(self.initializers[name].const_value.numpy())
-            arr.setflags(write=False)
-            if arr.nbytes <= ARRAY_CACHE_BYTES:
-                self._arrays[name] = arr
-                self._cached_bytes += arr.nbytes
-                while self._cached_bytes > ARRAY_CACHE_BYTES:
-                    oldest = next(iter(self._arrays))
-                    self._cached_bytes -= self._arrays.pop(oldest).nbytes
-        else:
-            self._arrays[name] = self._arrays.pop(name)  # most recently used last
-        return arr
+        with self._arrays_lock:
+            arr = self._arrays.get(name)
+            if arr is None:
+                arr = np.asarray(self.initializers[name].const_value.numpy())
+                arr.setflags(write=False)
+                if arr.nbytes <= ARRAY_CACHE_BYTES:
+                    self._arrays[name] = arr
+                    self._cached_bytes += arr.nbytes
+                    while self._cached_bytes > ARRAY_CACHE_BYTES:
+                        oldest = next(iter(self._arrays))
+                        self._cached_bytes -= self._arrays.pop(oldest).nbytes
+            else:
+                self._arrays[name] = self._arrays.pop(name)  # most recently used last
+            return arr
 
     @property
     def shapes(self) -> dict:

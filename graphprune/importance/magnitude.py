@@ -17,6 +17,8 @@ from ..vocabulary import AGGREGATES  # noqa: F401 - re-exported
 
 
 class MagnitudeImportance(Importance):
+    thread_safe = True  # reads the group and the index only (importance.threads)
+
     def __init__(self, p: int = 2, aggregate: str = "sum"):
         if p not in (1, 2):
             raise ValueError("p must be 1 or 2")
@@ -64,6 +66,7 @@ class RandomImportance(Importance):
     """Uniform random scores, seeded per group so results do not depend on group order."""
 
     name = "random"
+    thread_safe = True  # a generator of its own per group
 
     def __init__(self, seed: int = 0):
         self.seed = seed

@@ -33,6 +33,8 @@ WEISZFELD_EPS = 1e-12
 class _SliceCriterion(Importance):
     """Sum over selected parameter slices of a per-position value; L2 for groups with none."""
 
+    thread_safe = True  # reads the group and the index only (importance.threads)
+
     def __init__(self, aggregate: str = "sum"):
         self.fallback = MagnitudeImportance(2, aggregate)
 

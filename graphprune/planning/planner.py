@@ -29,6 +29,7 @@ import numpy as np
 
 from ..analysis.types import Analysis
 from ..importance import MagnitudeImportance
+from ..importance.threads import score_groups
 from .config import first_match
 from .cost import Cost, CostModel
 from .options import PlanOptions
@@ -103,32 +104,37 @@ class Planner:
         self.states: dict[int, _GroupState] = {}
         #: equal scores (channels dead on the calibration data, equal gammas...) go by L2 magnitude
         self.tiebreak = None if scorer.name in TIES_BY_ID else MagnitudeImportance(2)
-        for group in analysis.prunable_groups:
-            self._add_group(group, scorer)
+        chosen = [(group, limits, override) for group in analysis.prunable_groups
+                  for limits, override in [self._limits(group)] if limits is not None]
+        scored = score_groups([group for group, _, _ in chosen], scorer, self.tiebreak, analysis.index)
+        for (group, limits, override), (scores, tiebreak) in zip(chosen, scored):
+            self._add_group(group, limits, override, scores, tiebreak, scorer)
         self.pool = [gid for gid, s in self.states.items() if s.own_ratio is None]
         self._global_order = self._pooled_order() if options.global_rank else None
 
-    def _add_group(self, group, scorer) -> None:
+    def _limits(self, group) -> tuple[GroupLimits | None, object]:
+        """(the group's limits, its config override), or (None, None) when it is left alone (in
+        ``skipped``, with the reason)."""
         opts = self.options
         hit = excluded(group, tuple(opts.exclude))
         if hit:
             self.skipped[group.id] = f"excluded by --exclude (node {hit})"
-            return
+            return None, None
         override = first_match(opts.overrides, group.nodes)
         if override is not None and override.exclude:
             self.skipped[group.id] = f"excluded by config override {override.node!r}"
-            return
+            return None, None
         pick = (lambda key, default: default if override is None or getattr(override, key) is None
                 else getattr(override, key))
-        limits = GroupLimits(pick("max_ratio", opts.max_ratio), pick("min_channels", opts.min_channels),
-                             pick("round_to", opts.round_to))
-        scores = np.asarray(scorer.score(group, self.analysis.index), dtype=np.float64)
+        return GroupLimits(pick("max_ratio", opts.max_ratio), pick("min_channels", opts.min_channels),
+                           pick("round_to", opts.round_to)), override
+
+    def _add_group(self, group, limits: GroupLimits, override, scores: np.ndarray, tiebreak, scorer) -> None:
         if scores.shape != (group.n_slots,) or not np.all(np.isfinite(scores)):
             raise _invalid_scores(scorer, group, self.analysis.index)
-        tiebreak = self.tiebreak.score(group, self.analysis.index) if self.tiebreak is not None else None
         self.states[group.id] = _GroupState(group, scores, lowest(scores, tiebreak), limits,
                                             None if override is None else override.ratio,
-                                            normalize_scores(scores, opts.normalize), tiebreak=tiebreak)
+                                            normalize_scores(scores, self.options.normalize), tiebreak=tiebreak)
 
     def _pooled_order(self) -> list[tuple[int, int]]:
         keys, entries = [], []
