@@ -91,11 +91,17 @@ def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
 
     Returns ``{space: kept positions}`` for every changed space.
     """
+    return removal_edits(model, analysis, removed)[0]
+
+
+def removal_edits(model: ir.Model, analysis: Analysis, removed: dict[int, np.ndarray]) -> tuple[dict, set[str]]:
+    """:func:`apply_removal`, and the names of the nodes it edited (the others serialize as before;
+    no node is added or removed)."""
     if analysis.index.model is not model:
         raise PruningError("apply_removal needs the exact model object the analysis was computed on")
     changed = kept_positions(analysis, removed)
     if not changed:
-        return changed
+        return changed, set()
     editor = ModelEditor(model)
     _slice_initializers(editor, analysis, changed)
 
@@ -110,4 +116,4 @@ def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
     editor.finalize()
     _update_declared_shapes(model, changed)
     log.info("pruned %d spaces, touched %d nodes", len(changed), len(editor.touched_nodes))
-    return changed
+    return changed, editor.touched_nodes

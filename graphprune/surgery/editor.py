@@ -23,6 +23,7 @@ class ModelEditor:
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
         self._uses: dict[str, list[tuple[str, int]]] | None = None
         self._names: edit.Names | None = None  # taken names, gathered when a first fresh one is needed
+        #: names of the nodes an edit changed (attributes, inputs): only these serialize differently now
         self.touched_nodes: set[str] = set()
         #: the values an edit stopped some node from reading: the only initializers an edit can leave unread
         self._released: list[ir.Value] = []
@@ -113,6 +114,7 @@ class ModelEditor:
         if index < len(node.inputs) and node.inputs[index] is not None:
             self._released.append(node.inputs[index])
         edit.set_input(node, index, value)
+        self.touched_nodes.add(node.name)
 
     def remove_unused_initializers(self) -> int:
         """Drop initializers that our edits left without a reader (others are left alone): of the

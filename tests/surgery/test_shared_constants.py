@@ -57,6 +57,7 @@ def test_editor_copies_a_shared_constant_for_diverging_uses():
     r1, r2 = edited.graph.node
     assert inits["shape"] == [2, 8] and r2.input[1] == "shape"
     assert r1.input[1] != "shape" and inits[r1.input[1]] == [2, 6]
+    assert ed.touched_nodes == {"r1"}  # r1 reads the copy now; apply re-serializes only touched nodes
 
 
 def _two_reshapes(extra_inits=(), ir_version=None):
