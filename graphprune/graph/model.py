@@ -208,6 +208,22 @@ def tensor_into(proto: onnx.TensorProto, tensor, name: str, *, skeleton: bool = 
     proto.raw_data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
+#: element types whose loaded protos onnx-ir copies as they are (it validates packed 6-bit floats first)
+_VERBATIM_TYPES = frozenset(t.value for t in (
+    ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE, ir.DataType.BOOL,
+    ir.DataType.INT8, ir.DataType.INT16, ir.DataType.INT32, ir.DataType.INT64,
+    ir.DataType.UINT8, ir.DataType.UINT16, ir.DataType.UINT32, ir.DataType.UINT64))
+
+
+def verbatim_proto(tensor, name: str) -> onnx.TensorProto | None:
+    """The loaded proto of ``tensor`` when :func:`tensor_into` would write a copy of it as it is (its
+    own name, a plain element type, no metadata added), else None: a caller may copy many at once."""
+    if type(tensor) is not ir.TensorProtoTensor or tensor.metadata_props:  # noqa: E721 - exact type
+        return None
+    raw = tensor.raw
+    return raw if raw.data_type in _VERBATIM_TYPES and raw.name == name else None
+
+
 def array_meta_into(proto: onnx.TensorProto, tensor, name: str) -> None:
     """Every field of an array tensor's proto but its raw data."""
     proto.name = name

@@ -116,20 +116,27 @@ def _checker_weights(model: ir.Model, frame: onnx.ModelProto) -> onnx.ModelProto
     others as graph inputs, read off the tensors without writing a skeleton first. Serialized after
     ``frame``, it reads as the checker's copy: protobuf merges a message field given twice,
     appending repeated fields (the graph's inputs after ``frame``'s, as ``checker_copy`` has them)."""
-    from ..graph.model import dims_and_type, tensor_into
+    from ..graph.model import dims_and_type, tensor_into, verbatim_proto
     from ..input_checks import checker_keeps
 
     extra = onnx.ModelProto()
     declared = {i.name for i in frame.graph.input}
+    kept = []  # copied into ``extra`` at once, in C (20k-node chain: 13,686 small initializers)
     for name, value in model.graph.initializers.items():
         tensor = value.const_value
-        dims, dtype = dims_and_type(tensor)
-        external = isinstance(tensor, ir.ExternalTensor) or (
-            isinstance(tensor, ir.TensorProtoTensor) and tensor.raw.data_location == onnx.TensorProto.EXTERNAL)
+        loaded = tensor.raw if type(tensor) is ir.TensorProtoTensor else None  # noqa: E721 - exact type, not a subclass
+        if loaded is not None:
+            dims, dtype, external = loaded.dims, loaded.data_type, loaded.data_location == onnx.TensorProto.EXTERNAL
+        else:
+            (dims, dtype), external = dims_and_type(tensor), isinstance(tensor, ir.ExternalTensor)
         if checker_keeps(math.prod(dims), external):
-            tensor_into(extra.graph.initializer.add(), tensor, name)
+            proto = verbatim_proto(tensor, name)
+            if proto is None:
+                tensor_into(proto := onnx.TensorProto(), tensor, name)
+            kept.append(proto)
         elif name not in declared:
             extra.graph.input.append(onnx.helper.make_tensor_value_info(name, dtype, list(dims)))
+    extra.graph.initializer.extend(kept)
     return extra
 
 

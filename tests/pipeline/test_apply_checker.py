@@ -13,7 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphprune.errors import PruningError
 from graphprune.graph import edit
-from graphprune.graph.model import WrittenNodes, from_proto, to_proto
+from graphprune.graph.model import WrittenNodes, from_proto, to_proto, verbatim_proto
 from graphprune.input_checks import CHECKER_KEEP_ELEMENTS, checker_copy
 from graphprune.pipeline import Options, analyze, decide, load, prepare, score
 from graphprune.pipeline.apply import _check_pruned, _checker_weights
@@ -68,6 +68,29 @@ def test_frame_and_weights_read_as_the_checkers_copy_of_the_skeleton(variant, tm
     inputs = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in merged.graph.input}
     assert inputs["w1"] == [4, BIG // 4] and inputs["w2"] == [BIG // 4, 4] and inputs["index"] == [BIG]
     assert list(inputs)[0] == "x" and len(inputs) == (5 if variant == "ir3" or variant == "external" else 4)
+
+
+def test_loaded_tensors_of_plain_types_go_into_the_checkers_copy_as_they_are_the_others_through_tensor_into():
+    tagged = numpy_helper.from_array(np.arange(4, dtype=np.float32), "tagged")
+    tagged.metadata_props.add(key="source", value="test")  # onnx-ir writes metadata again after the copy
+    inits = [numpy_helper.from_array(np.arange(4, dtype=np.float32), "plain"), tagged,
+             numpy_helper.from_array(np.arange(4, dtype=np.float16), "half"),
+             numpy_helper.from_array(np.array([b"a", b"b"], dtype=object), "words"),
+             numpy_helper.from_array(np.arange(4, dtype=np.int64), "written")]
+    nodes = [helper.make_node("Identity", [t.name], [f"{t.name}_out"], name=t.name) for t in inits]
+    outputs = [helper.make_tensor_value_info(f"{t.name}_out", t.data_type, list(t.dims)) for t in inits]
+    model = from_proto(graph_model(nodes, inits, [], outputs))
+    edit.write_initializer(model.graph.initializers["written"], np.arange(4, 8, dtype=np.int64))
+    tensors = {name: value.const_value for name, value in model.graph.initializers.items()}
+    verbatim = {name for name, tensor in tensors.items() if verbatim_proto(tensor, name) is tensors[name].raw}
+    assert verbatim == {"plain", "half"}  # metadata, a string type, an array a pass wrote: written anew
+    assert verbatim_proto(tensors["plain"], "renamed") is None  # tensor_into writes the initializer's own name
+    frame = to_proto(model, tensors="none")
+    merged = onnx.ModelProto.FromString(frame.SerializeToString() + _checker_weights(model, frame).SerializeToString())
+    assert merged == checker_copy(to_proto(model, tensors="skeleton"))
+    assert [t.name for t in merged.graph.initializer] == ["plain", "tagged", "half", "words", "written"]
+    assert numpy_helper.to_array(merged.graph.initializer[4]).tolist() == [4, 5, 6, 7]
+    assert [(e.key, e.value) for e in merged.graph.initializer[1].metadata_props][0] == ("source", "test")
 
 
 def test_a_pruned_model_failing_the_checker_is_refused_unless_the_original_fails_too():
