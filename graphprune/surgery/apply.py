@@ -102,7 +102,7 @@ def removal_edits(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
     changed = kept_positions(analysis, removed)
     if not changed:
         return changed, set()
-    editor = ModelEditor(model)
+    editor = ModelEditor(model, analysis.index)
     _slice_initializers(editor, analysis, changed)
 
     def kept(space: Space) -> np.ndarray:

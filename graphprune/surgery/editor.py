@@ -11,15 +11,17 @@ import onnx_ir as ir
 
 from ..errors import PruningError
 from ..graph import edit
-from ..graph.index import subgraph_reads
+from ..graph.index import GraphIndex, subgraph_reads
 from ..graph.nodes import get_attr
 
 
 class ModelEditor:
-    def __init__(self, model: ir.Model):
+    def __init__(self, model: ir.Model, index: GraphIndex | None = None):
+        """``index``: the graph's index when one is fresh (its nodes and readers are not listed again)."""
         self.model = model
         self.graph = model.graph
-        self.nodes = {n.name: n for n in self.graph}
+        self._index = index
+        self.nodes = index.nodes if index is not None else {n.name: n for n in self.graph}
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
         self._uses: dict[str, list[tuple[str, int]]] | None = None
         self._names: edit.Names | None = None  # taken names, gathered when a first fresh one is needed
@@ -75,8 +77,12 @@ class ModelEditor:
         self._patches.setdefault(init, {}).setdefault((node, idx), {})[flat] = int(value)
 
     def _uses_of(self, init: str) -> list[tuple[str, int]]:
-        """(node, input index) of every read of ``init``, in graph order (one pass over the graph
-        for all patched constants)."""
+        """(node, input index) of every read of ``init``, in graph order (the index's readers that
+        still read it, or one pass over the graph for all patched constants)."""
+        if self._index is not None:  # an edit points a node at a new constant, never at a patched one
+            value = self.graph.initializers[init]
+            return [(u.node, u.index) for u in self._index.uses(init)
+                    if u.index >= 0 and self.nodes[u.node].inputs[u.index] is value]
         if self._uses is None:
             self._uses = {}
             wanted = set(self._patches)
