@@ -15,6 +15,8 @@ pass wrote are serialized as raw little-endian data with ``data_location`` set e
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -86,11 +88,21 @@ def value_info(graph: ir.Graph) -> list[onnx.ValueInfoProto]:
     return graph.meta.setdefault(_VALUE_INFO, [])
 
 
-def to_proto(model: ir.Model, *, tensors: str = "all") -> onnx.ModelProto:
+class WrittenNodes(NamedTuple):
+    """The NodeProtos an earlier :func:`to_proto` wrote for a graph, in graph order, and the names of
+    the nodes edited since (no node may have been added, removed or moved since)."""
+
+    protos: Sequence[onnx.NodeProto]
+    edited: Collection[str]
+
+
+def to_proto(model: ir.Model, *, tensors: str = "all", written: WrittenNodes | None = None) -> onnx.ModelProto:
     """The ModelProto of ``model``.
 
     ``tensors``: ``"all"`` copies every initializer; ``"skeleton"`` keeps only small ones (the
     others keep name, type and dims: enough for shape inference); ``"none"`` writes none.
+    ``written``: the graph's nodes as written before; the nodes not edited since are copied from
+    them instead of serialized again (the same messages).
     """
     if tensors not in ("all", "skeleton", "none"):
         raise ValueError(f"tensors must be all, skeleton or none, not {tensors!r}")
@@ -107,7 +119,7 @@ def to_proto(model: ir.Model, *, tensors: str = "all") -> onnx.ModelProto:
             entry.domain = domain
     for key, value in model.metadata_props.items():
         proto.metadata_props.add(key=key, value=value)
-    graph_into(proto.graph, model.graph, tensors=tensors, ir_version=model.ir_version)
+    graph_into(proto.graph, model.graph, tensors=tensors, ir_version=model.ir_version, written=written)
     for function in model.functions.values():
         serde.serialize_function_into(proto.functions.add(), from_=function,
                                       create_value_info=model.ir_version >= 10, model_ir_version=model.ir_version)
@@ -121,15 +133,19 @@ def _opset_order(model: ir.Model) -> list[tuple[str, int, bool]]:
     return ordered + [(d, v, True) for d, v in current.items()]
 
 
-def graph_into(proto: onnx.GraphProto, graph: ir.Graph, *, tensors: str = "all", ir_version: int | None = None) -> None:
-    """Serialize ``graph`` into ``proto`` (see :func:`to_proto` for ``tensors``)."""
+def graph_into(proto: onnx.GraphProto, graph: ir.Graph, *, tensors: str = "all", ir_version: int | None = None,
+               written: WrittenNodes | None = None) -> None:
+    """Serialize ``graph`` into ``proto`` (see :func:`to_proto` for ``tensors`` and ``written``)."""
     explicit = graph.meta.get(_EMPTY_FIELDS, ())
     for field in _GRAPH_FIELDS:
         value = getattr(graph, field)
         if value or field in explicit:
             setattr(proto, field, value or "")
-    for node in graph:
-        node_into(proto.node.add(), node, ir_version)
+    if written is None:
+        for node in graph:
+            node_into(proto.node.add(), node, ir_version)
+    else:
+        _nodes_into(proto.node, graph, written, ir_version)
     if tensors != "none":
         for name, value in graph.initializers.items():
             tensor_into(proto.initializer.add(), value.const_value, name, skeleton=tensors == "skeleton")
@@ -140,6 +156,22 @@ def graph_into(proto: onnx.GraphProto, graph: ir.Graph, *, tensors: str = "all",
     proto.value_info.extend(value_info(graph))
     for key, value in graph.metadata_props.items():
         proto.metadata_props.add(key=key, value=value)
+
+
+def _nodes_into(protos, graph: ir.Graph, written: WrittenNodes, ir_version: int | None) -> None:
+    """The nodes of ``graph`` into ``protos``: copies of the ``written`` ones, serialized anew where
+    edited. Copying runs of NodeProtos stays in C (20k nodes: 136 ms serialized, 15 ms copied)."""
+    old, edited = written
+    if len(old) != len(graph):
+        raise ValueError(f"{len(old)} nodes written before for a graph of {len(graph)} nodes")
+    start = 0
+    if edited:
+        for i, node in enumerate(graph):
+            if node.name in edited:
+                protos.extend(old[start:i])
+                node_into(protos.add(), node, ir_version)
+                start = i + 1
+    protos.extend(old[start:])
 
 
 def node_into(proto: onnx.NodeProto, node: ir.Node, ir_version: int | None = None) -> None:
@@ -174,6 +206,22 @@ def tensor_into(proto: onnx.TensorProto, tensor, name: str, *, skeleton: bool = 
     array_meta_into(proto, tensor, name)
     array = np.asarray(tensor.numpy())
     proto.raw_data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+#: element types whose loaded protos onnx-ir copies as they are (it validates packed 6-bit floats first)
+_VERBATIM_TYPES = frozenset(t.value for t in (
+    ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE, ir.DataType.BOOL,
+    ir.DataType.INT8, ir.DataType.INT16, ir.DataType.INT32, ir.DataType.INT64,
+    ir.DataType.UINT8, ir.DataType.UINT16, ir.DataType.UINT32, ir.DataType.UINT64))
+
+
+def verbatim_proto(tensor, name: str) -> onnx.TensorProto | None:
+    """The loaded proto of ``tensor`` when :func:`tensor_into` would write a copy of it as it is (its
+    own name, a plain element type, no metadata added), else None: a caller may copy many at once."""
+    if type(tensor) is not ir.TensorProtoTensor or tensor.metadata_props:  # noqa: E721 - exact type
+        return None
+    raw = tensor.raw
+    return raw if raw.data_type in _VERBATIM_TYPES and raw.name == name else None
 
 
 def array_meta_into(proto: onnx.TensorProto, tensor, name: str) -> None:

@@ -62,10 +62,13 @@ def _constant_tensors(names: GraphNames, infos: dict | None) -> tuple[set[str], 
     from ..passes.normalize import FOLDABLE_OPS
 
     sizes = {name: (count, elem) for name, (count, _, elem) in names.initializers.items()}
+    constant = sizes.__contains__
     for i, op_type in enumerate(names.op_types):
         if op_type not in FOLDABLE_OPS or names.domains[i] not in ("", "ai.onnx"):
             continue
-        if not all(not name or name in sizes for name in names.inputs[i]):
+        # every input given is constant (map/filter: no generator frame per node, most nodes of a
+        # transformer export are foldable ops on activations)
+        if not all(map(constant, filter(None, names.inputs[i]))):
             continue
         for name in names.outputs[i]:
             info = (infos or {}).get(name)

@@ -36,8 +36,12 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
         group = by_id[gid]
         if not group.prunable:
             raise PruningError(f"group {gid} ({group.title}) is blocked and cannot be pruned")
+        # Group.kept_positions for every space at once: the slot mask made once per group, not per
+        # space (20k-node chain, 24,754 spaces: 21 -> 10 ms)
+        kept_slots = np.ones(group.n_slots, dtype=bool)
+        kept_slots[slots[(slots >= 0) & (slots < group.n_slots)]] = False
         for space in group.spaces:
-            kept = group.kept_positions(space, slots)
+            kept = np.flatnonzero(kept_slots[group.slot_of[space]]).astype(np.int64, copy=False)
             if space in out:
                 kept = np.intersect1d(out[space], kept)
             if kept.size == 0:
@@ -91,12 +95,18 @@ def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
 
     Returns ``{space: kept positions}`` for every changed space.
     """
+    return removal_edits(model, analysis, removed)[0]
+
+
+def removal_edits(model: ir.Model, analysis: Analysis, removed: dict[int, np.ndarray]) -> tuple[dict, set[str]]:
+    """:func:`apply_removal`, and the names of the nodes it edited (the others serialize as before;
+    no node is added or removed)."""
     if analysis.index.model is not model:
         raise PruningError("apply_removal needs the exact model object the analysis was computed on")
     changed = kept_positions(analysis, removed)
     if not changed:
-        return changed
-    editor = ModelEditor(model)
+        return changed, set()
+    editor = ModelEditor(model, analysis.index)
     _slice_initializers(editor, analysis, changed)
 
     def kept(space: Space) -> np.ndarray:
@@ -110,4 +120,4 @@ def apply_removal(model: ir.Model, analysis: Analysis, removed: dict[int, np.nda
     editor.finalize()
     _update_declared_shapes(model, changed)
     log.info("pruned %d spaces, touched %d nodes", len(changed), len(editor.touched_nodes))
-    return changed
+    return changed, editor.touched_nodes

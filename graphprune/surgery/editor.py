@@ -11,18 +11,21 @@ import onnx_ir as ir
 
 from ..errors import PruningError
 from ..graph import edit
-from ..graph.index import subgraph_reads
+from ..graph.index import GraphIndex, subgraph_reads
 from ..graph.nodes import get_attr
 
 
 class ModelEditor:
-    def __init__(self, model: ir.Model):
+    def __init__(self, model: ir.Model, index: GraphIndex | None = None):
+        """``index``: the graph's index when one is fresh (its nodes and readers are not listed again)."""
         self.model = model
         self.graph = model.graph
-        self.nodes = {n.name: n for n in self.graph}
+        self._index = index
+        self.nodes = index.nodes if index is not None else {n.name: n for n in self.graph}
         self._patches: dict[str, dict[tuple, dict[int, int]]] = {}
         self._uses: dict[str, list[tuple[str, int]]] | None = None
         self._names: edit.Names | None = None  # taken names, gathered when a first fresh one is needed
+        #: names of the nodes an edit changed (attributes, inputs): only these serialize differently now
         self.touched_nodes: set[str] = set()
         #: the values an edit stopped some node from reading: the only initializers an edit can leave unread
         self._released: list[ir.Value] = []
@@ -74,8 +77,12 @@ class ModelEditor:
         self._patches.setdefault(init, {}).setdefault((node, idx), {})[flat] = int(value)
 
     def _uses_of(self, init: str) -> list[tuple[str, int]]:
-        """(node, input index) of every read of ``init``, in graph order (one pass over the graph
-        for all patched constants)."""
+        """(node, input index) of every read of ``init``, in graph order (the index's readers that
+        still read it, or one pass over the graph for all patched constants)."""
+        if self._index is not None:  # an edit points a node at a new constant, never at a patched one
+            value = self.graph.initializers[init]
+            return [(u.node, u.index) for u in self._index.uses(init)
+                    if u.index >= 0 and self.nodes[u.node].inputs[u.index] is value]
         if self._uses is None:
             self._uses = {}
             wanted = set(self._patches)
@@ -113,6 +120,7 @@ class ModelEditor:
         if index < len(node.inputs) and node.inputs[index] is not None:
             self._released.append(node.inputs[index])
         edit.set_input(node, index, value)
+        self.touched_nodes.add(node.name)
 
     def remove_unused_initializers(self) -> int:
         """Drop initializers that our edits left without a reader (others are left alone): of the

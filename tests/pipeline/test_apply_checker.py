@@ -1,6 +1,10 @@
 """The ONNX checker on the pruned model (``apply``): the checker's copy is made from the editable
-graph without a second copy of the model, and a pruned model that fails the checker is refused."""
+graph without a second copy of the model (the nodes surgery left alone copied from the analysed
+skeleton), and a pruned model that fails the checker is refused."""
 from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -9,10 +13,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphprune.errors import PruningError
 from graphprune.graph import edit
-from graphprune.graph.model import from_proto, to_proto
+from graphprune.graph.model import WrittenNodes, from_proto, to_proto, verbatim_proto
 from graphprune.input_checks import CHECKER_KEEP_ELEMENTS, checker_copy
+from graphprune.pipeline import Options, analyze, decide, load, prepare, score
 from graphprune.pipeline.apply import _check_pruned, _checker_weights
+from graphprune.surgery.apply import removal_edits
+from models.zoo import build
 from tests.helpers.models import graph_model
+
+#: the stage's module (``graphprune.pipeline.apply`` the attribute is the stage function)
+apply_stage = importlib.import_module("graphprune.pipeline.apply")
 
 F = TensorProto.FLOAT
 BIG = CHECKER_KEEP_ELEMENTS + 4  # elements of a weight the checker's copy declares as a graph input
@@ -60,6 +70,29 @@ def test_frame_and_weights_read_as_the_checkers_copy_of_the_skeleton(variant, tm
     assert list(inputs)[0] == "x" and len(inputs) == (5 if variant == "ir3" or variant == "external" else 4)
 
 
+def test_loaded_tensors_of_plain_types_go_into_the_checkers_copy_as_they_are_the_others_through_tensor_into():
+    tagged = numpy_helper.from_array(np.arange(4, dtype=np.float32), "tagged")
+    tagged.metadata_props.add(key="source", value="test")  # onnx-ir writes metadata again after the copy
+    inits = [numpy_helper.from_array(np.arange(4, dtype=np.float32), "plain"), tagged,
+             numpy_helper.from_array(np.arange(4, dtype=np.float16), "half"),
+             numpy_helper.from_array(np.array([b"a", b"b"], dtype=object), "words"),
+             numpy_helper.from_array(np.arange(4, dtype=np.int64), "written")]
+    nodes = [helper.make_node("Identity", [t.name], [f"{t.name}_out"], name=t.name) for t in inits]
+    outputs = [helper.make_tensor_value_info(f"{t.name}_out", t.data_type, list(t.dims)) for t in inits]
+    model = from_proto(graph_model(nodes, inits, [], outputs))
+    edit.write_initializer(model.graph.initializers["written"], np.arange(4, 8, dtype=np.int64))
+    tensors = {name: value.const_value for name, value in model.graph.initializers.items()}
+    verbatim = {name for name, tensor in tensors.items() if verbatim_proto(tensor, name) is tensors[name].raw}
+    assert verbatim == {"plain", "half"}  # metadata, a string type, an array a pass wrote: written anew
+    assert verbatim_proto(tensors["plain"], "renamed") is None  # tensor_into writes the initializer's own name
+    frame = to_proto(model, tensors="none")
+    merged = onnx.ModelProto.FromString(frame.SerializeToString() + _checker_weights(model, frame).SerializeToString())
+    assert merged == checker_copy(to_proto(model, tensors="skeleton"))
+    assert [t.name for t in merged.graph.initializer] == ["plain", "tagged", "half", "words", "written"]
+    assert numpy_helper.to_array(merged.graph.initializer[4]).tolist() == [4, 5, 6, 7]
+    assert [(e.key, e.value) for e in merged.graph.initializer[1].metadata_props][0] == ("source", "test")
+
+
 def test_a_pruned_model_failing_the_checker_is_refused_unless_the_original_fails_too():
     source = _matmuls()
     model = from_proto(source)
@@ -75,3 +108,61 @@ def test_a_pruned_model_failing_the_checker_is_refused_unless_the_original_fails
     failing.CopyFrom(source)
     failing.graph.node[2].op_type = "NoSuchOp"  # the original fails the checker too: nothing to compare with
     assert _check_pruned(model, failing, counted=False) is None
+
+
+def _analysed(name: str, options: Options):
+    analyzed = analyze(prepare(load(build(name)), options), options)
+    return analyzed, decide(score(analyzed, options), options).decision.removed
+
+
+#: zoo models whose surgery at ratio 0.5 edits nodes: depthwise Conv groups (mobilenetv2), Split sizes
+#: (yolo_neck, opzoo_b), Gather indices as new constants (shufflenetv2_gather); vgg_reshape edits none
+EDITING = {"mobilenetv2": True, "yolo_neck": True, "opzoo_b": True, "shufflenetv2_gather": True, "vgg_reshape": False}
+
+
+@pytest.mark.parametrize("name", sorted(EDITING))
+def test_surgery_names_every_node_it_edits_and_the_copy_from_the_skeleton_is_to_protos(name):
+    analyzed, removed = _analysed(name, Options(ratio=0.5, validate=False, count_macs=False))
+    model, index = analyzed.prepared.model, analyzed.analysis.index
+    assert index.skeleton is not None and index.model is model
+    indexed = list(index.skeleton.graph.node)
+    _, edited = removal_edits(model, analyzed.analysis, removed)
+    pruned = to_proto(model, tensors="none")
+    assert len(pruned.graph.node) == len(indexed)  # surgery adds and removes no node
+    differing = {new.name for new, old in zip(pruned.graph.node, indexed) if new != old}
+    assert bool(differing) == EDITING[name]
+    assert differing <= edited  # a node left out of ``edited`` would reach the checker unedited
+    copied = to_proto(model, tensors="none", written=WrittenNodes(index.skeleton.graph.node, edited))
+    assert copied.SerializeToString() == pruned.SerializeToString()
+    # a node named edited is serialized anew, the same message: over-naming is harmless
+    every = {n.name for n in indexed}
+    assert to_proto(model, tensors="none", written=WrittenNodes(indexed, every)) == pruned
+
+
+def test_written_nodes_must_match_the_graph_node_for_node():
+    model = from_proto(_matmuls())
+    written = to_proto(model, tensors="none").graph.node
+    with pytest.raises(ValueError, match="3 nodes written before for a graph of 4 nodes"):
+        to_proto(model, tensors="none", written=WrittenNodes(written[:3], set()))
+    edit.set_attribute(model.graph.node(3), "axis", 0)  # the Gather, not named edited: its old message is kept
+    stale = to_proto(model, tensors="none", written=WrittenNodes(written, set()))
+    assert stale.graph.node[3].attribute[0].i == 1
+    fresh = to_proto(model, tensors="none", written=WrittenNodes(written, {"gather"}))
+    assert fresh == to_proto(model, tensors="none") and fresh.graph.node[3].attribute[0].i == 0
+
+
+def test_apply_copies_the_skeletons_nodes_unless_a_repair_edited_the_graph(monkeypatch):
+    seen = []
+    real = apply_stage._check_pruned
+    monkeypatch.setattr(apply_stage, "_check_pruned",
+                        lambda *args: seen.append(args[3]) or real(*args))
+    options = Options(ratio=0.5, validate=False, count_macs=False)
+    analyzed, removed = _analysed("mobilenetv2", options)
+    apply_stage.apply(analyzed, removed, options)
+    assert seen[0].protos is analyzed.analysis.index.skeleton.graph.node and len(seen[0].edited) == 17
+    # a repair may insert nodes after the analysis: the checker's copy is then serialized in full
+    analyzed, removed = _analysed("mobilenetv2", options)
+    monkeypatch.setattr(apply_stage, "_repair", lambda analyzed, removed, *rest: (
+        SimpleNamespace(compensation=None), analyzed.analysis, removed))
+    apply_stage.apply(analyzed, removed, options, compensation=("repaired",))
+    assert seen[1] is None

@@ -3,8 +3,10 @@ use asks for the same change; otherwise the diverging use gets its own copy."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from graphprune.graph.index import GraphIndex
 from graphprune.graph.model import from_proto, to_proto
 from graphprune.surgery.editor import ModelEditor
 from tests.helpers.models import graph_model as _model
@@ -57,6 +59,7 @@ def test_editor_copies_a_shared_constant_for_diverging_uses():
     r1, r2 = edited.graph.node
     assert inits["shape"] == [2, 8] and r2.input[1] == "shape"
     assert r1.input[1] != "shape" and inits[r1.input[1]] == [2, 6]
+    assert ed.touched_nodes == {"r1"}  # r1 reads the copy now; apply re-serializes only touched nodes
 
 
 def _two_reshapes(extra_inits=(), ir_version=None):
@@ -115,3 +118,24 @@ def test_editor_keeps_a_replaced_constant_declared_as_graph_input_from_ir_4_on()
         names = [t.name for t in edited.graph.initializer]
         assert ("shape" in names) is kept and "spare" in names, ir_version
         assert ("shape" in [i.name for i in edited.graph.input]) is kept, ir_version
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_editor_finds_the_readers_a_constant_still_has_through_its_index_or_a_pass(indexed):
+    """Three Reshapes read "shape"; r1 is pointed at a new constant first, then r2's and r3's reads
+    are patched alike: "shape" itself is written (no copy), r1 keeps its own constant."""
+    proto = _two_reshapes()
+    proto.graph.node.append(helper.make_node("Reshape", ["x", "shape"], ["c"], name="r3"))
+    proto.graph.output.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, None))
+    graph = from_proto(proto)
+    ed = ModelEditor(graph, GraphIndex(graph, shapes={}) if indexed else None)
+    new = ed.set_input_constant("r1", 1, np.array([4, 4], np.int64))
+    ed.patch_constant(("const", "shape", 1, "r2", 1), 4)
+    ed.patch_constant(("const", "shape", 1, "r3", 1), 4)
+    assert ed._uses_of("shape") == [("r2", 1), ("r3", 1)]
+    ed.finalize()
+    edited = to_proto(graph)
+    inits = {t.name: numpy_helper.to_array(t).tolist() for t in edited.graph.initializer}
+    assert inits == {"shape": [2, 4], "spare": [1], new: [4, 4]}
+    assert [n.input[1] for n in edited.graph.node] == [new, "shape", "shape"]
+    assert ed.touched_nodes == {"r1"}
