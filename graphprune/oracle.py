@@ -18,6 +18,7 @@ import onnx_ir as ir
 from .analysis.types import Analysis
 from .graph import edit, write_tensor
 from .graph.detached import Detached, detach
+from .graph.model import WrittenNodes
 from .input_checks import check_structure
 from .rules.base import CONSUMER, OPERAND, Space, part_coordinates
 
@@ -35,11 +36,13 @@ def _current(arrays: dict, analysis: Analysis, name: str) -> np.ndarray:
     return arrays[name] if name in arrays else analysis.index.array(name)
 
 
-def zeroed(model: ir.Model, analysis: Analysis, removed: dict) -> Detached:
+def zeroed(model: ir.Model, analysis: Analysis, removed: dict, written: WrittenNodes | None = None) -> Detached:
     """The oracle of ``removed``: ``model`` (the analysed graph, read, not edited) with every removed
     slot's consumer slices zeroed and contractions masked, as a detached model. Its weights are the
-    graph's arrays; large zeroed ones are copied when the model is handed over (``Detached.fills``)."""
-    detached = detach(model)
+    graph's arrays; large zeroed ones are copied when the model is handed over (``Detached.fills``).
+    ``written``: the graph's nodes as written before (e.g. the analysed skeleton's), copied, not
+    serialized again (20k nodes: 136 -> 15 ms)."""
+    detached = detach(model, written)
     out = detached.proto
     inits = {t.name: t for t in out.graph.initializer}
     by_id = {g.id: g for g in analysis.groups}

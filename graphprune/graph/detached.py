@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .model import SKELETON_KEEP_ELEMENTS, from_proto, tensor_into, to_proto
+from .model import SKELETON_KEEP_ELEMENTS, WrittenNodes, from_proto, tensor_into, to_proto
 from .proto import write_tensor
 
 #: the external-data location of a stub (no such file: the data is in :attr:`Detached.arrays`)
@@ -83,13 +83,14 @@ class Detached:
         return out
 
 
-def detach(model: ir.Model) -> Detached:
-    """``model`` (the editable graph) as a skeleton and the arrays of its large weights.
+def detach(model: ir.Model, written: WrittenNodes | None = None) -> Detached:
+    """``model`` (the editable graph) as a skeleton and the arrays of its large weights; ``written``:
+    its nodes as written before (see :func:`~graphprune.graph.model.to_proto`).
 
     Arrays are those the graph holds (a rewritten weight is shared, not copied; a weight still in
     the loaded protobuf is read once). Edits of the graph afterwards replace tensors, they never
     write into these arrays, so the result keeps the graph as it was."""
-    skeleton = to_proto(model, tensors="none")
+    skeleton = to_proto(model, tensors="none", written=written)
     arrays: dict[str, np.ndarray] = {}
     for name, value in model.graph.initializers.items():
         tensor, proto = value.const_value, skeleton.graph.initializer.add()

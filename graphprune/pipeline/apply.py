@@ -42,11 +42,13 @@ def apply(analyzed: Analyzed, removed: dict, options: Options, *, compensation=N
     report = None
     if removed and any(len(v) for v in removed.values()) and (compensation or DATA_REPAIRS & set(options.repair)):
         report, analysis, removed = _repair(analyzed, removed, compensation, options, feeds)
-    reference = zeroed(model, analysis, removed) if options.validate else None
-    if before is None and options.count_macs:
-        before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     # the analysed skeleton's nodes are the graph's as indexed unless a repair edited it since
     indexed = analysis.index.skeleton if report is None and analysis.index.model is model else None
+    reference = None
+    if options.validate:
+        reference = zeroed(model, analysis, removed, None if indexed is None else WrittenNodes(indexed.graph.node, ()))
+    if before is None and options.count_macs:
+        before = safe_cost(analyzed.prepared.source.proto, options.input_shapes, known)
     with gc_paused():  # surgery and the checker's copy: many small objects, no cycles (graph.gc_pause)
         changed, edited = removal_edits(model, analysis, removed)
         written = None if indexed is None else WrittenNodes(indexed.graph.node, edited)

@@ -166,3 +166,22 @@ def test_apply_copies_the_skeletons_nodes_unless_a_repair_edited_the_graph(monke
         SimpleNamespace(compensation=None), analyzed.analysis, removed))
     apply_stage.apply(analyzed, removed, options, compensation=("repaired",))
     assert seen[1] is None
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2", "yolo_neck"])
+def test_the_oracle_copies_the_skeletons_nodes_and_writes_what_it_wrote_before(name, monkeypatch):
+    from graphprune import oracle
+
+    options = Options(ratio=0.5, validate=True, count_macs=False)
+    analyzed, removed = _analysed(name, options)
+    model, analysis = analyzed.prepared.model, analyzed.analysis
+    serialized = oracle.zeroed(model, analysis, removed)  # every node written anew
+    seen = []
+    real = oracle.detach
+    monkeypatch.setattr(oracle, "detach", lambda m, written=None: seen.append(written) or real(m, written))
+    pruned = apply_stage.apply(analyzed, removed, options)
+    assert seen[0].protos is analysis.index.skeleton.graph.node and not seen[0].edited
+    reference = pruned.oracle_reference
+    assert reference.proto.SerializeToString() == serialized.proto.SerializeToString()
+    assert sorted(reference.arrays) == sorted(serialized.arrays)
+    assert [(f[0], f[1], f[2].tolist()) for f in reference.fills] == [(f[0], f[1], f[2].tolist()) for f in serialized.fills]
