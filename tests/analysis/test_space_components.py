@@ -1,8 +1,8 @@
-"""The components of the reached spaces (builder._components): the groups the analysis makes.
+"""Components of spaces joined by links, checked against networkx's connected components.
 
-They are checked against networkx's connected components of the same space graph, the way the
-analysis found them before it used a numpy union-find: each component sorted, the components in
-the order of their first space.
+``builder._components``: the reached spaces' components, the groups the analysis makes (each sorted,
+listed in the order of their first space, as the analysis listed networkx's). ``factoring._Regions``:
+the regions of the rules' links that decide which splits are linked factor by factor.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import networkx as nx
 import pytest
 
 from graphprune.analysis.builder import _components
+from graphprune.analysis.factoring import _Regions
 from graphprune.rules.base import Link, Space
 
 
@@ -59,3 +60,22 @@ def test_a_chain_of_links_is_one_sorted_component_and_loose_spaces_are_their_own
 
 def test_no_reached_space_gives_no_component():
     assert _components(set(), {}, []) == []
+
+
+@pytest.mark.parametrize("seed,n_tensors,n_links", [(4, 30, 20), (5, 250, 200)])
+def test_regions_are_the_components_of_the_links(seed, n_tensors, n_links):
+    spaces, links_by_space, _ = random_space_graph(seed, n_tensors, n_links)
+    links = [lk for found in links_by_space.values() for lk in found]
+    regions = _Regions(links)
+    graph = nx.Graph()
+    graph.add_edges_from((lk.a, lk.b) for lk in links)
+    component = {s: k for k, members in enumerate(nx.connected_components(graph)) for s in members}
+    linked = sorted(component)
+    assert len(set(component.values())) > 1
+    for a in linked:
+        for b in linked[::7]:
+            assert (regions.find(a) == regions.find(b)) == (component[a] == component[b]), (a, b)
+    loose = sorted(spaces - set(component))
+    assert loose  # spaces no link names are regions of their own
+    assert [regions.find(s) for s in loose] == loose
+    assert all(regions.find(s) != regions.find(a) for s in loose[:5] for a in linked)
