@@ -99,21 +99,29 @@ class GroupMaker:
         return out
 
     def _params(self, spaces, links: list[Link]) -> dict | None:
-        params = {s: ParamSlice(s, frozenset(), frozenset()) for s in spaces
-                  if not s.is_part and self.index.is_constant(s.tensor)}
-        if not params:
+        initializers = self.index.initializers
+        weights = [s for s in spaces if not s.part and s.tensor in initializers]
+        if not weights:
             return None  # batch/spatial couplings without parameters: nothing to prune
+        # roles, tags and neutral value gathered first, each slice made once (not once per link)
+        roles = {s: set() for s in weights}
+        tags = {s: set() for s in weights}
+        neutral = dict.fromkeys(weights, 0.0)
         for link in links:
-            for s in (link.a.whole, link.b.whole):  # a part's role is its axis' role
-                if s in params:
-                    p = params[s]
-                    params[s] = ParamSlice(s, p.roles | {link.role}, p.tags | {link.tag},
-                                           link.neutral if link.neutral else p.neutral)
-        if not any(p.roles & {PRODUCER, CONSUMER} for p in params.values()):
+            for s in (link.a, link.b):
+                if s.tensor not in initializers:
+                    continue  # an activation (most link ends): no need to hash the space
+                s = s.whole  # a part's role is its axis' role
+                if s in roles:
+                    roles[s].add(link.role)
+                    tags[s].add(link.tag)
+                    if link.neutral:
+                        neutral[s] = link.neutral
+        if not any(PRODUCER in r or CONSUMER in r for r in roles.values()):
             # only elementwise constants (e.g. a detection grid added along spatial axes): no weight
             # writes or reads these positions, so they are not channels of the network
             return None
-        return params
+        return {s: ParamSlice(s, frozenset(roles[s]), frozenset(tags[s]), neutral[s]) for s in weights}
 
     def _group(self, gid: int, spaces: list[Space], links: list[Link], params: dict, kind: str = "") -> Group:
         index = self.index
