@@ -121,13 +121,16 @@ class _Flood:
         #: filled from identity links by complete_sizes)
         self._sizes: dict[Space, object] = {}
         for info in infos.values():
-            if info.result is None:
+            result = info.result
+            if result is None:
                 continue
-            for link in info.result.links:
+            for link in result.links:
                 self._add_link(link)
-            self._add_parts(info.result.explained)
-            self._add_parts(info.result.heads)
-            for ci, choice in enumerate(info.result.choices):
+            if result.explained:
+                self._add_parts(result.explained)
+            if result.heads:
+                self._add_parts(result.heads)
+            for ci, choice in enumerate(result.choices):
                 self.pending.append((info, ci, choice))
                 for opt in choice.options:
                     for link in opt:
@@ -155,7 +158,7 @@ class _Flood:
 
     def _add_parts(self, spaces) -> None:
         for s in spaces:
-            if s.is_part and isinstance(self.size(s.whole), int):
+            if s.part and isinstance(self.size(s.whole), int):
                 self.parts_of.setdefault(s.whole, set()).add(s)
 
     def ties(self) -> list[tuple[Space, Space]]:
@@ -166,10 +169,12 @@ class _Flood:
     def seeds(self) -> list[Space]:
         """Axes of floating-point initializers (weights) that some rule links."""
         out = []
+        initializers = self.index.initializers
         for space in self.adj:
+            if space.tensor not in initializers:
+                continue  # most linked spaces: tested on the tensor's name, no space hashed
             size = self.size(space)
-            if (self.index.is_constant(space.tensor) and isinstance(size, int) and size >= 2
-                    and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES):
+            if isinstance(size, int) and size >= 2 and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES:
                 out.append(space)
         return sorted(out)
 
@@ -183,13 +188,16 @@ class _Flood:
                 self.visit(part)
 
     def run(self) -> None:
+        discovered = self.discovered
         for s in self.seeds():
             self.visit(s)
         while True:
             while self.queue:
                 space = self.queue.popleft()
                 for link in self.adj.get(space, ()):
-                    self.visit(link.b if link.a == space else link.a)
+                    other = link.b if link.a == space else link.a
+                    if other not in discovered:  # most ends are reached already: no call then
+                        self.visit(other)
             if not self._resolve_one_choice():
                 break
 
