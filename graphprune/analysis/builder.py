@@ -145,7 +145,12 @@ class _Flood:
 
     def _add_link(self, link: Link) -> None:
         a, b = link.a, link.b
-        sa, sb = self.size(a), self.size(b)
+        sizes = self._sizes  # read here, not through size(): two calls for every link of the graph
+        sa, sb = sizes.get(a, _UNKNOWN), sizes.get(b, _UNKNOWN)
+        if sa is _UNKNOWN:
+            sa = self.size(a)
+        if sb is _UNKNOWN:
+            sb = self.size(b)
         if isinstance(sa, int) and isinstance(sb, int) and sa <= 1 and sb <= 1:
             return  # nothing to prune on axes of size 1
         self.links.append(link)
