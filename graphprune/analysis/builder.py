@@ -11,10 +11,10 @@
    explain it (link, explained set or chosen option); otherwise the space gets a barrier with
    a reason. Graph inputs/outputs, non-static sizes and overridable initializers are barriers
    (:mod:`.barriers`).
-4. The connected components of the space graph (a numpy union-find over the spaces,
-   :mod:`.components`) are the groups; within a group, a union-find over positions gives slots. A component whose axes
-   are split into factors gives one group per family of factors (:mod:`.partitions`): heads,
-   head dims. ``attention`` says which of those families may be pruned.
+4. The connected components of the space graph are the groups; within a group, a union-find
+   over positions gives slots (both numpy union-finds, :mod:`.components`). A component whose
+   axes are split into factors gives one group per family of factors (:mod:`.partitions`):
+   heads, head dims. ``attention`` says which of those families may be pruned.
 """
 from __future__ import annotations
 
@@ -179,7 +179,8 @@ class _Flood:
             if space.tensor not in initializers:
                 continue  # most linked spaces: tested on the tensor's name, no space hashed
             size = self.size(space)
-            if isinstance(size, int) and size >= 2 and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES:
+            if (isinstance(size, int) and size >= 2
+                    and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES):
                 out.append(space)
         return sorted(out)
 

@@ -72,4 +72,5 @@ def test_a_chain_of_identity_links_with_a_permutation_is_one_slot_per_position()
 
 def test_identity_links_between_spaces_of_different_sizes_are_errors():
     a, b = Space("a", 0), Space("b", 0)
-    assert slots([a, b], {a: 2, b: 3}, [Link(a, b)]) == (0, {}, [f"{a} and {b} are the same channels but have sizes 2 and 3"])
+    error = f"{a} and {b} are the same channels but have sizes 2 and 3"
+    assert slots([a, b], {a: 2, b: 3}, [Link(a, b)]) == (0, {}, [error])
