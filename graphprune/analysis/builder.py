@@ -11,19 +11,18 @@
    explain it (link, explained set or chosen option); otherwise the space gets a barrier with
    a reason. Graph inputs/outputs, non-static sizes and overridable initializers are barriers
    (:mod:`.barriers`).
-4. networkx connected components of the space graph are the groups; within a group, a
-   union-find over positions (numpy, :mod:`.components`) gives slots. A component whose axes
-   are split into factors gives one group per family of factors (:mod:`.partitions`): heads,
-   head dims. ``attention`` says which of those families may be pruned.
+4. The connected components of the space graph are the groups; within a group, a union-find
+   over positions gives slots (both numpy union-finds, :mod:`.components`). A component whose
+   axes are split into factors gives one group per family of factors (:mod:`.partitions`):
+   heads, head dims. ``attention`` says which of those families may be pruned.
 """
 from __future__ import annotations
 
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from operator import itemgetter
 
-import networkx as nx
+import numpy as np
 import onnx
 
 from ..errors import UsageError
@@ -36,6 +35,7 @@ from ..rules.shapevalue import ShapeValues
 from ..vocabulary import ATTENTION_MODES
 from .attention import attention_blocks
 from .barriers import size_use_barriers
+from .components import component_labels
 from .factoring import decide_factorings, derived_part_links, effective_result
 from .groups import GroupMaker
 from .partitions import KINDS, partition_component
@@ -121,13 +121,16 @@ class _Flood:
         #: filled from identity links by complete_sizes)
         self._sizes: dict[Space, object] = {}
         for info in infos.values():
-            if info.result is None:
+            result = info.result
+            if result is None:
                 continue
-            for link in info.result.links:
+            for link in result.links:
                 self._add_link(link)
-            self._add_parts(info.result.explained)
-            self._add_parts(info.result.heads)
-            for ci, choice in enumerate(info.result.choices):
+            if result.explained:
+                self._add_parts(result.explained)
+            if result.heads:
+                self._add_parts(result.heads)
+            for ci, choice in enumerate(result.choices):
                 self.pending.append((info, ci, choice))
                 for opt in choice.options:
                     for link in opt:
@@ -142,7 +145,12 @@ class _Flood:
 
     def _add_link(self, link: Link) -> None:
         a, b = link.a, link.b
-        sa, sb = self.size(a), self.size(b)
+        sizes = self._sizes  # read here, not through size(): two calls for every link of the graph
+        sa, sb = sizes.get(a, _UNKNOWN), sizes.get(b, _UNKNOWN)
+        if sa is _UNKNOWN:
+            sa = self.size(a)
+        if sb is _UNKNOWN:
+            sb = self.size(b)
         if isinstance(sa, int) and isinstance(sb, int) and sa <= 1 and sb <= 1:
             return  # nothing to prune on axes of size 1
         self.links.append(link)
@@ -155,7 +163,7 @@ class _Flood:
 
     def _add_parts(self, spaces) -> None:
         for s in spaces:
-            if s.is_part and isinstance(self.size(s.whole), int):
+            if s.part and isinstance(self.size(s.whole), int):
                 self.parts_of.setdefault(s.whole, set()).add(s)
 
     def ties(self) -> list[tuple[Space, Space]]:
@@ -166,9 +174,12 @@ class _Flood:
     def seeds(self) -> list[Space]:
         """Axes of floating-point initializers (weights) that some rule links."""
         out = []
+        initializers = self.index.initializers
         for space in self.adj:
+            if space.tensor not in initializers:
+                continue  # most linked spaces: tested on the tensor's name, no space hashed
             size = self.size(space)
-            if (self.index.is_constant(space.tensor) and isinstance(size, int) and size >= 2
+            if (isinstance(size, int) and size >= 2
                     and self.index.elem_type_of_initializer(space.tensor) in _FLOAT_TYPES):
                 out.append(space)
         return sorted(out)
@@ -183,13 +194,16 @@ class _Flood:
                 self.visit(part)
 
     def run(self) -> None:
+        discovered = self.discovered
         for s in self.seeds():
             self.visit(s)
         while True:
             while self.queue:
                 space = self.queue.popleft()
                 for link in self.adj.get(space, ()):
-                    self.visit(link.b if link.a == space else link.a)
+                    other = link.b if link.a == space else link.a
+                    if other not in discovered:  # most ends are reached already: no call then
+                        self.visit(other)
             if not self._resolve_one_choice():
                 break
 
@@ -286,14 +300,10 @@ def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group],
     for link in flood.links:
         if link.a in discovered:
             links_by_space.setdefault(link.a, []).append(link)
-    graph = nx.Graph()
-    graph.add_nodes_from(discovered)
-    graph.add_edges_from((link.a, link.b) for links in links_by_space.values() for link in links)
-    graph.add_edges_from(flood.ties())
     markers = {s: role for info in infos.values() if info.result is not None for s, role in info.result.heads.items()}
     groups: list[Group] = []
     failed: set[Space] = set()
-    for comp in sorted((sorted(c) for c in nx.connected_components(graph)), key=itemgetter(0)):
+    for comp in _components(discovered, links_by_space, flood.ties()):
         links = [lk for s in comp for lk in links_by_space.get(s, ())]
         parts = None
         if any(s.part for s in comp):  # else no axis of it is split into factors (most components)
@@ -313,3 +323,21 @@ def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group],
             if group is not None:
                 groups.append(group)
     return groups, failed
+
+
+def _components(discovered: set[Space], links_by_space: dict, ties: list) -> list[list[Space]]:
+    """Connected components of the reached spaces joined by links and ties: each sorted, and listed in
+    the order of their first space (a numpy union-find over the spaces' sorted positions, whose
+    representatives are their smallest members): 20k-node chain 75 -> 27 ms (networkx's graph and components)."""
+    spaces = sorted(discovered)
+    if not spaces:
+        return []
+    position = {s: i for i, s in enumerate(spaces)}
+    ends = [(position[lk.a], position[lk.b]) for links in links_by_space.values() for lk in links]
+    ends.extend((position[w], position[p]) for w, p in ties)
+    pairs = np.array(ends, dtype=np.int64).reshape(-1, 2)
+    roots = component_labels(len(spaces), pairs[:, 0], pairs[:, 1])
+    order = np.argsort(roots, kind="stable")  # by component (smallest member first), members in order
+    bounds = [0, *(np.flatnonzero(np.diff(roots[order])) + 1).tolist(), len(spaces)]
+    members = order.tolist()
+    return [[spaces[i] for i in members[lo:hi]] for lo, hi in zip(bounds, bounds[1:])]

@@ -15,26 +15,28 @@ from __future__ import annotations
 
 from collections import deque
 
+import numpy as np
+
 from ..graph.index import GraphIndex
 from ..rules.base import Link, RuleResult, Space
+from .components import component_labels
 
 
-class _UnionFind:
-    def __init__(self):
-        self.parent: dict = {}
+class _Regions:
+    """The components of the spaces that links join: a numpy union-find over the spaces numbered as
+    met (:mod:`.components`). 20k-node chain: decide_factorings 60 -> 37 ms against a union-find
+    of dicts (a Python call per link end)."""
 
-    def find(self, x):
-        parent = self.parent
-        root = parent.setdefault(x, x)
-        while parent[root] != root:
-            parent[root] = parent[parent[root]]
-            root = parent[root]
-        return root
+    def __init__(self, links: list[Link]):
+        self.ids: dict[Space, int] = {}
+        ids, number = self.ids, self.ids.setdefault  # one hash per end: hashing spaces is most of the cost
+        ends = np.array([number(s, len(ids)) for lk in links for s in (lk.a, lk.b)], dtype=np.int64).reshape(-1, 2)
+        self.roots: list[int] = component_labels(len(ids), ends[:, 0], ends[:, 1]).tolist()
 
-    def union(self, a, b) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[ra] = rb
+    def find(self, space: Space):
+        """The region of ``space``: its component's representative, or the space itself when no link names it."""
+        i = self.ids.get(space)
+        return space if i is None else self.roots[i]
 
 
 def decide_factorings(infos: dict, derived: dict) -> set[tuple[str, int]]:
@@ -44,29 +46,27 @@ def decide_factorings(infos: dict, derived: dict) -> set[tuple[str, int]]:
     marked as holding heads, or when it links a factor that a used factoring links too (the key
     projection's split shares its key/value heads with repeat_kv's merge of them).
     """
-    regions = _UnionFind()
+    links: list[Link] = []
     marked = []
+    factored = {}  # (node, index) -> the factored form of that factoring
     for name, info in infos.items():
         result = info.result
         if result is None:
             continue
-        for link in result.links:
-            regions.union(link.a, link.b)
-        for factoring in result.factorings:
-            for link in factoring.factored.links:
-                regions.union(link.a, link.b)
-        for link in derived.get(name, ()):
-            regions.union(link.a, link.b)
+        links += result.links
+        for k, factoring in enumerate(result.factorings):
+            links += factoring.factored.links
+            factored[(name, k)] = factoring.factored
+        links += derived.get(name, ())
         marked.extend(result.heads)
+    regions = _Regions(links)
     marked_roots = {regions.find(s) for s in marked}
     pending = {}
-    for name, info in infos.items():
-        for k, factoring in enumerate(info.result.factorings if info.result is not None else ()):
-            links = factoring.factored.links
-            factors = {regions.find(link.a) for link in links}
-            factors |= {regions.find(s) for s in factoring.factored.explained | set(factoring.factored.heads)}
-            wholes = {regions.find(s.whole) for link in links for s in (link.a, link.b) if s.is_part}
-            pending[(name, k)] = (factors, wholes)
+    for key, form in factored.items():
+        factors = {regions.find(link.a) for link in form.links}
+        factors |= {regions.find(s) for s in form.explained | set(form.heads)}
+        wholes = {regions.find(s.whole) for link in form.links for s in (link.a, link.b) if s.is_part}
+        pending[key] = (factors, wholes)
     accepted, factor_roots = set(), set()
     changed = True
     while changed:

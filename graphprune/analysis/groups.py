@@ -12,7 +12,7 @@ from ..graph.index import GraphIndex
 from ..rules.base import CONSUMER, PRODUCER, Link, Space
 from .barriers import space_barriers, touching_nodes
 from .components import component_labels
-from .partitions import Partition
+from .partitions import Partition, _ranges
 from .types import Barrier, Group, ParamSlice
 
 KV_RATIO = ("grouped-query attention keeps its query/key-value head ratio (the query heads of one key/value "
@@ -34,15 +34,14 @@ def slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dic
         offset[s] = total
         total += sizes[s]
     rows, cols, errors = [], [], []
+    same: list[tuple[int, int, int]] = []  # identity links: (offset of a, offset of b, size), expanded at once
     for link in links:
         na, nb = sizes[link.a], sizes[link.b]
         if link.pairs is None:
             if na != nb:
                 errors.append(f"{link.a} and {link.b} are the same channels but have sizes {na} and {nb}")
                 continue
-            p = np.arange(na, dtype=np.int64)
-            rows.append(p + offset[link.a])
-            cols.append(p + offset[link.b])
+            same.append((offset[link.a], offset[link.b], na))
         else:
             pa, pb = link.pairs[:, 0], link.pairs[:, 1]
             if pa.size and (pa.max() >= na or pb.max() >= nb or pa.min() < 0 or pb.min() < 0):
@@ -52,14 +51,19 @@ def slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dic
             cols.append(pb + offset[link.b])
     if errors:
         return 0, {}, errors
+    if same:
+        at_a, at_b, counts = np.array(same, dtype=np.int64).T
+        positions = _ranges(np.zeros(len(same), np.int64), counts)
+        rows.append(np.repeat(at_a, counts) + positions)
+        cols.append(np.repeat(at_b, counts) + positions)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     labels = component_labels(total, r, c)
-    # relabel in order of first appearance so slot ids are deterministic and dense
-    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first))
-    dense = order[inverse]
-    n_slots = int(dense.max()) + 1 if dense.size else 0
+    # slot ids dense and in order of first appearance: a component's representative is its smallest
+    # position, where it first appears, so numbering the representatives in order does it (no sort)
+    is_root = labels == np.arange(total)
+    dense = (np.cumsum(is_root) - 1)[labels]
+    n_slots = int(is_root.sum())
     slot_of = {s: dense[offset[s]:offset[s] + sizes[s]] for s in spaces}
     return n_slots, slot_of, []
 
@@ -99,21 +103,29 @@ class GroupMaker:
         return out
 
     def _params(self, spaces, links: list[Link]) -> dict | None:
-        params = {s: ParamSlice(s, frozenset(), frozenset()) for s in spaces
-                  if not s.is_part and self.index.is_constant(s.tensor)}
-        if not params:
+        initializers = self.index.initializers
+        weights = [s for s in spaces if not s.part and s.tensor in initializers]
+        if not weights:
             return None  # batch/spatial couplings without parameters: nothing to prune
+        # roles, tags and neutral value gathered first, each slice made once (not once per link)
+        roles = {s: set() for s in weights}
+        tags = {s: set() for s in weights}
+        neutral = dict.fromkeys(weights, 0.0)
         for link in links:
-            for s in (link.a.whole, link.b.whole):  # a part's role is its axis' role
-                if s in params:
-                    p = params[s]
-                    params[s] = ParamSlice(s, p.roles | {link.role}, p.tags | {link.tag},
-                                           link.neutral if link.neutral else p.neutral)
-        if not any(p.roles & {PRODUCER, CONSUMER} for p in params.values()):
+            for s in (link.a, link.b):
+                if s.tensor not in initializers:
+                    continue  # an activation (most link ends): no need to hash the space
+                s = s.whole  # a part's role is its axis' role
+                if s in roles:
+                    roles[s].add(link.role)
+                    tags[s].add(link.tag)
+                    if link.neutral:
+                        neutral[s] = link.neutral
+        if not any(PRODUCER in r or CONSUMER in r for r in roles.values()):
             # only elementwise constants (e.g. a detection grid added along spatial axes): no weight
             # writes or reads these positions, so they are not channels of the network
             return None
-        return params
+        return {s: ParamSlice(s, frozenset(roles[s]), frozenset(tags[s]), neutral[s]) for s in weights}
 
     def _group(self, gid: int, spaces: list[Space], links: list[Link], params: dict, kind: str = "") -> Group:
         index = self.index

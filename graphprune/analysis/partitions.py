@@ -154,12 +154,14 @@ class _Component:
 @dataclass
 class _Labelled:
     """Slot ids (-1: not reached) of every space in the closure of one set of leaves, the spaces
-    with some position reached and with every position reached, and the closure."""
+    with some position reached and with every position reached, the closure, and the slot count
+    (one more than the largest slot id of a space with every position reached)."""
 
     labels: dict[int, np.ndarray]
     reached: set[int]
     full: set[int]
     closure: set[int]
+    n_slots: int
 
 
 def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[_Labelled]:
@@ -204,15 +206,27 @@ def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[_Labelled]:
     dense[covered] = inverse - np.searchsorted(reached_roots, starts[firsts])[block_of[covered]]  # per block
     counted = np.concatenate(([0], np.cumsum(covered)))  # reached vertices before each vertex
     n_reached = (counted[starts + sizes] - counted[starts]).tolist()
+    tops = _segment_max(dense, starts, sizes)  # one numpy call, not one per space
     out = []
     for b, (spaces, closure) in enumerate(zip(inside, closures)):
         lo = int(firsts[b])
         at, sz = starts[lo:lo + len(spaces)].tolist(), sizes[lo:lo + len(spaces)].tolist()
-        hit = n_reached[lo:lo + len(spaces)]
+        hit, top = n_reached[lo:lo + len(spaces)], tops[lo:lo + len(spaces)]
+        full = [k for k, (h, z) in enumerate(zip(hit, sz)) if h == z]
         out.append(_Labelled({i: dense[a:a + z] for i, a, z in zip(spaces, at, sz)},
-                             {i for i, h in zip(spaces, hit) if h}, {i for i, h, z in zip(spaces, hit, sz) if h == z},
-                             closure))
+                             {i for i, h in zip(spaces, hit) if h}, {spaces[k] for k in full}, closure,
+                             max((top[k] + 1 for k in full), default=0)))
     return out
+
+
+def _segment_max(values: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> list[int]:
+    """The largest of ``values[start:start + size]`` for each (start, size) of segments that follow one
+    another (-1 for an empty one)."""
+    out = np.full(len(starts), -1, dtype=np.int64)
+    filled = sizes > 0
+    if filled.any():
+        out[filled] = np.maximum.reduceat(values, starts[filled])
+    return out.tolist()
 
 
 def _edge_columns(ends: np.ndarray, counts: np.ndarray, pos_a: np.ndarray, pos_b: np.ndarray) -> np.ndarray:
@@ -326,7 +340,7 @@ def partition_component(comp_spaces: list[Space], links: list[Link], sizes: dict
 def _partition(comp: _Component, leaves, labelled: _Labelled, markers: dict) -> Partition:
     full = sorted(labelled.full)
     labels = labelled.labels
-    n_slots = max((int(labels[i].max()) + 1 for i in full), default=0)
+    n_slots = labelled.n_slots
     inside = {comp.spaces[i] for i in full}
     links = [comp.links[k] for r in labelled.closure for k in comp.region_links[r]
              if comp.links[k].a in inside and comp.links[k].b in inside]

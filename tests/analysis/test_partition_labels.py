@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphprune.analysis.partitions import _ranges, partition_component
+from graphprune.analysis.partitions import _ranges, _segment_max, partition_component
 from graphprune.rules.base import HEADS, Link, Space
 
 P, X = Space("p", 0), Space("x", 2)
@@ -70,3 +70,16 @@ def test_a_component_without_split_axes_has_no_partitions():
 def test_ranges_lists_each_run_one_after_another():
     out = _ranges(np.array([5, 0, 9], dtype=np.int64), np.array([2, 0, 3], dtype=np.int64))
     np.testing.assert_array_equal(out, [5, 6, 9, 10, 11])
+
+
+def test_segment_max_of_segments_one_after_another_with_empty_ones():
+    values = np.array([3, 1, 7, 2, 2, 0, 5], dtype=np.int64)
+    sizes = np.array([0, 3, 1, 0, 3, 0], dtype=np.int64)
+    starts = np.cumsum(sizes) - sizes
+    assert _segment_max(values, starts, sizes) == [-1, 7, 2, -1, 5, -1]
+
+
+def test_slot_count_is_one_more_than_the_largest_slot_of_a_fully_reached_space():
+    spaces, links, sizes = component()
+    for part in partition_component(spaces, links, sizes, {X_HEADS: HEADS}):
+        assert part.n_slots == max(int(part.labels[s].max()) for s in part.spaces) + 1
