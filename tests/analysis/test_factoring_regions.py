@@ -1,28 +1,14 @@
-"""Components of spaces joined by links, checked against networkx's connected components.
-
-``builder._components``: the reached spaces' components, the groups the analysis makes (each sorted,
-listed in the order of their first space, as the analysis listed networkx's). ``factoring._Regions``:
-the regions of the rules' links that decide which splits are linked factor by factor.
-"""
+"""``factoring._Regions``, the regions of the rules' links that decide which splits are linked
+factor by factor, checked against networkx's connected components of the same links."""
 from __future__ import annotations
 
 import random
-from operator import itemgetter
 
 import networkx as nx
 import pytest
 
-from graphprune.analysis.builder import _components
 from graphprune.analysis.factoring import _Regions
 from graphprune.rules.base import Link, Space
-
-
-def networkx_components(spaces, links_by_space, ties):
-    graph = nx.Graph()
-    graph.add_nodes_from(spaces)
-    graph.add_edges_from((lk.a, lk.b) for links in links_by_space.values() for lk in links)
-    graph.add_edges_from(ties)
-    return sorted((sorted(c) for c in nx.connected_components(graph)), key=itemgetter(0))
 
 
 def random_space_graph(seed: int, n_tensors: int, n_links: int):
@@ -40,26 +26,6 @@ def random_space_graph(seed: int, n_tensors: int, n_links: int):
         links_by_space.setdefault(a, []).append(Link(a, b))
     ties = [(p.whole, p) for p in sorted(parts)]
     return spaces, links_by_space, ties
-
-
-@pytest.mark.parametrize("seed,n_tensors,n_links", [(0, 5, 3), (1, 40, 25), (2, 200, 150), (3, 300, 600)])
-def test_components_are_networkx_components_in_order(seed, n_tensors, n_links):
-    spaces, links_by_space, ties = random_space_graph(seed, n_tensors, n_links)
-    expected = networkx_components(spaces, links_by_space, ties)
-    assert _components(spaces, links_by_space, ties) == expected
-    assert len(expected) > 1  # more than one component: their order is checked too
-
-
-def test_a_chain_of_links_is_one_sorted_component_and_loose_spaces_are_their_own():
-    chain = [Space(f"c{k}", 0) for k in (5, 1, 4, 2, 3)]  # linked in an order that is not sorted
-    loose = [Space("b", 1), Space("z", 0)]
-    links = {a: [Link(a, b)] for a, b in zip(chain, chain[1:])}
-    got = _components(set(chain) | set(loose), links, [])
-    assert got == [[Space("b", 1)], sorted(chain), [Space("z", 0)]]
-
-
-def test_no_reached_space_gives_no_component():
-    assert _components(set(), {}, []) == []
 
 
 @pytest.mark.parametrize("seed,n_tensors,n_links", [(4, 30, 20), (5, 250, 200)])
