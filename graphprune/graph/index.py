@@ -14,6 +14,7 @@ from functools import cached_property
 import numpy as np
 import onnx
 import onnx_ir as ir
+from onnx_ir import serde
 
 from .gc_pause import gc_paused
 from .model import to_proto
@@ -114,7 +115,9 @@ class GraphIndex:
         """Value of an initializer (read-only; cached up to ARRAY_CACHE_BYTES, least recently used out)."""
         arr = self._arrays.get(name)
         if arr is None:
-            arr = np.asarray(self.initializers[name].const_value.numpy())
+            arr = _int64_array(self.initializers[name].const_value)
+            if arr is None:
+                arr = np.asarray(self.initializers[name].const_value.numpy())
             arr.setflags(write=False)
             if arr.nbytes <= ARRAY_CACHE_BYTES:
                 self._arrays[name] = arr
@@ -149,6 +152,25 @@ class GraphIndex:
 
     def uses(self, tensor: str) -> list[Use]:
         return self.consumers.get(tensor, [])
+
+
+def _int64_array(tensor) -> np.ndarray | None:
+    """The array ``tensor.numpy()`` gives, read straight off the protobuf for an int64 tensor with raw
+    bytes (shapes, axes, indices: most constants a graph holds), else None. onnx-ir's numpy() goes
+    through enum and dtype lookups first (20k nodes, 11k such constants: 60 -> 20 ms)."""
+    if type(tensor) is not serde.TensorProtoTensor:
+        return None
+    proto = tensor.raw
+    if proto.data_type != onnx.TensorProto.INT64 or proto.data_location or not proto.HasField("raw_data"):
+        return None
+    arr = np.frombuffer(proto.raw_data, dtype=_LITTLE_INT64)
+    dims = proto.dims
+    if len(dims) == 1 and dims[0] == arr.size:
+        return arr  # reshape, which reads the dims container, is most of the cost of a short vector
+    return arr.reshape(tuple(dims))
+
+
+_LITTLE_INT64 = np.dtype("<i8")
 
 
 def subgraph_reads_of(node: ir.Node) -> set[str]:

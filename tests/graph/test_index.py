@@ -68,6 +68,28 @@ def test_array_values_are_read_only_and_the_cache_is_bounded(monkeypatch):
     assert index._cached_bytes <= index_module.ARRAY_CACHE_BYTES
 
 
+def test_int64_constants_read_off_the_proto_equal_onnx_irs_numpy():
+    """The fast path for int64 constants with raw bytes (scalar, vector, matrix, empty) gives the
+    array onnx-ir's numpy() gives; int64_data-only, external and float tensors take onnx-ir's path."""
+    arrays = {"scalar": np.array(-3, dtype=np.int64), "vector": np.array([1, -1, 2**40], dtype=np.int64),
+              "matrix": np.arange(6, dtype=np.int64).reshape(2, 3), "empty": np.zeros(0, dtype=np.int64),
+              "floats": np.arange(3, dtype=np.float32)}
+    protos = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
+    protos.append(helper.make_tensor("listed", TensorProto.INT64, [2], [7, -8]))  # int64_data, no raw bytes
+    graph = helper.make_graph([], "g", [], [], initializer=protos)
+    index = GraphIndex(from_proto(helper.make_model(graph)), shapes={})
+    for proto in protos:
+        tensor = index.initializers[proto.name].const_value
+        fast = index_module._int64_array(tensor)
+        assert (fast is None) == (proto.name in ("floats", "listed")), proto.name
+        expected = tensor.numpy()
+        got = index.array(proto.name)
+        assert got.dtype == expected.dtype and got.shape == expected.shape, proto.name
+        np.testing.assert_array_equal(got, expected)
+    assert index.array("matrix").shape == (2, 3) and index.array("scalar").shape == ()
+    np.testing.assert_array_equal(index.array("listed"), [7, -8])
+
+
 def test_index_keeps_the_skeleton_shape_inference_ran_on():
     """The weight-less copy inference read stays on the index (cost counting reads it again);
     weights above SKELETON_KEEP_ELEMENTS keep name, type and dims but no bytes."""
