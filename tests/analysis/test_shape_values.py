@@ -114,3 +114,30 @@ def test_a_constant_read_twice_names_each_use_and_is_read_once():
     assert [e.source for e in plain] == [None, None]
     assert values.value("w") is None and values.value("w") is None  # a float weight has no entries
     assert read == ["shape", "w"]
+
+
+def test_each_tensor_above_a_shape_vector_is_looked_up_once_and_unread_axes_are_not_read():
+    """Two sizes of one Shape node, each through Gather and Unsqueeze, into a Concat (a diamond): the
+    evaluator looks every tensor's producer up once (a tensor with inputs left to compute becomes a
+    plan on the stack, not a second lookup) and never reads the Unsqueeze axes its value ignores."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n0"], axis=0),
+             helper.make_node("Gather", ["s", "i2"], ["n2"], axis=0),
+             helper.make_node("Unsqueeze", ["n0", "ax"], ["u0"]),
+             helper.make_node("Unsqueeze", ["n2", "ax"], ["u2"]),
+             helper.make_node("Concat", ["u2", "u0", "m1"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), name)
+             for name, v in (("i0", 0), ("i2", 2), ("ax", [0]), ("m1", [-1]))]
+    index = GraphIndex(normalized(_model(nodes, inits, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])))
+    asked, read = [], []
+    node_of, array = index.node_of, index.array
+    index.node_of = lambda tensor: asked.append(tensor) or node_of(tensor)
+    index.array = lambda name: read.append(name) or array(name)
+    entries = ShapeValues(index).value("shape")
+    assert [e.value for e in entries] == [3, None, -1]
+    assert [e.dim_source for e in entries[:2]] == [("x", 2), ("x", 0)]
+    assert entries[2].source[:3] == ("const", "m1", 0)
+    assert sorted(asked) == sorted(["shape", "u2", "u0", "n2", "n0", "s"])  # each once
+    assert sorted(read) == ["i0", "i2", "m1"]  # the axes "ax" are never read
