@@ -8,8 +8,8 @@ Tensors and nodes are keyed by name (node names are made unique by normalization
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -28,9 +28,9 @@ log = logging.getLogger(__name__)
 ARRAY_CACHE_BYTES = 256 * 2**20
 
 
-@dataclass(frozen=True)
-class Use:
-    """One input slot of one node: ``node.inputs[index]`` (``index`` -1: read inside a subgraph)."""
+class Use(NamedTuple):
+    """One input slot of one node: ``node.inputs[index]`` (``index`` -1: read inside a subgraph).
+    A named tuple: one is made per input of every node (a frozen dataclass cost twice as much)."""
 
     node: str
     index: int
@@ -55,18 +55,11 @@ class GraphIndex:
             self.node_order: list[str] = []
             self.producer: dict[str, str] = {}
             self.consumers: dict[str, list[Use]] = {}
-            for node in self.graph:
-                self.nodes[node.name] = node
-                self.node_order.append(node.name)
-                for i, value in enumerate(node.inputs):
-                    if value is not None and value.name:
-                        self.consumers.setdefault(value.name, []).append(Use(node.name, i))
-                for value in node.outputs:
-                    if value.name:
-                        self.producer[value.name] = node.name
+            graph_nodes = list(self.graph)  # one walk of onnx-ir's linked list (a generator per step)
+            self._link(graph_nodes)
             self.node_pos = {name: i for i, name in enumerate(self.node_order)}
             self.initializers: dict[str, ir.Value] = dict(self.graph.initializers)
-            self._add_implicit_uses()
+            self._add_implicit_uses(graph_nodes)
             self.graph_inputs = [v.name for v in self.graph.inputs if v.name not in self.initializers]
             self.graph_outputs = [v.name for v in self.graph.outputs]
             #: initializers also declared as graph inputs (old IR): treated as weights, shapes kept in sync
@@ -83,9 +76,30 @@ class GraphIndex:
                 shapes = skeleton_shapes(self.skeleton)
             self._shapes = shapes
 
-    def _add_implicit_uses(self) -> None:
+    def _link(self, graph_nodes: list[ir.Node]) -> None:
+        """Fill nodes, node order, producers and consumers (each node's name read once, the
+        dicts held in locals: 20k nodes, 33k uses: 60 -> 40 ms)."""
+        nodes, order, producer, consumers = self.nodes, self.node_order, self.producer, self.consumers
+        for node in graph_nodes:
+            name = node.name
+            nodes[name] = node
+            order.append(name)
+            for i, value in enumerate(node.inputs):
+                tensor = "" if value is None else value.name
+                if tensor:
+                    uses = consumers.get(tensor)
+                    if uses is None:
+                        consumers[tensor] = [Use(name, i)]
+                    else:
+                        uses.append(Use(name, i))
+            for value in node.outputs:
+                tensor = value.name
+                if tensor:
+                    producer[tensor] = name
+
+    def _add_implicit_uses(self, graph_nodes: list[ir.Node]) -> None:
         """Tensors read from inside a subgraph (If/Loop/Scan bodies) count as uses (index -1)."""
-        for node in self.graph:
+        for node in graph_nodes:
             if not has_subgraph(node):
                 continue
             for name in sorted(subgraph_reads_of(node)):

@@ -46,6 +46,23 @@ def test_index_links_producers_consumers_and_subgraph_reads():
     assert index.rank("r1") == 4 and index.opset("") == 17
 
 
+def test_uses_list_every_input_slot_in_node_order_and_skip_omitted_inputs():
+    """A tensor read twice by one node has two uses (slot order), readers in node order; an omitted
+    optional input ("") is nobody's use; a Use is a named tuple (node, index)."""
+    nodes = [helper.make_node("Mul", ["x", "x"], ["sq"], name="square"),
+             helper.make_node("Clip", ["sq", "", "hi"], ["c"], name="clip"),
+             helper.make_node("Add", ["c", "x"], ["y"], name="add")]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(nodes, "g", [value("x", TensorProto.FLOAT, [2])], [value("y", TensorProto.FLOAT, [2])],
+                              initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "hi")])
+    index = GraphIndex(from_proto(helper.make_model(graph)))
+    assert index.uses("x") == [Use("square", 0), Use("square", 1), Use("add", 1)]
+    assert index.uses("hi") == [("clip", 2)] and index.uses("hi")[0].node == "clip"
+    assert "" not in index.consumers and index.uses("y") == []
+    assert index.producer == {"sq": "square", "c": "clip", "y": "add"}
+    assert index.node_order == ["square", "clip", "add"] and index.node_pos == {"square": 0, "clip": 1, "add": 2}
+
+
 def test_initializers_declared_as_inputs_are_weights_unless_strict():
     model = rm.initializers_as_inputs()
     index = GraphIndex(from_proto(model))
