@@ -109,3 +109,26 @@ def test_ops_without_a_declared_size_fall_back_to_symbolic_inference(monkeypatch
     found = shapes.infer_shapes(build_transformer("gpt2", style="torchscript"))
     assert calls == [1]
     assert found["/transformer/Range_0_out0"][0] == ("sequence",)
+
+
+def test_value_infos_of_one_type_read_alike_and_each_size_kind_is_read():
+    """_collect_shapes reads each distinct type once: tensors of one type get equal entries, and every
+    kind of size reads as it should (static, named, onnx's ``unk__`` names and negative sizes as unknown,
+    no shape as None, a non-tensor type as (None, 0)); a later shape fills an earlier unknown one."""
+    make = onnx.helper.make_tensor_value_info
+    sequence = onnx.helper.make_value_info("seq", onnx.helper.make_sequence_type_proto(
+        onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [2])))
+    negative = make("neg", onnx.TensorProto.FLOAT, [3])
+    negative.type.tensor_type.shape.dim[0].dim_value = -1
+    graph = onnx.helper.make_graph(
+        [], "g", [make("x", onnx.TensorProto.FLOAT, ["batch", 8]), make("late", onnx.TensorProto.INT64, None)],
+        [make("y", onnx.TensorProto.FLOAT, ["batch", 8])],
+        value_info=[make("a", onnx.TensorProto.FLOAT, ["batch", 8]), make("b", onnx.TensorProto.FLOAT, ["unk__4", 8]),
+                    make("c", onnx.TensorProto.FLOAT16, ["batch", 8]), make("d", onnx.TensorProto.FLOAT, ["batch", 8]),
+                    make("late", onnx.TensorProto.INT64, [5]), make("x", onnx.TensorProto.FLOAT, [1, 8]),
+                    sequence, negative])
+    result: dict = {}
+    shapes._collect_shapes(graph, result)
+    assert result == {"x": (("batch", 8), 1), "late": ((5,), 7), "a": (("batch", 8), 1), "b": ((None, 8), 1),
+                      "c": (("batch", 8), 10), "d": (("batch", 8), 1), "seq": (None, 0), "neg": ((None,), 1),
+                      "y": (("batch", 8), 1)}
