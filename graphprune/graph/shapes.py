@@ -54,8 +54,9 @@ def skeleton_shapes(light: onnx.ModelProto) -> dict[str, tuple[Shape | None, int
     declared (rounds while they uncover more); when shapes stay unknown after all, the result is
     onnx's inference of the skeleton as it is, refined by onnxruntime's symbolic inference.
     """
-    # the initializers' shapes, read once (13.7k initializers at 20k nodes: 14 ms a pass)
-    weights = {init.name: (tuple(init.dims), init.data_type) for init in light.graph.initializer}
+    # the initializers' shapes, read once (13.7k initializers at 20k nodes: 11 ms a pass; dims[:] is a
+    # list made by protobuf, 30% cheaper than a tuple of the container)
+    weights = {init.name: (tuple(init.dims[:]), init.data_type) for init in light.graph.initializer}
     result, plain = _with_computed_shapes(light, weights)
     if result is None:
         plain = _onnx_inference(light) if plain is None else plain
@@ -94,24 +95,31 @@ def _with_computed_shapes(light: onnx.ModelProto, weights: dict) -> tuple[dict |
     return None, plain
 
 
-def _declared(light: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
-    """A copy of ``light`` with ``shapes`` (tensor -> (shape, elem type)) as its value_info."""
+def _declared(light: onnx.ModelProto, shapes: dict) -> onnx.ModelProto | bytes:
+    """``light`` with ``shapes`` (tensor -> (shape, elem type)) as its value_info. When ``light``
+    declares none of those tensors: serialized, light's bytes followed by those of a graph holding
+    only the declarations, which protobuf appends to light's value_info as it reads them (no copy
+    of light: 20k nodes 14 -> 6 ms); else a copy of ``light`` with its declarations of them replaced."""
+    declared = [onnx.helper.make_tensor_value_info(name, elem, list(shape)) for name, (shape, elem) in shapes.items()]
+    if not any(vi.name in shapes for vi in light.graph.value_info):
+        extra = onnx.ModelProto()
+        extra.graph.value_info.extend(declared)
+        return light.SerializeToString() + extra.SerializeToString()
     seeded = onnx.ModelProto()
     seeded.CopyFrom(light)
     kept = [vi for vi in seeded.graph.value_info if vi.name not in shapes]
     del seeded.graph.value_info[:]
     seeded.graph.value_info.extend(kept)
-    seeded.graph.value_info.extend(onnx.helper.make_tensor_value_info(name, elem, list(shape))
-                                   for name, (shape, elem) in shapes.items())
+    seeded.graph.value_info.extend(declared)
     return seeded
 
 
-def _onnx_inference(light: onnx.ModelProto) -> onnx.ModelProto:
+def _onnx_inference(light: onnx.ModelProto | bytes) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
         log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
-        return light
+        return light if isinstance(light, onnx.ModelProto) else onnx.load_from_string(light)
 
 
 def _complete(result: dict, light: onnx.ModelProto) -> bool:

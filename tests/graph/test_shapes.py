@@ -132,3 +132,30 @@ def test_value_infos_of_one_type_read_alike_and_each_size_kind_is_read():
     assert result == {"x": (("batch", 8), 1), "late": ((5,), 7), "a": (("batch", 8), 1), "b": ((None, 8), 1),
                       "c": (("batch", 8), 10), "d": (("batch", 8), 1), "seq": (None, 0), "neg": ((None,), 1),
                       "y": (("batch", 8), 1)}
+
+
+@pytest.mark.parametrize("redeclared", [False, True])
+def test_declared_sizes_are_appended_to_the_value_infos_a_skeleton_has(redeclared):
+    """The declarations onnx's inference is given: the skeleton's own value infos, those of the
+    declared tensors replaced (a copy), then the declared ones, whether they reach onnx as bytes
+    (no value info of a declared tensor: the skeleton's bytes and a graph of only the declarations)
+    or as a copy. Either way the skeleton itself is left as it was."""
+    make = onnx.helper.make_tensor_value_info
+    light = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["h"]), onnx.helper.make_node("Relu", ["h"], ["y"])], "g",
+        [make("x", onnx.TensorProto.FLOAT, ["batch", 3])], [make("y", onnx.TensorProto.FLOAT, None)],
+        value_info=[make("h", onnx.TensorProto.FLOAT, None)]))
+    before = light.SerializeToString()
+    seeds = {"y": (("batch", 3), onnx.TensorProto.FLOAT)} | ({"h": ((2, 3), onnx.TensorProto.FLOAT)} if redeclared else {})
+    declared = shapes._declared(light, seeds)
+    assert isinstance(declared, bytes) == (not redeclared)
+    model = onnx.load_from_string(declared) if isinstance(declared, bytes) else declared
+    expected = onnx.ModelProto()
+    expected.CopyFrom(light)
+    if redeclared:
+        del expected.graph.value_info[:]
+    expected.graph.value_info.extend(make(name, elem, list(dims)) for name, (dims, elem) in seeds.items())
+    assert model.SerializeToString() == expected.SerializeToString()
+    assert [vi.name for vi in model.graph.value_info] == (["y", "h"] if redeclared else ["h", "y"])
+    assert shapes._dims(model.graph.value_info[-1].type.tensor_type) == ((2, 3) if redeclared else ("batch", 3))
+    assert light.SerializeToString() == before
