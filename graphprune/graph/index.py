@@ -77,8 +77,8 @@ class GraphIndex:
             self._shapes = shapes
 
     def _link(self, graph_nodes: list[ir.Node]) -> None:
-        """Fill nodes, node order, producers and consumers (each node's name read once, the
-        dicts held in locals: 20k nodes, 33k uses: 60 -> 40 ms)."""
+        """Fill nodes, node order, producers and consumers (each node's name read once, the dicts
+        held in locals; with Use a named tuple, the index of 20k nodes without inference 91 -> 67 ms)."""
         nodes, order, producer, consumers = self.nodes, self.node_order, self.producer, self.consumers
         for node in graph_nodes:
             name = node.name
@@ -171,7 +171,7 @@ class GraphIndex:
 def _int64_array(tensor) -> np.ndarray | None:
     """The array ``tensor.numpy()`` gives, read straight off the protobuf for an int64 tensor with raw
     bytes (shapes, axes, indices: most constants a graph holds), else None. onnx-ir's numpy() goes
-    through enum and dtype lookups first (20k nodes, 11k such constants: 60 -> 20 ms)."""
+    through enum and dtype lookups first (20k nodes, 11k such constants: 36 -> 17 ms)."""
     if type(tensor) is not serde.TensorProtoTensor:
         return None
     proto = tensor.raw
