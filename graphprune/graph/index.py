@@ -168,17 +168,26 @@ class GraphIndex:
         return self.consumers.get(tensor, [])
 
 
-def _int64_array(tensor) -> np.ndarray | None:
-    """The array ``tensor.numpy()`` gives, read straight off the protobuf for an int64 tensor with raw
-    bytes (shapes, axes, indices: most constants a graph holds), else None. onnx-ir's numpy() goes
-    through enum and dtype lookups first (20k nodes, 11k such constants: 36 -> 17 ms)."""
+def int64_bytes(tensor) -> tuple[bytes, list] | None:
+    """(raw little-endian bytes, dims) of an int64 onnx-ir tensor read from a TensorProto that holds
+    its data as raw bytes (shapes, axes, indices: most constants a graph holds), else None."""
     if type(tensor) is not serde.TensorProtoTensor:
         return None
     proto = tensor.raw
     if proto.data_type != onnx.TensorProto.INT64 or proto.data_location or not proto.HasField("raw_data"):
         return None
-    arr = np.frombuffer(proto.raw_data, dtype=_LITTLE_INT64)
-    dims = proto.dims
+    return proto.raw_data, proto.dims
+
+
+def _int64_array(tensor) -> np.ndarray | None:
+    """The array ``tensor.numpy()`` gives, read straight off the protobuf for :func:`int64_bytes`
+    tensors, else None. onnx-ir's numpy() goes through enum and dtype lookups first (20k nodes,
+    11k such constants: 36 -> 17 ms)."""
+    found = int64_bytes(tensor)
+    if found is None:
+        return None
+    raw, dims = found
+    arr = np.frombuffer(raw, dtype=_LITTLE_INT64)
     if len(dims) == 1 and dims[0] == arr.size:
         return arr  # reshape, which reads the dims container, is most of the cost of a short vector
     return arr.reshape(tuple(dims))
