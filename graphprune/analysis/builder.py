@@ -61,11 +61,15 @@ class _NodeInfo:
 
 def _evaluate_rules(index: GraphIndex, values: ShapeValues, rules) -> dict[str, _NodeInfo]:
     infos: dict[str, _NodeInfo] = {}
+    found: dict[tuple[str, str], tuple] = {}  # (domain, op type) -> (rule, label), looked up once
     for name in index.node_order:
         node = index.nodes[name]
-        domain = node.domain or ""
-        fn = rules.lookup(domain, node.op_type, index.opset(domain))
-        label = f"{node.op_type}" if domain in ("", "ai.onnx") else f"{domain}.{node.op_type}"
+        domain, op_type = node.domain or "", node.op_type
+        hit = found.get((domain, op_type))
+        if hit is None:
+            hit = found[domain, op_type] = (rules.lookup(domain, op_type, index.opset(domain)),
+                                            op_type if domain in ("", "ai.onnx") else f"{domain}.{op_type}")
+        fn, label = hit
         if fn is None:
             known = "opset" if rules.lookup(domain, node.op_type, 10**6) or rules.lookup(domain, node.op_type, 1) else "op"
             why = (f"{label} node {name}: no rule for this {known}"

@@ -19,12 +19,23 @@ def copy_without_weights(model: onnx.ModelProto, light: onnx.ModelProto) -> None
     """Copy everything but the bytes of big initializers (they keep name, type and dims), for
     shape inference: small int64 constants (shapes, axes) keep their values."""
     copy_fields(model, light, skip=("graph",))
+    stripped = [_stripped(init) for init in model.graph.initializer]
+    if not any(stripped):
+        # nothing to leave out: one protobuf copy of the graph instead of a Python step per node
+        # (20k nodes of small weights: 28 -> 13 ms)
+        light.graph.CopyFrom(model.graph)
+        return
     copy_fields(model.graph, light.graph, skip=("initializer",))
-    for init in model.graph.initializer:
-        if _numel(init.dims) > _INFERENCE_KEEP_ELEMENTS and init.data_type != onnx.TensorProto.INT64:
+    for init, strip in zip(model.graph.initializer, stripped):
+        if strip:
             copy_fields(init, light.graph.initializer.add(), skip=_TENSOR_DATA_FIELDS)
         else:
             light.graph.initializer.add().CopyFrom(init)
+
+
+def _stripped(init: onnx.TensorProto) -> bool:
+    """Whether a weight-less copy keeps ``init`` without its data."""
+    return init.data_type != onnx.TensorProto.INT64 and _numel(init.dims) > _INFERENCE_KEEP_ELEMENTS
 
 
 def weightless_copy(model: onnx.ModelProto) -> onnx.ModelProto:

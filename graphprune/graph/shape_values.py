@@ -225,6 +225,7 @@ VALUE_OPS = {"Shape": _shape_value, "Gather": _gather_value, "Unsqueeze": _unsqu
 #: onnx's data propagation and onnxruntime's symbolic pass (working them out here too finds shapes
 #: that today's path does not, where onnxruntime's pass fails, and so changes analyses)
 SHAPE_OPS = {"Slice": _slice_shape}
+_READ_OPS = frozenset(VALUE_OPS) | frozenset(SHAPE_OPS)
 
 
 def _computed_inputs(state: ComputedSizes, node) -> bool:
@@ -246,12 +247,13 @@ def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferre
     state = ComputedSizes(graph, shapes)
     state.opset = opset
     slices = []
+    producers = state.producers
     for node in graph.node:
-        if node.domain not in ("", "ai.onnx") or not node.output or not node.input:
+        op_type = node.op_type  # read first: for the other nodes (most of a CNN) nothing else is read
+        if op_type not in _READ_OPS or node.domain not in ("", "ai.onnx") or not node.output or not node.input:
             continue
-        op_type = node.op_type
         if op_type in VALUE_OPS:  # (a Constant node has no input: its value is not followed)
-            state.producers[node.output[0]] = node
+            producers[node.output[0]] = node
         if op_type in SHAPE_OPS:
             slices.append(node)
     for node in slices:

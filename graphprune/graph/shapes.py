@@ -54,27 +54,30 @@ def skeleton_shapes(light: onnx.ModelProto) -> dict[str, tuple[Shape | None, int
     declared (rounds while they uncover more); when shapes stay unknown after all, the result is
     onnx's inference of the skeleton as it is, refined by onnxruntime's symbolic inference.
     """
-    result, plain = _with_computed_shapes(light)
+    # the initializers' shapes, read once (13.7k initializers at 20k nodes: 11 ms a pass; dims[:] is a
+    # list made by protobuf, 30% cheaper than a tuple of the container)
+    weights = {init.name: (tuple(init.dims[:]), init.data_type) for init in light.graph.initializer}
+    result, plain = _with_computed_shapes(light, weights)
     if result is None:
         plain = _onnx_inference(light) if plain is None else plain
         result = {}
         _collect_shapes(plain.graph, result)
         if not _complete(result, light):
             _refine_with_symbolic_inference(plain, result)
-    for init in light.graph.initializer:
-        result[init.name] = (tuple(init.dims), init.data_type)
+    result.update(weights)
     return result
 
 
-def _with_computed_shapes(light: onnx.ModelProto) -> tuple[dict | None, onnx.ModelProto | None]:
+def _with_computed_shapes(light: onnx.ModelProto, weights: dict) -> tuple[dict | None, onnx.ModelProto | None]:
     """(shapes, None) when onnx's inference with the computed sizes declared leaves no shape
-    unknown, else (None, onnx's inference of the skeleton as it is, when it was run)."""
+    unknown, else (None, onnx's inference of the skeleton as it is, when it was run).
+    ``weights``: tensor -> (shape, elem type) of the initializers."""
     from .shape_values import computed_shapes
 
     opset = next((o.version for o in light.opset_import if o.domain in ("", "ai.onnx")), 0)
     known: dict = {}
     _collect_shapes(light.graph, known)
-    known.update((i.name, (tuple(i.dims), i.data_type)) for i in light.graph.initializer)
+    known.update(weights)
     seeds: dict[str, tuple] = {}
     plain = None
     for round_ in range(MAX_SEED_ROUNDS):
@@ -92,24 +95,31 @@ def _with_computed_shapes(light: onnx.ModelProto) -> tuple[dict | None, onnx.Mod
     return None, plain
 
 
-def _declared(light: onnx.ModelProto, shapes: dict) -> onnx.ModelProto:
-    """A copy of ``light`` with ``shapes`` (tensor -> (shape, elem type)) as its value_info."""
+def _declared(light: onnx.ModelProto, shapes: dict) -> onnx.ModelProto | bytes:
+    """``light`` with ``shapes`` (tensor -> (shape, elem type)) as its value_info. When ``light``
+    declares none of those tensors: serialized, light's bytes followed by those of a graph holding
+    only the declarations, which protobuf appends to light's value_info as it reads them (no copy
+    of light: 20k nodes 14 -> 6 ms); else a copy of ``light`` with its declarations of them replaced."""
+    declared = [onnx.helper.make_tensor_value_info(name, elem, list(shape)) for name, (shape, elem) in shapes.items()]
+    if not any(vi.name in shapes for vi in light.graph.value_info):
+        extra = onnx.ModelProto()
+        extra.graph.value_info.extend(declared)
+        return light.SerializeToString() + extra.SerializeToString()
     seeded = onnx.ModelProto()
     seeded.CopyFrom(light)
     kept = [vi for vi in seeded.graph.value_info if vi.name not in shapes]
     del seeded.graph.value_info[:]
     seeded.graph.value_info.extend(kept)
-    seeded.graph.value_info.extend(onnx.helper.make_tensor_value_info(name, elem, list(shape))
-                                   for name, (shape, elem) in shapes.items())
+    seeded.graph.value_info.extend(declared)
     return seeded
 
 
-def _onnx_inference(light: onnx.ModelProto) -> onnx.ModelProto:
+def _onnx_inference(light: onnx.ModelProto | bytes) -> onnx.ModelProto:
     try:
         return onnx.shape_inference.infer_shapes(light, check_type=False, strict_mode=False, data_prop=True)
     except Exception as exc:  # noqa: BLE001 - inference is best effort; missing shapes become barriers
         log.warning("shape inference failed (%s); continuing with declared shapes only", exc)
-        return light
+        return light if isinstance(light, onnx.ModelProto) else onnx.load_from_string(light)
 
 
 def _complete(result: dict, light: onnx.ModelProto) -> bool:
@@ -119,15 +129,25 @@ def _complete(result: dict, light: onnx.ModelProto) -> bool:
 
 
 def _collect_shapes(graph: onnx.GraphProto, result: dict) -> None:
+    # value infos share few types: each distinct TypeProto (by its bytes) is read once (20k value
+    # infos of 4.7k types: 47 -> 27 ms); the entries are immutable tuples, shared between tensors
+    read: dict[bytes, tuple] = {}
     for vi in itertools.chain(graph.input, graph.value_info, graph.output):
-        shape, elem = None, 0
-        if vi.type.HasField("tensor_type"):  # each message read once: 20k value infos, one pass
-            tensor_type = vi.type.tensor_type
-            shape = _dims(tensor_type) if tensor_type.HasField("shape") else None
-            elem = tensor_type.elem_type
-        prev = result.get(vi.name)
-        if prev is None or (prev[0] is None and shape is not None):
-            result[vi.name] = (shape, elem)
+        entry = read.get(key := vi.type.SerializeToString())
+        if entry is None:
+            entry = read[key] = _shape_and_type(vi.type)
+        name = vi.name
+        prev = result.get(name)
+        if prev is None or (prev[0] is None and entry[0] is not None):
+            result[name] = entry
+
+
+def _shape_and_type(type_proto) -> tuple[Shape | None, int]:
+    """(shape, elem type) of a ``TypeProto``: (None, 0) for a non-tensor; shape None when unknown."""
+    if not type_proto.HasField("tensor_type"):
+        return None, 0
+    tensor_type = type_proto.tensor_type
+    return (_dims(tensor_type) if tensor_type.HasField("shape") else None), tensor_type.elem_type
 
 
 def _merge_dims(a: Shape | None, b: Shape | None) -> Shape | None:

@@ -356,9 +356,10 @@ def registered_ops() -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- helpers for rules
 def identity_all(res: RuleResult, src: str, dst: str, rank: int, skip: tuple = ()) -> None:
     """Link every axis of ``src`` to the same axis of ``dst`` (elementwise-style)."""
+    links = res.links
     for ax in range(rank):
         if ax not in skip:
-            res.link(Space(src, ax), Space(dst, ax))
+            links.append(Link(Space(src, ax), Space(dst, ax)))
 
 
 def pass_axes(res: RuleResult, src: str, dst: str, rank: int, *, reasons: dict | None = None,

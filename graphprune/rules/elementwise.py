@@ -1,7 +1,7 @@
 """Elementwise ops: activations, binary ops with broadcasting, normalizations per channel."""
 from __future__ import annotations
 
-from .base import CHANNEL, PRODUCER, RuleContext, RuleResult, Space, identity_all, register
+from .base import CHANNEL, PRODUCER, Link, RuleContext, RuleResult, Space, identity_all, register
 
 #: ops computing each output element from the same element of the single data input
 UNARY_OPS = (
@@ -68,6 +68,9 @@ def broadcast_links(ctx: RuleContext, res: RuleResult, inputs: list[str], out: s
     if oshape is None:
         return
     rank = len(oshape)
+    # the output's spaces are made once for all inputs, links appended directly (20k links at 20k nodes)
+    out_spaces = [Space(out, k) for k in range(rank)]
+    links = res.links
     for idx, name in enumerate(inputs):
         if not name:
             continue
@@ -81,7 +84,7 @@ def broadcast_links(ctx: RuleContext, res: RuleResult, inputs: list[str], out: s
             if dim == 1 and odim != 1:
                 continue  # broadcast: this axis does not carry channels
             if dim is None or odim is None or dim == odim:
-                res.link(Space(name, ax), Space(out, ax + shift), role=role, tag=tag, neutral=neutral)
+                links.append(Link(Space(name, ax), out_spaces[ax + shift], None, role, tag, neutral))
             else:
                 res.barrier(Space(name, ax), f"{ctx.node.op_type} broadcasts axis {ax} of {name} "
                                              f"(size {dim}) against size {odim}")

@@ -94,7 +94,7 @@ def test_channel_count_copied_into_reshape_is_followed():
 
 def test_a_constant_read_twice_names_each_use_and_is_read_once():
     """Entries of one initializer read by two nodes name the use they were asked for (surgery rewrites
-    that use's copy); the initializer's array is read from the graph once, not per use."""
+    that use's copy); the initializer's elements are read from the graph once, not per use."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 6])
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["a"], name="r1"),
              helper.make_node("Reshape", ["x", "shape"], ["b"], name="r2")]
@@ -102,9 +102,9 @@ def test_a_constant_read_twice_names_each_use_and_is_read_once():
     index = GraphIndex(normalized(_model(nodes, inits, [x], [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
                                                              for n in "ab"])))
     read = []
-    array = index.array
-    index.array = lambda name: read.append(name) or array(name)
     values = ShapeValues(index)
+    read_ints = values._read_ints
+    values._read_ints = lambda name: read.append(name) or read_ints(name)
     first = values.input_value(index.nodes["r1"], 1)
     second = values.input_value(index.nodes["r2"], 1)
     plain = values.value("shape")
@@ -114,3 +114,55 @@ def test_a_constant_read_twice_names_each_use_and_is_read_once():
     assert [e.source for e in plain] == [None, None]
     assert values.value("w") is None and values.value("w") is None  # a float weight has no entries
     assert read == ["shape", "w"]
+
+
+def test_each_tensor_above_a_shape_vector_is_looked_up_once_and_unread_axes_are_not_read():
+    """Two sizes of one Shape node, each through Gather and Unsqueeze, into a Concat (a diamond): the
+    evaluator looks every tensor's producer up once (a tensor with inputs left to compute becomes a
+    plan on the stack, not a second lookup) and never reads the Unsqueeze axes its value ignores."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 3])
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Gather", ["s", "i0"], ["n0"], axis=0),
+             helper.make_node("Gather", ["s", "i2"], ["n2"], axis=0),
+             helper.make_node("Unsqueeze", ["n0", "ax"], ["u0"]),
+             helper.make_node("Unsqueeze", ["n2", "ax"], ["u2"]),
+             helper.make_node("Concat", ["u2", "u0", "m1"], ["shape"], axis=0),
+             helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    inits = [numpy_helper.from_array(np.array(v, np.int64), name)
+             for name, v in (("i0", 0), ("i2", 2), ("ax", [0]), ("m1", [-1]))]
+    index = GraphIndex(normalized(_model(nodes, inits, [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])))
+    asked, read = [], []
+    node_of = index.node_of
+    index.node_of = lambda tensor: asked.append(tensor) or node_of(tensor)
+    values = ShapeValues(index)
+    read_ints = values._read_ints
+    values._read_ints = lambda name: read.append(name) or read_ints(name)
+    entries = values.value("shape")
+    assert [e.value for e in entries] == [3, None, -1]
+    assert [e.dim_source for e in entries[:2]] == [("x", 2), ("x", 0)]
+    assert entries[2].source[:3] == ("const", "m1", 0)
+    assert sorted(asked) == sorted(["shape", "u2", "u0", "n2", "n0", "s"])  # each once
+    assert sorted(read) == ["i0", "i2", "m1"]  # the axes "ax" are never read
+
+
+def test_small_integer_constants_read_off_their_bytes_equal_their_arrays():
+    """The elements ShapeValues reads of an int64 constant held as raw bytes (unpacked from them) are
+    those of its array; other constants (int32, int64_data, floats, 2-D, over 64 elements) take the
+    array path, and only small integer scalars and vectors have elements."""
+    arrays = {"scalar": np.array(-2, np.int64), "vector": np.array([4, -1, 2**40], np.int64),
+              "empty": np.zeros(0, np.int64), "long": np.arange(65, dtype=np.int64),
+              "matrix": np.ones((2, 2), np.int64), "int32": np.array([3, 5], np.int32),
+              "floats": np.array([1.5], np.float32)}
+    inits = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
+    inits.append(helper.make_tensor("listed", TensorProto.INT64, [2], [7, -8]))  # int64_data, no raw bytes
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])
+    index = GraphIndex(normalized(_model([helper.make_node("Relu", ["x"], ["y"])], inits, [x],
+                                         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])))
+    values = ShapeValues(index)
+    expected = {"scalar": (-2,), "vector": (4, -1, 2**40), "empty": (), "int32": (3, 5), "listed": (7, -8)}
+    for tensor in inits:
+        ints = values._read_ints(tensor.name)
+        assert ints == expected.get(tensor.name), tensor.name
+        assert ints is None or all(type(v) is int for v in ints)
+        if ints is not None:
+            assert ints == tuple(numpy_helper.to_array(tensor).reshape(-1).tolist())

@@ -46,6 +46,23 @@ def test_index_links_producers_consumers_and_subgraph_reads():
     assert index.rank("r1") == 4 and index.opset("") == 17
 
 
+def test_uses_list_every_input_slot_in_node_order_and_skip_omitted_inputs():
+    """A tensor read twice by one node has two uses (slot order), readers in node order; an omitted
+    optional input ("") is nobody's use; a Use is a named tuple (node, index)."""
+    nodes = [helper.make_node("Mul", ["x", "x"], ["sq"], name="square"),
+             helper.make_node("Clip", ["sq", "", "hi"], ["c"], name="clip"),
+             helper.make_node("Add", ["c", "x"], ["y"], name="add")]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(nodes, "g", [value("x", TensorProto.FLOAT, [2])], [value("y", TensorProto.FLOAT, [2])],
+                              initializer=[numpy_helper.from_array(np.array(1.0, np.float32), "hi")])
+    index = GraphIndex(from_proto(helper.make_model(graph)))
+    assert index.uses("x") == [Use("square", 0), Use("square", 1), Use("add", 1)]
+    assert index.uses("hi") == [("clip", 2)] and index.uses("hi")[0].node == "clip"
+    assert "" not in index.consumers and index.uses("y") == []
+    assert index.producer == {"sq": "square", "c": "clip", "y": "add"}
+    assert index.node_order == ["square", "clip", "add"] and index.node_pos == {"square": 0, "clip": 1, "add": 2}
+
+
 def test_initializers_declared_as_inputs_are_weights_unless_strict():
     model = rm.initializers_as_inputs()
     index = GraphIndex(from_proto(model))
@@ -66,6 +83,28 @@ def test_array_values_are_read_only_and_the_cache_is_bounded(monkeypatch):
         np.testing.assert_array_equal(index.array(name), expected[name])
     assert set(index._arrays) == {"w4", "w2"}                 # w1, least recently used, went out
     assert index._cached_bytes <= index_module.ARRAY_CACHE_BYTES
+
+
+def test_int64_constants_read_off_the_proto_equal_onnx_irs_numpy():
+    """The fast path for int64 constants with raw bytes (scalar, vector, matrix, empty) gives the
+    array onnx-ir's numpy() gives; int64_data-only, external and float tensors take onnx-ir's path."""
+    arrays = {"scalar": np.array(-3, dtype=np.int64), "vector": np.array([1, -1, 2**40], dtype=np.int64),
+              "matrix": np.arange(6, dtype=np.int64).reshape(2, 3), "empty": np.zeros(0, dtype=np.int64),
+              "floats": np.arange(3, dtype=np.float32)}
+    protos = [numpy_helper.from_array(a, name) for name, a in arrays.items()]
+    protos.append(helper.make_tensor("listed", TensorProto.INT64, [2], [7, -8]))  # int64_data, no raw bytes
+    graph = helper.make_graph([], "g", [], [], initializer=protos)
+    index = GraphIndex(from_proto(helper.make_model(graph)), shapes={})
+    for proto in protos:
+        tensor = index.initializers[proto.name].const_value
+        fast = index_module._int64_array(tensor)
+        assert (fast is None) == (proto.name in ("floats", "listed")), proto.name
+        expected = tensor.numpy()
+        got = index.array(proto.name)
+        assert got.dtype == expected.dtype and got.shape == expected.shape, proto.name
+        np.testing.assert_array_equal(got, expected)
+    assert index.array("matrix").shape == (2, 3) and index.array("scalar").shape == ()
+    np.testing.assert_array_equal(index.array("listed"), [7, -8])
 
 
 def test_index_keeps_the_skeleton_shape_inference_ran_on():

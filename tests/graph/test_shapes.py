@@ -109,3 +109,53 @@ def test_ops_without_a_declared_size_fall_back_to_symbolic_inference(monkeypatch
     found = shapes.infer_shapes(build_transformer("gpt2", style="torchscript"))
     assert calls == [1]
     assert found["/transformer/Range_0_out0"][0] == ("sequence",)
+
+
+def test_value_infos_of_one_type_read_alike_and_each_size_kind_is_read():
+    """_collect_shapes reads each distinct type once: tensors of one type get equal entries, and every
+    kind of size reads as it should (static, named, onnx's ``unk__`` names and negative sizes as unknown,
+    no shape as None, a non-tensor type as (None, 0)); a later shape fills an earlier unknown one."""
+    make = onnx.helper.make_tensor_value_info
+    sequence = onnx.helper.make_value_info("seq", onnx.helper.make_sequence_type_proto(
+        onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, [2])))
+    negative = make("neg", onnx.TensorProto.FLOAT, [3])
+    negative.type.tensor_type.shape.dim[0].dim_value = -1
+    graph = onnx.helper.make_graph(
+        [], "g", [make("x", onnx.TensorProto.FLOAT, ["batch", 8]), make("late", onnx.TensorProto.INT64, None)],
+        [make("y", onnx.TensorProto.FLOAT, ["batch", 8])],
+        value_info=[make("a", onnx.TensorProto.FLOAT, ["batch", 8]), make("b", onnx.TensorProto.FLOAT, ["unk__4", 8]),
+                    make("c", onnx.TensorProto.FLOAT16, ["batch", 8]), make("d", onnx.TensorProto.FLOAT, ["batch", 8]),
+                    make("late", onnx.TensorProto.INT64, [5]), make("x", onnx.TensorProto.FLOAT, [1, 8]),
+                    sequence, negative])
+    result: dict = {}
+    shapes._collect_shapes(graph, result)
+    assert result == {"x": (("batch", 8), 1), "late": ((5,), 7), "a": (("batch", 8), 1), "b": ((None, 8), 1),
+                      "c": (("batch", 8), 10), "d": (("batch", 8), 1), "seq": (None, 0), "neg": ((None,), 1),
+                      "y": (("batch", 8), 1)}
+
+
+@pytest.mark.parametrize("redeclared", [False, True])
+def test_declared_sizes_are_appended_to_the_value_infos_a_skeleton_has(redeclared):
+    """The declarations onnx's inference is given: the skeleton's own value infos, those of the
+    declared tensors replaced (a copy), then the declared ones, whether they reach onnx as bytes
+    (no value info of a declared tensor: the skeleton's bytes and a graph of only the declarations)
+    or as a copy. Either way the skeleton itself is left as it was."""
+    make = onnx.helper.make_tensor_value_info
+    light = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["h"]), onnx.helper.make_node("Relu", ["h"], ["y"])], "g",
+        [make("x", onnx.TensorProto.FLOAT, ["batch", 3])], [make("y", onnx.TensorProto.FLOAT, None)],
+        value_info=[make("h", onnx.TensorProto.FLOAT, None)]))
+    before = light.SerializeToString()
+    seeds = {"y": (("batch", 3), onnx.TensorProto.FLOAT)} | ({"h": ((2, 3), onnx.TensorProto.FLOAT)} if redeclared else {})
+    declared = shapes._declared(light, seeds)
+    assert isinstance(declared, bytes) == (not redeclared)
+    model = onnx.load_from_string(declared) if isinstance(declared, bytes) else declared
+    expected = onnx.ModelProto()
+    expected.CopyFrom(light)
+    if redeclared:
+        del expected.graph.value_info[:]
+    expected.graph.value_info.extend(make(name, elem, list(dims)) for name, (dims, elem) in seeds.items())
+    assert model.SerializeToString() == expected.SerializeToString()
+    assert [vi.name for vi in model.graph.value_info] == (["y", "h"] if redeclared else ["h", "y"])
+    assert shapes._dims(model.graph.value_info[-1].type.tensor_type) == ((2, 3) if redeclared else ("batch", 3))
+    assert light.SerializeToString() == before
