@@ -30,6 +30,7 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     from ..graph.detached import detach, detach_proto
     from ..validation import validate
     from ..validation.compare import pending_reference
+    from ..validation.remembered import RememberedRuns
     from ..validation.runner import make_session
 
     # the oracle's session is made and run on a worker (one core) while the pruned model's is made
@@ -39,7 +40,13 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model",
                                        samples=oracle_samples, seed=options.seed,
                                        input_shapes=options.input_shapes, threads=1)
-    candidate = make_session(detach(pruned.model), exact=True, label="pruned model")
+    data, label, samples = options.data, None, options.samples
+    if split is not None and split.check_data() is not None:
+        data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
+    # without data the drift's first feeds are the oracle's: their runs are not made twice
+    # (validation.remembered)
+    candidate = RememberedRuns(make_session(detach(pruned.model), exact=True, label="pruned model"),
+                               oracle_samples if data is None else 0)
     oracle = validate(oracle_session, candidate, samples=oracle_samples,
                       input_shapes=options.input_shapes, seed=options.seed, rtol=ORACLE_RTOL, atol=ORACLE_ATOL,
                       rtol_of_scale=ORACLE_SCALE_RTOL, progress=options.progress)
@@ -51,9 +58,6 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
         raise ValidationFailed("internal consistency check failed: the pruned model does not compute what the "
                                "original computes without the removed channels; nothing was written "
                                "(please report this model)")
-    data, label, samples = options.data, None, options.samples
-    if split is not None and split.check_data() is not None:
-        data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
     # a model whose session was not made during the pruning reaches onnxruntime detached too (its
     # weights as arrays: no serialized copy, and no temporary file above 2 GB)
     drift = validate(original or detach_proto(source.proto), candidate, data=data, samples=samples,

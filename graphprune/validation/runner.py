@@ -171,9 +171,12 @@ def _make_and_run(model: onnx.ModelProto | Detached, exact: bool, label: str, fe
 
 
 def is_session(value) -> bool:
-    """True for an onnxruntime session (without importing onnxruntime when none was made)."""
+    """True for an onnxruntime session, or one that remembers its runs (without importing
+    onnxruntime when none was made)."""
+    from .remembered import RememberedRuns
+
     ort = sys.modules.get("onnxruntime")
-    return ort is not None and isinstance(value, ort.InferenceSession)
+    return isinstance(value, RememberedRuns) or (ort is not None and isinstance(value, ort.InferenceSession))
 
 
 def output_names(sess: ort.InferenceSession) -> list[str]:
