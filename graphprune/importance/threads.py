@@ -23,7 +23,8 @@ MAX_WORKERS = 4
 def score_groups(groups: list, scorer, tiebreak, index) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """Per group, in order: ``(scorer's scores as float64, tiebreak's scores or None)``.
 
-    An error of any group is raised once every started group has ended."""
+    An error of any group is raised once the groups being scored have ended; the others are not
+    started."""
     def both(group):
         scores = np.asarray(scorer.score(group, index), dtype=np.float64)
         return scores, (tiebreak.score(group, index) if tiebreak is not None else None)
@@ -33,9 +34,12 @@ def score_groups(groups: list, scorer, tiebreak, index) -> list[tuple[np.ndarray
     large = [i for i, group in enumerate(groups) if safe and param_bytes(group, index) >= WORKER_BYTES]
     if workers < 2 or len(large) < 2:
         return [both(group) for group in groups]
-    with ThreadPoolExecutor(min(workers, len(large)), thread_name_prefix="graphprune-score") as pool:
+    pool = ThreadPoolExecutor(min(workers, len(large)), thread_name_prefix="graphprune-score")
+    try:
         pending = {i: pool.submit(both, groups[i]) for i in large}
         return [pending[i].result() if i in pending else both(group) for i, group in enumerate(groups)]
+    finally:  # on an error or Ctrl-C, the groups not started yet are dropped, not scored
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def param_bytes(group, index) -> int:
