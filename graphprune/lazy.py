@@ -19,6 +19,23 @@ def lazy_exports(package: str, exports: dict[str, str]):
     return __getattr__
 
 
+def import_beside(*names: str) -> threading.Thread:
+    """Import ``names`` on a daemon thread, while the caller does work that releases the GIL (reading
+    and parsing a model: ResNet-50's load then hides about 50 ms of networkx's 0.1 s import). A
+    module the caller imports meanwhile waits for the thread's import of it; a failure is left for
+    the caller's own import to raise."""
+    def run():
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the import where the module is used reports it
+                return
+
+    thread = threading.Thread(target=run, name="graphprune-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 class _Deferred(types.ModuleType):
     """Stands in ``sys.modules`` for a module until one of its attributes is read; then it imports
     the real module, puts it back in ``sys.modules`` and forwards every attribute to it."""

@@ -80,3 +80,37 @@ def test_nothing_is_deferred_when_sympy_or_onnx_ir_came_first():
         print(json.dumps({"deferred": defer_imports(), "sympy": type(sys.modules["sympy"]).__name__}))
     """)
     assert out == {"deferred": [], "sympy": "module"}
+
+
+def test_prune_imports_networkx_on_a_thread_while_it_reads_the_model(tmp_path):
+    """The analysis imports networkx where it builds the groups; ``prune`` starts that import on a
+    thread before it reads the model, so the two overlap."""
+    out = _run(f"""
+        import json, sys, threading
+        import graphprune.api, graphprune.pipeline, graphprune.analysis.builder
+        before = "networkx" in sys.modules
+        import graphprune.lazy as lazy
+        threads = []
+        real = lazy.import_beside
+        def recording(*names):
+            thread = real(*names)
+            threads.append((names, thread.name, thread.daemon, thread is not threading.current_thread()))
+            return thread
+        lazy.import_beside = recording
+        from graphprune.cli import main
+        rc = main(["prune", {str(DEMO)!r}, "-o", {str(tmp_path / "slim.onnx")!r}, "--ratio", "0.5", "--no-validate"])
+        print(json.dumps({{"before": before, "rc": rc, "threads": threads, "after": "networkx" in sys.modules}}))
+    """)
+    assert out == {"before": False, "rc": 0, "threads": [[["networkx"], "graphprune-imports", True, True]],
+                   "after": True}
+
+
+def test_import_beside_leaves_a_failing_import_to_the_caller():
+    out = _run("""
+        import json, sys
+        from graphprune.lazy import import_beside
+        thread = import_beside("graphprune_no_such_module", "json")
+        thread.join(30)
+        print(json.dumps({"alive": thread.is_alive(), "missing": "graphprune_no_such_module" in sys.modules}))
+    """)
+    assert out == {"alive": False, "missing": False}

@@ -23,7 +23,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-import networkx as nx
 import onnx
 
 from ..errors import UsageError
@@ -299,6 +298,8 @@ def _factoring_spaces(raw: dict, key: tuple) -> set[Space]:
 def _groups(flood: _Flood, maker: GroupMaker, infos: dict) -> tuple[list[Group], set[Space]]:
     """Groups of every component (one per family of factors where axes are split), and the
     spaces of components whose factors could not be kept apart."""
+    import networkx as nx  # imported here, not above: `prune` imports it beside loading the model (lazy.import_beside)
+
     discovered = flood.discovered
     links_by_space: dict[Space, list[Link]] = {}  # the links of a reached space (both ends are reached)
     for link in flood.links:

@@ -48,6 +48,7 @@ Ctrl-C stops the workers and writes nothing (exit 130)."""
 def _run(args: argparse.Namespace) -> int:
     from ..api import prune
     from ..io import check_output_path, save_model
+    from ..lazy import import_beside
     from ..pipeline.load import load
     from ..planning.plan_file import write_masks
     from ..report import check_report_path
@@ -59,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.export_masks:
         check_output_path(args.export_masks, (args.model, args.output))
     vkw = _validation_kwargs(args)
+    import_beside("networkx")  # the analysis' graph library, imported while the model is read
     source = load(args.model)
     title = f"prune {args.model} -> {out}"
     try:
