@@ -5,7 +5,8 @@
     python benchmarks/bench_pipeline.py --only sizes --sizes 5000      # only the graph-size table
 
 1. **Whole commands against the I/O floor** (ResNet-50, 25.6 M parameters, 98 MB): in fresh
-   interpreters, interleaved run by run so every command sees the same machine noise,
+   interpreters, interleaved run by run so every command sees the same machine noise (the order
+   turns by one each run, so no command always follows the same one),
    ``python -c "onnx.save(onnx.load(M), OUT)"`` (the floor), ``python -c pass`` (the interpreter's
    own start, beside ``graphprune --version`` and ``--help``),
    ``graphprune prune M --ratio 0.5 --no-validate`` and ``graphprune prune M --ratio 0.5``
@@ -79,8 +80,9 @@ def whole_commands(model: Path, ratio: float, runs: int) -> list[tuple[str, floa
         times: dict[str, list[float]] = {k: [] for k in cmds}
         for argv in cmds.values():  # one untimed run each: bytecode written, files in the page cache
             _timed(argv)
-        for _ in range(runs):
-            for label, argv in cmds.items():
+        items = list(cmds.items())
+        for run in range(runs):  # the order turns each run: a command right after another runs faster
+            for label, argv in items[run % len(items):] + items[:run % len(items)]:
                 times[label].append(_timed(argv))
     floor = statistics.median(next(iter(times.values())))
     return [(label, statistics.median(t), statistics.median(t) / floor) for label, t in times.items()]
