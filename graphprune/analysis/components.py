@@ -28,3 +28,8 @@ def component_labels(count: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarr
             if np.array_equal(jumped, parent):
                 break
             parent = jumped
+
+
+def ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The integers ``start, start + 1, ... start + size - 1`` of every (start, size), one after another."""
+    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()), dtype=np.int64)

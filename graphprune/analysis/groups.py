@@ -11,8 +11,8 @@ import numpy as np
 from ..graph.index import GraphIndex
 from ..rules.base import CONSUMER, PRODUCER, Link, Space
 from .barriers import space_barriers, touching_nodes
-from .components import component_labels
-from .partitions import Partition, _ranges
+from .components import component_labels, ranges
+from .partitions import Partition
 from .types import Barrier, Group, ParamSlice
 
 KV_RATIO = ("grouped-query attention keeps its query/key-value head ratio (the query heads of one key/value "
@@ -53,7 +53,7 @@ def slots(spaces: list[Space], sizes: dict, links: list[Link]) -> tuple[int, dic
         return 0, {}, errors
     if same:
         at_a, at_b, counts = np.array(same, dtype=np.int64).T
-        positions = _ranges(np.zeros(len(same), np.int64), counts)
+        positions = ranges(np.zeros(len(same), np.int64), counts)
         rows.append(np.repeat(at_a, counts) + positions)
         cols.append(np.repeat(at_b, counts) + positions)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..rules.base import HEADS, QUERY_GROUP, Link, Space, part_coordinates
-from .components import component_labels
+from .components import component_labels, ranges
 
 #: the families of factors, in the order their groups are listed
 KINDS = ("heads", "query", "dims")
@@ -131,12 +131,12 @@ class _Component:
             identity = np.array([lk.pairs is None for lk in self.links], dtype=bool)
             same, paired = self.ends[identity], [lk.pairs for lk in self.links if lk.pairs is not None]
             n_same, n_paired = self.size_array[same[:, 0]], np.array([len(pp) for pp in paired], dtype=np.int64)
-            same_pos = _ranges(np.zeros(len(same), np.int64), n_same)
+            same_pos = ranges(np.zeros(len(same), np.int64), n_same)
             pairs = np.concatenate(paired).astype(np.int64) if paired else np.zeros((0, 2), np.int64)
             ties = np.array(self.ties, dtype=np.int64).reshape(-1, 2)
             steps = np.array([self.spaces[p].part for _, p in self.ties], dtype=np.int64).reshape(-1, 2)
             n_ties = self.size_array[ties[:, 0]]
-            tie_pos = _ranges(np.zeros(len(ties), np.int64), n_ties)  # positions of the whole, and their digits
+            tie_pos = ranges(np.zeros(len(ties), np.int64), n_ties)  # positions of the whole, and their digits
             table = np.concatenate([
                 _edge_columns(same, n_same, same_pos, same_pos),
                 _edge_columns(self.ends[~identity], n_paired, pairs[:, 0], pairs[:, 1]),
@@ -191,13 +191,13 @@ def _labels(comp: _Component, leaf_sets: list[frozenset]) -> list[_Labelled]:
     table, bounds = comp.edges()
     regions = np.array(edge_regions, dtype=np.int64)
     n_edges = bounds[regions + 1] - bounds[regions]
-    edges = table[:, _ranges(bounds[regions], n_edges)]
+    edges = table[:, ranges(bounds[regions], n_edges)]
     block = np.repeat(np.array(edge_block, dtype=np.int64) * n, n_edges)
     roots = component_labels(total, starts[np.searchsorted(keys, block + edges[0])] + edges[1],
                              starts[np.searchsorted(keys, block + edges[2])] + edges[3])
     leaf = np.searchsorted(keys, np.array(leaf_keys, dtype=np.int64))
     reaches_leaf = np.zeros(total, dtype=bool)  # roots are vertex ids: mark those the leaves reach
-    reaches_leaf[roots[_ranges(starts[leaf], sizes[leaf])]] = True
+    reaches_leaf[roots[ranges(starts[leaf], sizes[leaf])]] = True
     covered = reaches_leaf[roots]
     reached_roots, inverse = np.unique(roots[covered], return_inverse=True)
     firsts = np.cumsum(counts) - counts  # first instance of each block
@@ -233,11 +233,6 @@ def _edge_columns(ends: np.ndarray, counts: np.ndarray, pos_a: np.ndarray, pos_b
     """Columns (space a, position in a, space b, position in b): ``counts[k]`` edges for the k-th
     pair of ``ends``, their positions one pair after another in ``pos_a`` and ``pos_b``."""
     return np.stack([np.repeat(ends[:, 0], counts), pos_a, np.repeat(ends[:, 1], counts), pos_b])
-
-
-def _ranges(starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The integers ``start, start + 1, ... start + size - 1`` of every (start, size), one after another."""
-    return np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
 
 
 def _is_function_of(labels: np.ndarray, coords: np.ndarray) -> bool:

@@ -74,13 +74,13 @@ class Group:
         slots = self.slot_of[space]
         if removed.size == 0:
             return np.arange(slots.size, dtype=np.int64)
-        return np.flatnonzero(~self._slot_mask(removed)[slots]).astype(np.int64, copy=False)
+        return np.flatnonzero(~self.slot_mask(removed)[slots]).astype(np.int64, copy=False)
 
     def removed_positions(self, space: Space, removed) -> np.ndarray:
         """Sorted positions of ``space`` whose slot is in ``removed``."""
-        return np.flatnonzero(self._slot_mask(removed)[self.slot_of[space]]).astype(np.int64, copy=False)
+        return np.flatnonzero(self.slot_mask(removed)[self.slot_of[space]]).astype(np.int64, copy=False)
 
-    def _slot_mask(self, slots) -> np.ndarray:
+    def slot_mask(self, slots) -> np.ndarray:
         """True at every slot id in ``slots`` (ids outside the group are no slot of it)."""
         slots = np.asarray(slots, dtype=np.int64).ravel()
         mask = np.zeros(self.n_slots, dtype=bool)

@@ -29,7 +29,7 @@ MAX_VALUES = 64
 class ComputedSizes:
     """Values of small int64 tensors and the shapes known so far, filled by one walk of a graph."""
 
-    def __init__(self, graph: onnx.GraphProto, shapes: dict):
+    def __init__(self, graph: onnx.GraphProto, shapes: dict, opset: int = 0):
         #: tensor -> (shape, elem type) known before the walk (inference or declarations)
         self.shapes = shapes
         #: tensor -> (shape, elem type) found by the walk, where ``shapes`` has none or unknown sizes
@@ -43,7 +43,7 @@ class ComputedSizes:
         self.producers: dict[str, onnx.NodeProto] = {}
         #: tensors whose producer was followed (its value is in ``values`` when one was found)
         self.followed: set[str] = set()
-        self.opset = 0
+        self.opset = opset  # of the default domain: the value ops read their attributes by it
 
     def _read_constant(self, name: str) -> None:
         tensor = self.constants[name]
@@ -244,8 +244,7 @@ def computed_shapes(graph: onnx.GraphProto, shapes: dict, opset: int, *, inferre
     thousands of shape computations and a handful of Slices whose bounds onnx cannot read). The
     Slices are tried in node order, so a value read off a sliced tensor's shape sees the shape
     found for it, as a walk of every node in order would."""
-    state = ComputedSizes(graph, shapes)
-    state.opset = opset
+    state = ComputedSizes(graph, shapes, opset)
     slices = []
     producers = state.producers
     for node in graph.node:

@@ -38,8 +38,7 @@ def kept_positions(analysis: Analysis, removed: dict[int, np.ndarray]) -> dict[S
             raise PruningError(f"group {gid} ({group.title}) is blocked and cannot be pruned")
         # Group.kept_positions for every space at once: the slot mask made once per group, not per
         # space (20k-node chain, 24,754 spaces: 21 -> 10 ms)
-        kept_slots = np.ones(group.n_slots, dtype=bool)
-        kept_slots[slots[(slots >= 0) & (slots < group.n_slots)]] = False
+        kept_slots = ~group.slot_mask(slots)
         for space in group.spaces:
             kept = np.flatnonzero(kept_slots[group.slot_of[space]]).astype(np.int64, copy=False)
             if space in out:

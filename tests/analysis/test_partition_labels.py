@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphprune.analysis.partitions import _ranges, _segment_max, partition_component
+from graphprune.analysis.components import ranges
+from graphprune.analysis.partitions import _segment_max, partition_component
 from graphprune.rules.base import HEADS, Link, Space
 
 P, X = Space("p", 0), Space("x", 2)
@@ -68,7 +69,7 @@ def test_a_component_without_split_axes_has_no_partitions():
 
 
 def test_ranges_lists_each_run_one_after_another():
-    out = _ranges(np.array([5, 0, 9], dtype=np.int64), np.array([2, 0, 3], dtype=np.int64))
+    out = ranges(np.array([5, 0, 9], dtype=np.int64), np.array([2, 0, 3], dtype=np.int64))
     np.testing.assert_array_equal(out, [5, 6, 9, 10, 11])
 
 
