@@ -13,6 +13,7 @@ import logging
 import mmap
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
@@ -206,22 +207,57 @@ def load_model(path: str | os.PathLike, load_external: bool = True, check: bool 
     out of topological order is sorted); declared dims of -1 become unknown
     (:func:`graphprune.input_checks.normalize_declared_dims`); nothing else is changed.
     """
+    return read_model(path, load_external, check)[0]
+
+
+def read_model(path: str | os.PathLike, load_external: bool = True,
+               check: bool = True) -> tuple[onnx.ModelProto, ModelFile | None]:
+    """:func:`load_model`'s model, and its file as a :class:`ModelFile` when the file holds exactly
+    that model (nothing was sorted or made unknown, and the external data was read), else None."""
     path = Path(path)
     label = str(path)
+    before = _stamp(path)
     model = _read_proto(path)
-    normalize_declared_dims(model, label)
+    changed = normalize_declared_dims(model, label)
     check_tensors(model, label)
     plan = _plan_external(model, path)
+    stamps = ((path, before), *((target, _stamp(target)) for target in plan))
     if check:
         check_versions(model, label)
         check_declared_shapes(model, label)
-        check_structure(model, label)
+        changed += check_structure(model, label)
     _EXTERNAL_FILES[path.resolve()] = frozenset(plan)
     if plan and load_external:
         _read_external(plan, path)
     if check:
         run_checker(model, label)
-    return model
+    as_read = not changed and (load_external or not plan)
+    return model, ModelFile(path, model, stamps) if as_read else None
+
+
+def _stamp(path: Path) -> tuple[int, ...] | None:
+    """What tells a file's versions apart: device, inode, size and modification time (None: gone)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+@dataclass(frozen=True, eq=False)
+class ModelFile:
+    """A model file (and its external-data files) holding exactly ``proto``, as :func:`read_model`
+    read it. onnxruntime can read it itself: no copy of the weights is made in Python, and the
+    interpreter's lock stays free while onnxruntime reads and parses it."""
+
+    path: Path
+    proto: onnx.ModelProto
+    #: (file, :func:`_stamp`) of the model file and each external-data file, before they were read
+    stamps: tuple[tuple[Path, tuple | None], ...]
+
+    def unchanged(self) -> bool:
+        """True while every file still has the stamp it had when it was read."""
+        return all(stamp is not None and _stamp(file) == stamp for file, stamp in self.stamps)
 
 
 def external_files_of(path: str | os.PathLike, parse: bool = True) -> frozenset[Path]:

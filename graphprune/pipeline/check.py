@@ -33,13 +33,14 @@ def check(pruned: Pruned, source: Source, options: Options, split=None, original
     from ..validation.remembered import RememberedRuns
     from ..validation.runner import make_session
 
-    # the oracle's session is made and run on a worker (one core) while the pruned model's is made
-    # here; neither is optimized by onnxruntime, so the oracle comparison is exact; one session
-    # serves both checks
+    # the oracle's session is made and run on a worker while the pruned model's is made here; neither
+    # is optimized by onnxruntime, so the oracle comparison is exact; one session serves both checks.
+    # The oracle's runs may take every core but do not spin: the original's worker holds one core
+    # until its runs end, then the oracle's take both (ResNet-50: 0.93x the whole prune)
     oracle_samples = options.samples or 2
     oracle_session = pending_reference(pruned.oracle_reference, exact=True, label="oracle model",
                                        samples=oracle_samples, seed=options.seed,
-                                       input_shapes=options.input_shapes, threads=1)
+                                       input_shapes=options.input_shapes, spin=False)
     data, label, samples = options.data, None, options.samples
     if split is not None and split.check_data() is not None:
         data, label, samples = split.check_data(), split.label, None if split.data is None else options.samples
@@ -82,9 +83,12 @@ def original_session(source: Source, options: Options):
 
     if model_byte_size(source.proto) > EARLY_SESSION_BYTES:
         return None
+    # onnxruntime reads the model's file itself when it holds the model as loaded: no copy of the
+    # weights is made here, and the pruning keeps the interpreter's lock (ResNet-50: 0.90x the whole prune)
+    model = source.file or source.proto
     if options.data is not None or options.calib is not None:  # the drift is measured on the user's data
-        return PendingSession(source.proto, exact=False, label="original model", threads=1)
-    return pending_reference(source.proto, exact=False, label="original model", samples=options.samples,
+        return PendingSession(model, exact=False, label="original model", threads=1)
+    return pending_reference(model, exact=False, label="original model", samples=options.samples,
                              seed=options.seed, input_shapes=options.input_shapes, threads=1)
 
 

@@ -16,7 +16,8 @@ def load(model: onnx.ModelProto | str | os.PathLike | Source, label: str | None 
         return model
     if isinstance(model, onnx.ModelProto):
         return Source(model, label or model.graph.name or "model")
-    from ..io import load_model
+    from ..io import read_model
 
     path = Path(model)
-    return Source(load_model(path), label or path.name, path)
+    proto, file = read_model(path)
+    return Source(proto, label or path.name, path, file)

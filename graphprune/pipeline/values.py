@@ -16,6 +16,7 @@ import onnx
 import onnx_ir as ir
 
 from ..analysis.types import Analysis
+from ..io.read import ModelFile
 from ..planning.cost import Cost
 from ..planning.planner import Decision
 
@@ -27,6 +28,9 @@ class Source:
     proto: onnx.ModelProto
     label: str
     path: Path | None = None
+    #: the file at ``path`` when it holds exactly ``proto`` (:func:`graphprune.io.read_model`): the
+    #: original's session is made from it
+    file: ModelFile | None = None
 
     @cached_property
     def fingerprint(self) -> str:

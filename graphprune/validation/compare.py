@@ -26,7 +26,7 @@ from .feeds import random_feeds
 from .metrics import OutputAccumulator, OutputMetrics
 from .sizes import ResolvedShapes
 from .table import metrics_table
-from ..io.read import ModelLike, as_model, model_label
+from ..io.read import ModelFile, ModelLike, as_model, model_label
 from .runner import PendingSession, is_session, make_session, output_names, run_session
 
 log = logging.getLogger(__name__)
@@ -134,15 +134,15 @@ def _feeds(reference, data, samples, seed, input_shapes, image_options):
     return iter_inputs(data, reference, limit=samples, **(image_options or {})), label, None
 
 
-def pending_reference(model: onnx.ModelProto | Detached, *, exact: bool, label: str, samples: int | None = None,
-                      seed: int = 0, input_shapes: Mapping | None = None,
-                      threads: int | None = None) -> PendingSession:
+def pending_reference(model: onnx.ModelProto | Detached | ModelFile, *, exact: bool, label: str,
+                      samples: int | None = None, seed: int = 0, input_shapes: Mapping | None = None,
+                      threads: int | None = None, spin: bool = True) -> PendingSession:
     """The session of ``model`` made on a worker thread, which also runs the seeded random feeds that
     :func:`validate` makes with the same ``samples``, ``seed`` and ``input_shapes`` (without data):
     given as ``validate``'s reference, its outputs are not computed again."""
     feeds, _, resolved = _feeds(_inputs_model(model), None, samples, seed, input_shapes, None)
     return PendingSession(model, exact=exact, label=label, feeds=feeds,
-                          feeds_key=(_random_key(samples, seed, input_shapes), resolved), threads=threads)
+                          feeds_key=(_random_key(samples, seed, input_shapes), resolved), threads=threads, spin=spin)
 
 
 def _random_key(samples: int | None, seed: int, input_shapes: Mapping | None) -> tuple:
@@ -163,7 +163,7 @@ def _inputs_model(value) -> onnx.ModelProto:
     """The ModelProto whose graph inputs the feeds follow (a detached model's skeleton)."""
     if isinstance(value, PendingSession):
         return value.model
-    return value.proto if isinstance(value, Detached) else as_model(value)
+    return value.proto if isinstance(value, (Detached, ModelFile)) else as_model(value)
 
 
 def _session(value, model: onnx.ModelProto | None, exact: bool, label: str):

@@ -18,7 +18,7 @@ import onnx
 
 from ..errors import DataError, InvalidModelError
 from ..graph.detached import Detached
-from ..io import PROTOBUF_LIMIT, model_byte_size
+from ..io import PROTOBUF_LIMIT, ModelFile, model_byte_size
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -32,12 +32,17 @@ def _onnxruntime():
 
     return onnxruntime
 
-def session_options(*, exact: bool, threads: int | None = None) -> ort.SessionOptions:
+def session_options(*, exact: bool, threads: int | None = None, spin: bool = True) -> ort.SessionOptions:
+    """``threads``: onnxruntime's threads for one run (None: its default, every core); ``spin``:
+    False makes them sleep between runs and ops instead of busy-waiting, so that a session sharing
+    the cores with others takes a core only while it computes."""
     ort = _onnxruntime()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_DISABLE_ALL if exact
                                      else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
     opts.log_severity_level = 4  # errors reach the user as one line through the raised exception
+    if not spin:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -73,9 +78,11 @@ def _serialized(model: onnx.ModelProto | bytes, ir_version: int | None) -> bytes
         model.ir_version = original
 
 
-def _create(model: onnx.ModelProto | Detached | bytes, exact: bool, threads: int | None,
-            ir_version: int | None) -> ort.InferenceSession:
-    opts = session_options(exact=exact, threads=threads)
+def _create(model: onnx.ModelProto | Detached | ModelFile | bytes, exact: bool, threads: int | None,
+            ir_version: int | None, spin: bool = True) -> ort.InferenceSession:
+    opts = session_options(exact=exact, threads=threads, spin=spin)
+    if isinstance(model, ModelFile):
+        return _create_from_file(model, opts, ir_version)
     if isinstance(model, Detached):
         return _create_detached(model, opts, ir_version)
     if isinstance(model, bytes) or model_byte_size(model) < PROTOBUF_LIMIT - 2**20:
@@ -88,6 +95,20 @@ def _create(model: onnx.ModelProto | Detached | bytes, exact: bool, threads: int
             copy.ir_version = ir_version
         onnx.save_model(copy, str(path), save_as_external_data=True, location="model.onnx.data")
         return _onnxruntime().InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _create_from_file(model: ModelFile, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
+    """onnxruntime reads the file itself; from the ModelProto (detached) if the file changed since it
+    was read, for a lowered IR version, or if onnxruntime refuses the file (the ModelProto decides)."""
+    from ..graph.detached import detach_proto
+
+    if ir_version is None and model.unchanged():
+        try:
+            return _onnxruntime().InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception zoo; the proto route reports
+            log.debug("%s: onnxruntime refused the file (%s); the loaded model is given instead",
+                      model.path, first_line(exc))
+    return _create_detached(detach_proto(model.proto), opts, ir_version)
 
 
 def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
@@ -104,25 +125,26 @@ def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int 
     return session
 
 
-def make_session(model: onnx.ModelProto | Detached | bytes, *, exact: bool = True, threads: int | None = None,
-                 label: str = "model") -> ort.InferenceSession:
+def make_session(model: onnx.ModelProto | Detached | ModelFile | bytes, *, exact: bool = True,
+                 threads: int | None = None, spin: bool = True, label: str = "model") -> ort.InferenceSession:
     """An ORT CPU session for ``model``; models above the protobuf limit go through a temporary file.
     A :class:`~graphprune.graph.detached.Detached` model's arrays go to onnxruntime as they are;
-    ``bytes`` are a serialized model (below the protobuf limit).
+    a :class:`~graphprune.io.ModelFile` is read by onnxruntime; ``bytes`` are a serialized model
+    (below the protobuf limit). ``threads`` and ``spin``: see :func:`session_options`.
 
     A model stamped with a newer IR version than this onnxruntime reads (onnx's helpers stamp
     the newest) is retried once with the IR version ORT supports, with a log line.
     """
     try:
         try:
-            return _create(model, exact, threads, None)
+            return _create(model, exact, threads, None, spin)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception zoo
             limit = _IR_LIMIT.search(str(exc))
             if not limit:
                 raise
             log.info("%s: IR version %s is newer than onnxruntime's %s; running it as IR %s",
                      label, limit.group(1), limit.group(2), limit.group(2))
-            return _create(model, exact, threads, int(limit.group(2)))
+            return _create(model, exact, threads, int(limit.group(2)), spin)
     except Exception as exc:  # noqa: BLE001 - all mean the same here
         raise InvalidModelError(f"{label}: onnxruntime cannot load it: {first_line(exc)}") from exc
 
@@ -140,17 +162,20 @@ class PendingSession:
     """A session being made on a worker thread (onnxruntime releases the GIL while it builds and
     runs one, so the caller's own work goes on beside it), with the ModelProto whose graph inputs
     feed it. With ``feeds``, the worker also runs them (:meth:`outputs`); ``feeds_key`` says how
-    they were made, so that a caller can tell they are the ones it would make. ``threads``:
-    onnxruntime's threads for the session (None: its default, every core).
+    they were made, so that a caller can tell they are the ones it would make. ``threads`` and
+    ``spin``: onnxruntime's threads for the session (see :func:`session_options`).
 
     A ModelProto is detached on the worker (:func:`~graphprune.graph.detached.detach_proto`): its
-    weights are read there, not serialized. :meth:`result` waits, and raises what making it raised."""
+    weights are read there, not serialized; a :class:`~graphprune.io.ModelFile` is read by
+    onnxruntime. :meth:`result` waits, and raises what making it raised."""
 
-    def __init__(self, model: onnx.ModelProto | Detached, *, exact: bool, label: str,
-                 feeds: list[dict] | None = None, feeds_key: tuple | None = None, threads: int | None = None):
-        self.model = model.proto if isinstance(model, Detached) else model
+    def __init__(self, model: onnx.ModelProto | Detached | ModelFile, *, exact: bool, label: str,
+                 feeds: list[dict] | None = None, feeds_key: tuple | None = None, threads: int | None = None,
+                 spin: bool = True):
+        self.model = model.proto if isinstance(model, (Detached, ModelFile)) else model
         self.label, self.feeds, self.feeds_key = label, feeds, feeds_key
-        self._future = on_worker("graphprune-session", _make_and_run, model, exact, label, feeds or [], threads)
+        self._future = on_worker("graphprune-session", _make_and_run, model, exact, label, feeds or [], threads,
+                                 spin)
 
     def result(self) -> ort.InferenceSession:
         return self._future.result()[0]
@@ -160,13 +185,13 @@ class PendingSession:
         return self._future.result()[1]
 
 
-def _make_and_run(model: onnx.ModelProto | Detached, exact: bool, label: str, feeds: list[dict],
-                  threads: int | None):
+def _make_and_run(model: onnx.ModelProto | Detached | ModelFile, exact: bool, label: str, feeds: list[dict],
+                  threads: int | None, spin: bool):
     if isinstance(model, onnx.ModelProto):
         from ..graph.detached import detach_proto
 
         model = detach_proto(model)
-    session = make_session(model, exact=exact, threads=threads, label=label)
+    session = make_session(model, exact=exact, threads=threads, spin=spin, label=label)
     return session, [run_session(session, feed, label=label, sample=i) for i, feed in enumerate(feeds)]
 
 

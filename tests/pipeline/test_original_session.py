@@ -4,7 +4,10 @@ from __future__ import annotations
 import dataclasses
 import importlib
 
+import onnx
+
 from graphprune.pipeline import Options, compose, load
+from graphprune.validation import compare
 from graphprune.validation.runner import PendingSession
 from models.zoo import build
 
@@ -37,3 +40,20 @@ def test_the_drift_is_the_same_with_the_session_made_early_or_at_the_check(monke
     for a, b in zip(early.drift.outputs, late.drift.outputs):
         assert dataclasses.asdict(a) == dataclasses.asdict(b)
     assert early.drift.drift.value("cosine") == late.drift.drift.value("cosine") > 0
+
+
+def test_a_model_read_from_a_file_has_its_original_session_made_from_the_file(tmp_path, monkeypatch):
+    model = build("resnet50", size="small", batch=1)
+    path = tmp_path / "r50.onnx"
+    onnx.save(model, str(path))
+    source = load(path)
+    assert source.file is not None and source.file.proto is source.proto and source.file.path == path
+    given = []
+    real = compare.pending_reference
+    monkeypatch.setattr(compare, "pending_reference", lambda m, **k: given.append(m) or real(m, **k))
+    from_file = compose.prune(path, Options(ratio=0.5, progress=False))
+    assert given[0] is not None and given[0].path == path    # the original's: onnxruntime reads the file
+    from_proto = compose.prune(model, Options(ratio=0.5, progress=False))
+    assert from_file.drift.samples == from_proto.drift.samples == 4
+    for a, b in zip(from_file.drift.outputs, from_proto.drift.outputs):
+        assert dataclasses.asdict(a) == dataclasses.asdict(b)
