@@ -9,6 +9,7 @@ traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import os
@@ -127,6 +128,10 @@ def run() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+    # the interpreter's last collection would walk every object left (the graph, the analysis,
+    # sessions' wrappers) only to find what reference counting frees anyway: freezing them skips it
+    # (ResNet-50 prune: 0.1 s of the exit's 0.2 s)
+    gc.freeze()
     sys.exit(code)
 
 
