@@ -9,6 +9,7 @@ traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import importlib
 import logging
@@ -132,7 +133,29 @@ def run() -> None:
     # sessions' wrappers) only to find what reference counting frees anyway: freezing them skips it
     # (ResNet-50 prune: 0.1 s of the exit's 0.2 s)
     gc.freeze()
+    if _only_this_thread():
+        # nothing runs beside: the exit handlers run (logging, temporary files, a cluster's shutdown),
+        # then the process ends without tearing every module and object down one by one (the rest
+        # of the exit's 0.2 s); every output was written and closed by the command itself
+        atexit._run_exitfuncs()
+        _flush_standard_streams()
+        os._exit(code)
     sys.exit(code)
+
+
+def _only_this_thread() -> bool:
+    """True when no other thread Python would wait for at exit is alive."""
+    import threading
+
+    return all(t is threading.current_thread() or t.daemon or not t.is_alive() for t in threading.enumerate())
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # a reader gone, a stream closed or replaced
+            pass
 
 
 def _workers_busy() -> bool:
