@@ -66,9 +66,11 @@ class Detached:
             if name not in copied:
                 arrays[name] = np.array(arrays[name], copy=True)
                 copied.add(name)
-            index = [slice(None)] * arrays[name].ndim
-            index[axis] = positions
-            arrays[name][tuple(index)] = value
+            array = arrays[name]
+            # one masked pass over the array: setting the slices by fancy indexing writes a few
+            # elements at a time (an input channel of a 1x1 convolution is one float per row), about
+            # 2x slower on ResNet-50's oracle
+            np.copyto(array, np.asarray(value, array.dtype), where=_positions_mask(array.shape, axis, positions))
         return Detached(self.proto, MappingProxyType(arrays))
 
     def to_proto(self) -> onnx.ModelProto:
@@ -106,6 +108,13 @@ def detach(model: ir.Model, written: WrittenNodes | None = None) -> Detached:
 def detach_proto(proto: onnx.ModelProto) -> Detached:
     """:func:`detach` of a ModelProto (which is only read: its weights are copied out once)."""
     return detach(from_proto(proto))
+
+
+def _positions_mask(shape: tuple, axis: int, positions: np.ndarray) -> np.ndarray:
+    """True at ``positions`` of ``axis``, shaped to broadcast against an array of ``shape``."""
+    mask = np.zeros(shape[axis], dtype=bool)
+    mask[positions] = True
+    return mask.reshape([-1 if d == axis else 1 for d in range(len(shape))])
 
 
 def _stub(proto: onnx.TensorProto, name: str, data_type: int, dims) -> None:

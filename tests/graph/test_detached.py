@@ -126,3 +126,22 @@ def test_prune_checks_its_detached_pruned_model_against_the_detached_oracle():
     assert result.drift.samples == 4 and result.oracle.outputs[0].max_abs < 1e-4
     direct = result.model if isinstance(result.model, onnx.ModelProto) else to_proto(result.model)
     assert sum(int(np.prod(t.dims)) for t in direct.graph.initializer) == result.params_after
+
+
+def test_fills_set_exactly_the_given_positions_to_the_given_value_on_every_axis_and_type():
+    rng = np.random.default_rng(3)
+    skeleton = onnx.ModelProto()
+    arrays = {"f": rng.standard_normal((6, 5, 3, 2)).astype(np.float32), "i": rng.integers(-9, 9, (4, 7), np.int64),
+              "h": rng.standard_normal((5, 8)).astype(np.float16)}
+    fills = [("f", 1, np.array([4, 0, 4]), 0.0), ("f", 3, np.array([1]), 2.5), ("f", 0, np.array([], np.int64), 0.0),
+             ("i", 1, np.array([-1, 2]), 7), ("h", 0, np.array([0, 3]), 1.0)]
+    got = Detached(skeleton, arrays, tuple(fills)).filled().arrays
+    for name, array in arrays.items():
+        expected = array.copy()
+        for n, axis, positions, value in fills:   # what fancy indexing sets, one fill after another
+            if n == name:
+                index = [slice(None)] * expected.ndim
+                index[axis] = positions
+                expected[tuple(index)] = value
+        assert got[name].dtype == array.dtype and got[name] is not array
+        np.testing.assert_array_equal(got[name], expected)
