@@ -73,6 +73,12 @@ class Detached:
             np.copyto(array, np.asarray(value, array.dtype), where=_positions_mask(array.shape, axis, positions))
         return Detached(self.proto, MappingProxyType(arrays))
 
+    def refers_to_files(self) -> bool:
+        """Whether the skeleton keeps references to real external-data files (a tensor that was
+        never loaded stays one), besides its stubs."""
+        return any(t.data_location == onnx.TensorProto.EXTERNAL and not _is_stub(t)
+                   for t in self.proto.graph.initializer)
+
     def to_proto(self) -> onnx.ModelProto:
         """A complete ModelProto: the skeleton with every stub filled with its array (a copy)."""
         arrays = self.filled().arrays

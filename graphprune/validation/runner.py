@@ -115,12 +115,14 @@ def _create_detached(model: Detached, opts: ort.SessionOptions, ir_version: int 
                      in_place: bool = False) -> ort.InferenceSession:
     """A session of the skeleton, its stub initializers given as the arrays themselves (not copied
     into protobuf bytes); the session keeps the arrays alive, as onnxruntime reads their memory.
-    ``in_place`` (only for a session without graph optimizations): see :func:`_weights_in_place`."""
+    ``in_place`` (only for a session without graph optimizations): see :func:`_weights_in_place`,
+    which is not taken for a skeleton that refers to real data files (they would be looked for
+    beside its empty one)."""
     ort = _onnxruntime()
     model = model.filled()
     names = list(model.arrays)
     values = [ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(model.arrays[n])) for n in names]
-    if names and in_place:
+    if names and in_place and not model.refers_to_files():
         session = _weights_in_place(model, names, values, opts, ir_version)
     else:
         if names:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+import onnx
 from onnx import TensorProto, helper
 
 from graphprune.graph.detached import Detached, detach_proto
@@ -56,3 +57,16 @@ def test_an_optimized_session_is_given_copies_and_folds_the_real_weights(tmp_pat
     np.testing.assert_allclose(session.run(None, feed)[0], _expected(), rtol=1e-4, atol=1e-3)
     detached.arrays["w"][0, 0] += 1.0                 # onnxruntime's own copy: unchanged
     np.testing.assert_allclose(session.run(None, feed)[0], _expected(), rtol=1e-4, atol=1e-3)
+
+
+def test_a_skeleton_that_refers_to_real_data_files_is_computed_from_them_on_the_copying_route(tmp_path, monkeypatch):
+    # a model handed over with its external data not loaded: those tensors stay references to the
+    # file (relative to the working directory, as onnxruntime reads a model given as bytes)
+    path = tmp_path / "m.onnx"
+    onnx.save(_foldable(), str(path), save_as_external_data=True, location="m.data", size_threshold=0)
+    monkeypatch.chdir(tmp_path)
+    detached = detach_proto(onnx.load(str(path), load_external_data=False))
+    assert detached.refers_to_files()
+    feed = {"x": np.broadcast_to(X, (N, N)).copy()}
+    np.testing.assert_allclose(make_session(detached, exact=True).run(None, feed)[0], _expected(), rtol=1e-4, atol=1e-3)
+    assert not _detached().refers_to_files()
