@@ -20,8 +20,10 @@ def lazy_exports(package: str, exports: dict[str, str]):
 
 
 def import_beside(*names: str) -> threading.Thread:
-    """Import ``names`` on a daemon thread, while the caller does work that releases the GIL (reading
-    and parsing a model: ResNet-50's load then hides about 50 ms of networkx's 0.1 s import). A
+    """Import ``names`` on a daemon thread while the caller works. The import needs the GIL, so it
+    only overlaps what releases it: reading a model's file does, protobuf's parse does not, and
+    numpy's arithmetic in the fold does (ResNet-50 ``prune --no-validate``: 0.93x the whole command
+    against importing networkx where the analysis needs it). A
     module the caller imports meanwhile waits for the thread's import of it; a failure is left for
     the caller's own import to raise."""
     def run():

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 
 from ..errors import DataError, InvalidModelError
-from ..graph.detached import Detached
+from ..graph.detached import STUB_LOCATION, Detached, detach_proto
 from ..io import PROTOBUF_LIMIT, ModelFile, model_byte_size
 
 if TYPE_CHECKING:
@@ -100,8 +100,6 @@ def _create(model: onnx.ModelProto | Detached | ModelFile | bytes, exact: bool, 
 def _create_from_file(model: ModelFile, opts: ort.SessionOptions, ir_version: int | None) -> ort.InferenceSession:
     """onnxruntime reads the file itself; from the ModelProto (detached) if the file changed since it
     was read, for a lowered IR version, or if onnxruntime refuses the file (the ModelProto decides)."""
-    from ..graph.detached import detach_proto
-
     if ir_version is None and model.unchanged():
         try:
             return _onnxruntime().InferenceSession(str(model.path), opts, providers=["CPUExecutionProvider"])
@@ -143,8 +141,6 @@ def _weights_in_place(model: Detached, names: list[str], values: list, opts: ort
     Never with graph optimizations: onnxruntime would fold constants from that file's zeros before
     it puts the arrays in (``tests/validation/test_weights_in_place.py`` keeps optimized sessions off
     this route)."""
-    from ..graph.detached import STUB_LOCATION
-
     with tempfile.TemporaryDirectory(prefix="graphprune-ort-") as tmp:
         with open(Path(tmp) / STUB_LOCATION, "wb") as fh:
             fh.truncate(max(int(model.arrays[n].nbytes) for n in names))
@@ -218,8 +214,6 @@ class PendingSession:
 def _make_and_run(model: onnx.ModelProto | Detached | ModelFile, exact: bool, label: str, feeds: list[dict],
                   threads: int | None, spin: bool):
     if isinstance(model, onnx.ModelProto):
-        from ..graph.detached import detach_proto
-
         model = detach_proto(model)
     session = make_session(model, exact=exact, threads=threads, spin=spin, label=label)
     return session, [run_session(session, feed, label=label, sample=i) for i, feed in enumerate(feeds)]
